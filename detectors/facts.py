@@ -1,0 +1,161 @@
+"""The values that go into the detectors and the findings that come out.
+
+Detectors are pure functions of these values: everything they would otherwise
+fetch (upstream metadata, download counts, the clock) arrives here, so every
+rule can be tested with plain data and replayed later from stored facts.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    from detectors.corpus import NameIndex, PopularCorpus
+
+__all__ = [
+    "DownloadStats",
+    "Finding",
+    "InternalNames",
+    "ProjectFacts",
+    "ReleaseFacts",
+    "Severity",
+]
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is; ordered so that policies can say "at least high"."""
+
+    INFO = 0
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    def __str__(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """'high' -> Severity.HIGH; raises ValueError naming the allowed words."""
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            allowed = ", ".join(str(s) for s in cls)
+            raise ValueError(f"unknown severity {text!r} (expected one of: {allowed})") from None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing a detector noticed, with the evidence a reviewer needs.
+
+    ``target`` names the project being imitated or the internal name being
+    claimed; ``release`` is set when the finding concerns one release only (a
+    hold), so that a policy blocks that release rather than the project.
+    ``evidence`` must stay JSON-serialisable: it is stored next to the decision.
+    """
+
+    detector: str
+    severity: Severity
+    title: str
+    target: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+    release: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (severity as its lower-case word)."""
+        return {
+            "detector": self.detector,
+            "severity": str(self.severity),
+            "title": self.title,
+            "target": self.target,
+            "release": self.release,
+            "evidence": dict(self.evidence),
+        }
+
+
+@dataclass(frozen=True)
+class DownloadStats:
+    """Recent download counts of one project.
+
+    Each count is ``None`` when the source did not say: an unknown count must
+    never be read as zero, or every project missing from a statistics service
+    would look abandoned (or, worse, a young project would look harmless).
+    """
+
+    last_day: int | None = None
+    last_week: int | None = None
+    last_month: int | None = None
+
+    def __post_init__(self) -> None:
+        for label in ("last_day", "last_week", "last_month"):
+            value = getattr(self, label)
+            if value is not None and value < 0:
+                raise ValueError(f"{label} must be >= 0 or None, got {value}")
+
+    @property
+    def known(self) -> bool:
+        return any(v is not None for v in (self.last_day, self.last_week, self.last_month))
+
+
+@dataclass(frozen=True)
+class InternalNames:
+    """The organisation's own project names and glob patterns (e.g. ``acme-*``).
+
+    Built once from configuration and internal sources, then shared by every
+    check: its similarity index is the expensive part.
+    """
+
+    names: frozenset[str] = frozenset()
+    patterns: tuple[str, ...] = ()
+    index: NameIndex | None = None
+
+    @classmethod
+    def build(cls, names: Any = (), patterns: Any = ()) -> InternalNames:
+        """Canonicalise ``names`` (raising ``InvalidName`` for bad ones) and index them."""
+        from detectors.corpus import NameIndex, Project
+        from detectors.names import canonical
+
+        canon = frozenset(canonical(n) for n in names)
+        pats = tuple(p.strip().lower() for p in patterns if p.strip())
+        index = NameIndex(Project(name=n, kind="internal") for n in sorted(canon))
+        return cls(names=canon, patterns=pats, index=index)
+
+
+@dataclass(frozen=True)
+class ProjectFacts:
+    """Everything known about one requested project at one moment.
+
+    Upstream facts are ``None`` when unknown (not fetched, or the project does
+    not exist upstream); detectors skip rules whose facts are missing rather
+    than guessing.  ``now`` is injected so that ages and cooldowns are
+    reproducible and no detector reads the clock.
+    """
+
+    name: str
+    now: datetime
+    internal: InternalNames = field(default_factory=InternalNames)
+    corpus: PopularCorpus | None = None
+    exists_upstream: bool | None = None
+    first_upload: datetime | None = None
+    release_uploads: Mapping[str, datetime] = field(default_factory=dict)
+    roles: Mapping[str, str] | None = None
+    previous_roles: Mapping[str, str] | None = None
+    emails: frozenset[str] | None = None
+    previous_emails: frozenset[str] | None = None
+    ownership_changed_at: datetime | None = None
+    downloads: DownloadStats | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    """One release of a project, for the per-release detectors (cooldown, ownership)."""
+
+    project: str
+    version: str
+    uploaded_at: datetime | None
+    now: datetime
+    ownership_changed_at: datetime | None = None

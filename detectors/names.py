@@ -1,0 +1,151 @@
+"""Name forms used to compare a requested project name with protected names.
+
+An attacker picks a name that a hurried human or a sloppy script will take for
+another one.  PEP 503 normalisation already makes ``Foo_Bar`` and ``foo-bar``
+the *same* project, so those are not attacks; everything that survives PEP 503
+but still reads the same to a person is.  Each function here removes one kind
+of difference so that the detectors can compare names with that difference
+ignored, and say in words which difference it was.
+"""
+
+from __future__ import annotations
+
+import re
+
+from packaging.utils import InvalidName, canonicalize_name
+
+__all__ = [
+    "InvalidName",
+    "canonical",
+    "compact",
+    "core",
+    "fold_lookalikes",
+    "squeeze",
+    "token_key",
+    "tokens",
+    "ultra_normalize",
+]
+
+# Characters that render alike in common fonts.  Single characters are
+# folded with str.translate; the two-letter look-alikes afterwards.
+_FOLD_CHARS = str.maketrans({"0": "o", "1": "l", "i": "l"})
+_FOLD_PAIRS = (("rn", "m"), ("vv", "w"))
+
+# Words people glue onto a project name to say "the Python one" or "the
+# client for it".  Only the py/python family is stripped when glued without a
+# separator: "pytorch" and "numpy" carry it that way, while "fastapi" or
+# "matplotlib" would be torn apart by stripping "api" or "lib" from the end.
+_PREFIX_WORDS = frozenset({"py", "python", "python3", "py3"})
+_SUFFIX_WORDS = frozenset(
+    {"py", "py3", "python", "python3", "lib", "sdk", "client", "api"}
+)
+_GLUED_PREFIXES = ("python3", "python", "py3", "py")
+_GLUED_SUFFIXES = ("python3", "python", "py3", "py")
+_VERSION_WORD = re.compile(r"v?\d+")
+_GLUED_VERSION = re.compile(r"(?<=[a-z])v?\d+$")
+_REPEATS = re.compile(r"(.)\1+")
+
+# A core shorter than this says too little to compare: "py-io" must not be
+# reduced to "io" and then match every two-letter project.
+_MIN_CORE = 3
+
+
+def canonical(name: str) -> str:
+    """PEP 503 form; raises ``InvalidName`` for names no index would accept.
+
+    Validation happens here, at the door, so that every later form can assume
+    a name made of letters, digits and single dashes.
+    """
+    return canonicalize_name(name, validate=True)
+
+
+def tokens(name: str) -> list[str]:
+    """The words of a canonical name (PEP 503 leaves only '-' as separator)."""
+    return name.split("-")
+
+
+def compact(name: str) -> str:
+    """Canonical name without separators: 'python-dateutil' -> 'pythondateutil'.
+
+    Separators are free for an attacker to add, drop or move, so comparisons
+    of spelling happen on this form.
+    """
+    return name.replace("-", "")
+
+
+def fold_lookalikes(text: str) -> str:
+    """Map characters that look alike to one representative (0->o, 1/i->l, rn->m, vv->w)."""
+    text = text.translate(_FOLD_CHARS)
+    for pair, single in _FOLD_PAIRS:
+        text = text.replace(pair, single)
+    return text
+
+
+def ultra_normalize(name: str) -> str:
+    """Canonical, without separators, with look-alikes folded.
+
+    Two names with the same ultra-normalised form are the same name to a
+    reader; one of them can only exist to be mistaken for the other.
+    Accepts any valid project name (it is canonicalised first).
+    """
+    return fold_lookalikes(compact(canonical(name)))
+
+
+def squeeze(text: str) -> str:
+    """Collapse runs of one character: 'requestss' -> 'requests' -> 'requests'.
+
+    Doubling or dropping one letter of a double is the commonest slip of a
+    typing hand, and several doublings at once are still one kind of slip.
+    """
+    return _REPEATS.sub(r"\1", text)
+
+
+def token_key(name: str) -> str:
+    """Words of a canonical name, py/python words dropped, in sorted order.
+
+    'eth-account' and 'account-eth' share a key: reordering words keeps every
+    word a reader recognises while producing a new, unclaimed name.
+    """
+    words = [w for w in tokens(name) if w not in _PREFIX_WORDS]
+    return "-".join(sorted(words))
+
+
+def core(name: str) -> str:
+    """The distinctive part of a canonical name, affixes and version suffixes removed.
+
+    'python3-requests-lib2' and 'requests' share the core 'requests'.  Affixes
+    are stripped repeatedly, word by word and then glued py/python, so that
+    stacked decorations ('py-requests-sdk-v2') fall away too, but never below
+    three characters.
+    """
+    words = tokens(name)
+    changed = True
+    while changed and len(words) > 1:
+        changed = False
+        if words[0] in _PREFIX_WORDS:
+            words = words[1:]
+            changed = True
+        elif words[-1] in _SUFFIX_WORDS or _VERSION_WORD.fullmatch(words[-1]):
+            words = words[:-1]
+            changed = True
+    text = "".join(words)
+    changed = True
+    while changed:
+        changed = False
+        stripped = _GLUED_VERSION.sub("", text)
+        if stripped != text and len(stripped) >= _MIN_CORE:
+            text = stripped
+            changed = True
+        for prefix in _GLUED_PREFIXES:
+            if text.startswith(prefix):
+                if len(text) - len(prefix) >= _MIN_CORE:
+                    text = text[len(prefix) :]
+                    changed = True
+                break
+        for suffix in _GLUED_SUFFIXES:
+            if text.endswith(suffix):
+                if len(text) - len(suffix) >= _MIN_CORE:
+                    text = text[: -len(suffix)]
+                    changed = True
+                break
+    return text

@@ -1,0 +1,378 @@
+"""How one project name was derived from another, in words, with a strength.
+
+The typosquat and dependency-confusion detectors first find *candidate*
+targets through the indexes in ``detectors.corpus``; this module then decides
+what the relation between the two names is (a transposition, a doubled
+letter, an added 'py' prefix, ...), describes it the way a reviewer would, and
+rates how compelling it is on its own.  Popularity, short names and the other
+context are the detectors' business, not this module's.
+
+Strengths are ordered by how rarely the relation occurs between two
+*legitimate* projects: an unrelated project essentially never differs from a
+popular one by look-alike characters or a swapped pair of letters, while
+adding a version number or a '-client' suffix is how real families of
+projects are named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rapidfuzz.distance import OSA
+
+from detectors.names import canonical, compact, core, fold_lookalikes, squeeze, token_key
+
+__all__ = ["Edit", "NameForms", "Relation", "relate", "single_edit", "two_edits", "word_boundaries"]
+
+
+@dataclass(frozen=True, slots=True)
+class NameForms:
+    """The comparison forms of one valid project name, computed once."""
+
+    canonical: str
+    compact: str
+    folded: str
+    core: str
+    folded_core: str
+    squeezed: str
+    token_key: str
+
+    @classmethod
+    def of(cls, name: str) -> NameForms:
+        """Forms of ``name``; raises ``InvalidName`` if it is not a valid project name."""
+        canon = canonical(name)
+        flat = compact(canon)
+        base = core(canon)
+        return cls(
+            canonical=canon,
+            compact=flat,
+            folded=fold_lookalikes(flat),
+            core=base,
+            folded_core=fold_lookalikes(base),
+            squeezed=squeeze(base),
+            token_key=token_key(canon),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """What separates a candidate name from a target name.
+
+    ``kind`` is a stable identifier (for evidence, scoring and tests),
+    ``words`` the phrase a human reads ("one transposition ('ue' to 'eu')"),
+    ``distance`` the number of character edits left after the named
+    normalisation (0 when the normalised forms are equal), ``length`` the
+    length of the target form those edits were counted on, and ``where``
+    whether the edit hit the start, the end or the inside of a word.
+    """
+
+    kind: str
+    words: str
+    distance: int
+    length: int
+    where: str = "inner"
+    edits: tuple[str, ...] = ()
+
+
+_KEYBOARD_ROWS = ("1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def _keyboard_neighbours() -> dict[str, frozenset[str]]:
+    position = {}
+    for row_number, row in enumerate(_KEYBOARD_ROWS):
+        for column, char in enumerate(row):
+            position[char] = (row_number, column)
+    neighbours: dict[str, set[str]] = {c: set() for c in position}
+    for a, (ra, ca) in position.items():
+        for b, (rb, cb) in position.items():
+            if a != b and abs(ra - rb) <= 1 and abs(ca - cb) <= 1:
+                neighbours[a].add(b)
+    return {c: frozenset(n) for c, n in neighbours.items()}
+
+
+_NEIGHBOURS = _keyboard_neighbours()
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One character edit turning a target form into a candidate form.
+
+    ``where`` is 'start', 'end' or 'inner' relative to the *word* of the
+    target it touches: legitimate derived names change word edges (a plural
+    's', a 'c' for a C version, a '2'), while slips of the hand land anywhere.
+    """
+
+    kind: str
+    words: str
+    where: str
+
+
+Boundaries = tuple[frozenset[int], frozenset[int]]
+
+
+def word_boundaries(canonical_name: str) -> Boundaries:
+    """Indices in the compact form where words start, and one past where they end."""
+    starts, ends = set(), set()
+    at = 0
+    for word in canonical_name.split("-"):
+        starts.add(at)
+        at += len(word)
+        ends.add(at)
+    return frozenset(starts), frozenset(ends)
+
+
+def _where(boundaries: Boundaries, first: int, last: int) -> str:
+    starts, ends = boundaries
+    if first in starts:
+        return "start"
+    if last in ends:
+        return "end"
+    return "inner"
+
+
+def single_edit(
+    cand: str,
+    target: str,
+    target_words: Boundaries | None = None,
+    cand_words: Boundaries | None = None,
+) -> Edit | None:
+    """Classify the one edit turning ``target`` into ``cand``; None if it takes more.
+
+    ``target_words`` and ``cand_words`` are the word edges of both names (see
+    ``word_boundaries``); without them each string is one word.  An edit made
+    exactly where the candidate starts a word the target does not have is a
+    'compound' (``async-cache`` for ``asyncache``, ``django-q`` for
+    ``django``): building a new name out of words is how projects are named,
+    a typo does not put a separator next to itself.
+    """
+    if target_words is None:
+        target_words = (frozenset({0}), frozenset({len(target)}))
+    cand_starts = frozenset() if cand_words is None else cand_words[0] - {0}
+    target_starts = target_words[0]
+
+    def compound(shift_from: int, shift: int, *positions: int) -> bool:
+        # A candidate word start is new when, mapped back to the target
+        # (positions after ``shift_from`` move by ``shift``), it is no word
+        # start there; the edit is a compound when it touches such a start.
+        for p in positions:
+            if p in cand_starts:
+                mapped = {p + shift if p > shift_from else p}
+                if shift > 0 and p == shift_from + 1:
+                    mapped.add(p)  # a dropped first letter keeps its word start
+                if not mapped & target_starts:
+                    return True
+        return False
+
+    lc, lt = len(cand), len(target)
+    if lc == lt + 1:
+        i = 0
+        while i < lt and cand[i] == target[i]:
+            i += 1
+        if cand[i + 1 :] != target[i:]:
+            return None
+        extra = cand[i]
+        # The same string may arise by inserting at a later index of a run of
+        # equal letters; the word edge test must see the whole run.
+        j = i
+        while j + 1 < lc and cand[j + 1] == extra:
+            j += 1
+        if compound(j, -1, i, i + 1, j, j + 1):
+            return Edit("compound", f"'{extra}' added as a new word", "end")
+        if j > i or (i > 0 and cand[i - 1] == extra):
+            return Edit("repeat", f"a doubled '{extra}'", "inner")
+        if extra.isdigit():
+            return Edit("version", f"an added '{extra}'", "end")
+        where = _where(target_words, i, i)
+        if extra == "s" and i in target_words[1]:
+            return Edit("plural", "an added plural 's'", "end")
+        return Edit("insertion", f"an extra '{extra}'", where)
+    if lc == lt - 1:
+        i = 0
+        while i < lc and cand[i] == target[i]:
+            i += 1
+        if cand[i:] != target[i + 1 :]:
+            return None
+        gone = target[i]
+        if compound(i - 1, 1, i):
+            return Edit("compound", f"'{gone}' replaced by a separator", "end")
+        if gone.isdigit():
+            return Edit("version", f"'{gone}' dropped", "end")
+        if (i > 0 and target[i - 1] == gone) or (i + 1 < lt and target[i + 1] == gone):
+            return Edit("omission", f"one '{gone}' of a double dropped", "inner")
+        where = _where(target_words, i, i + 1)
+        if gone == "s" and where == "end":
+            return Edit("plural", "the plural 's' dropped", "end")
+        return Edit("omission", f"'{gone}' dropped", where)
+    if lc != lt:
+        return None
+    diffs = [i for i in range(lc) if cand[i] != target[i]]
+    if len(diffs) == 1:
+        i = diffs[0]
+        new, old = cand[i], target[i]
+        where = _where(target_words, i, i + 1)
+        if compound(lc, 0, i, i + 1):
+            return Edit("compound", f"'{new}' for '{old}' beside a new word", where)
+        if fold_lookalikes(new) == fold_lookalikes(old):
+            return Edit("lookalike", f"look-alike '{new}' for '{old}'", where)
+        if new.isdigit() and old.isdigit():
+            return Edit("version", f"'{new}' for '{old}'", "end")
+        if new in _NEIGHBOURS.get(old, ()):
+            return Edit("keyboard", f"'{new}' for '{old}' (neighbouring keys)", where)
+        flipped = ord(new) ^ ord(old)
+        if flipped & (flipped - 1) == 0:
+            return Edit("bitflip", f"'{new}' for '{old}' (one flipped bit)", where)
+        return Edit("substitution", f"'{new}' for '{old}'", where)
+    if len(diffs) == 2:
+        i, j = diffs
+        if j == i + 1 and cand[i] == target[j] and cand[j] == target[i]:
+            return Edit(
+                "transposition",
+                f"one transposition ('{target[i]}{target[j]}' to '{cand[i]}{cand[j]}')",
+                _where(target_words, i, j + 1),
+            )
+    return None
+
+
+# How typical each single edit is of a slip of the hand, used to pick the
+# likeliest of several ways to explain two edits.
+_TYPO_RANK = {
+    "repeat": 6,
+    "transposition": 6,
+    "lookalike": 6,
+    "omission": 5,
+    "keyboard": 4,
+    "insertion": 3,
+    "bitflip": 2,
+    "substitution": 1,
+    "plural": 1,
+    "version": 0,
+    "compound": 0,
+}
+
+
+def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
+    """The most typo-like pair of single edits turning ``target`` into ``cand``.
+
+    Tries every intermediate string one edit away from ``cand`` that is
+    suggested by the target's letters, so the cost stays linear in the name
+    length; returns None when no pair of single edits connects the two.
+    """
+    if OSA.distance(cand, target, score_cutoff=2) != 2:
+        return None
+    steps: set[str] = set()
+    n = len(cand)
+    for i in range(n):
+        steps.add(cand[:i] + cand[i + 1 :])
+        if i + 1 < n:
+            steps.add(cand[:i] + cand[i + 1] + cand[i] + cand[i + 2 :])
+        for j in (i - 1, i, i + 1):
+            if 0 <= j < len(target):
+                steps.add(cand[:i] + target[j] + cand[i + 1 :])
+                steps.add(cand[:i] + target[j] + cand[i:])
+    for j in (len(target) - 1,):
+        steps.add(cand + target[j])
+    best: tuple[int, Edit, Edit] | None = None
+    for middle in steps:
+        first = single_edit(middle, target)
+        if first is None:
+            continue
+        second = single_edit(cand, middle)
+        if second is None:
+            continue
+        rank = _TYPO_RANK[first.kind] + _TYPO_RANK[second.kind]
+        if best is None or rank > best[0]:
+            best = (rank, first, second)
+    return None if best is None else (best[1], best[2])
+
+
+def _affix_words(cand: str, target: str, cand_core: str, target_core: str) -> tuple[str, str]:
+    """Describe how the decorations around a shared core differ."""
+
+    def around(flat: str, base: str) -> tuple[str, str]:
+        at = flat.find(base)
+        if at < 0:
+            return flat, ""
+        return flat[:at], flat[at + len(base) :]
+
+    cp, cs = around(cand, cand_core)
+    tp, ts = around(target, target_core)
+    parts = []
+    version_only = True
+    for label, mine, theirs in (("prefix", cp, tp), ("suffix", cs, ts)):
+        if mine == theirs:
+            continue
+        if theirs and mine.startswith(theirs) or theirs and mine.endswith(theirs):
+            delta = mine.replace(theirs, "", 1)
+            parts.append(f"{label} '{delta}' added")
+        elif mine and (theirs.startswith(mine) or theirs.endswith(mine)):
+            delta = theirs.replace(mine, "", 1)
+            parts.append(f"{label} '{delta}' dropped")
+        elif not theirs:
+            delta = mine
+            parts.append(f"{label} '{mine}' added")
+        elif not mine:
+            delta = theirs
+            parts.append(f"{label} '{theirs}' dropped")
+        else:
+            delta = mine + theirs
+            parts.append(f"{label} '{theirs}' changed to '{mine}'")
+        if not delta.lstrip("v").isdigit():
+            version_only = False
+    if not parts:
+        return "affix", "decorations rearranged"
+    return ("version" if version_only else "affix"), " and ".join(parts)
+
+
+def relate(cand: NameForms, target: NameForms) -> Relation | None:
+    """The simplest explanation of ``cand`` as a variant of ``target``, or None.
+
+    Explanations are tried from the most specific (same letters, only the
+    separators differ) to the loosest (two unrelated edits), so the words a
+    reviewer reads name the simplest way the name could have been made.
+    """
+    if cand.canonical == target.canonical:
+        return None
+    length = len(target.compact)
+    if cand.compact == target.compact:
+        return Relation("separator", "separators moved", 0, length)
+    if cand.folded == target.folded:
+        pairs = sorted({f"'{a}' for '{b}'" for a, b in zip(cand.compact, target.compact) if a != b})
+        same_length = len(cand.compact) == len(target.compact)
+        detail = ", ".join(pairs) if same_length else "look-alike letters"
+        return Relation("lookalike", f"look-alike characters ({detail})", 0, length)
+    if "-" in target.token_key and cand.token_key == target.token_key:
+        return Relation("reorder", "words reordered", 0, length)
+
+    target_words = word_boundaries(target.canonical)
+    cand_words = word_boundaries(cand.canonical)
+    edit = single_edit(cand.compact, target.compact, target_words, cand_words)
+    if edit is not None:
+        return Relation(edit.kind, edit.words, 1, length, edit.where, (edit.kind,))
+
+    core_length = len(target.core)
+    has_affix = cand.core != cand.compact or target.core != target.compact
+    if has_affix and cand.folded_core == target.folded_core:
+        kind, words = _affix_words(cand.compact, target.compact, cand.core, target.core)
+        return Relation(kind, words, 0, core_length)
+    if cand.squeezed == target.squeezed:
+        return Relation("doubling", "letters doubled", 0, core_length, "inner", ("repeat", "repeat"))
+
+    if has_affix:
+        edit = single_edit(cand.core, target.core)
+        if edit is not None:
+            _, affix = _affix_words(cand.compact, target.compact, cand.core, target.core)
+            kind = "version" if edit.kind == "version" else "affix-edit"
+            return Relation(kind, f"{affix} and {edit.words}", 1, core_length, edit.where, (edit.kind,))
+
+    pair = two_edits(cand.compact, target.compact)
+    if pair is not None:
+        words = f"two typos: {pair[0].words}, then {pair[1].words}"
+        return Relation("two-edits", words, 2, length, "inner", (pair[0].kind, pair[1].kind))
+    if has_affix:
+        pair = two_edits(cand.core, target.core)
+        if pair is not None:
+            _, affix = _affix_words(cand.compact, target.compact, cand.core, target.core)
+            words = f"{affix} and two typos: {pair[0].words}, then {pair[1].words}"
+            return Relation("affix-two-edits", words, 2, core_length, "inner", (pair[0].kind, pair[1].kind))
+    return None

@@ -1,0 +1,45 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+
+from mirror import __version__, files, health, upload
+from mirror.services import Services
+from mirror.settings import Settings, load_settings
+from mirror.simple import routes as simple_routes
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    services = services or Services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services.store.cleanup_stale_temps()
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="IndexGuard",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.include_router(simple_routes.router)
+    app.include_router(files.router)
+    app.include_router(health.router)
+    app.include_router(upload.router)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers: settings come from ``$INDEXGUARD_CONFIG``."""
+    return create_app(load_settings())

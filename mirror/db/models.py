@@ -1,0 +1,242 @@
+"""Database models (SQLAlchemy 2.0).
+
+Every schema change comes with an alembic migration; ``tests/test_migrations``
+fails when the two drift.  Times are stored as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every backend (SQLite has no time zones)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Page(Base):
+    """A project's index page as last fetched, and as the mirror serves it.
+
+    ``upstream_gz`` is the unfiltered upstream page (our JSON form, gzipped),
+    so the served bodies can be rebuilt when a decision changes without
+    asking upstream again.  ``json_gz``/``html_gz`` are the served bodies,
+    pre-rendered and pre-compressed so that a warm request renders nothing.
+    """
+
+    __tablename__ = "pages"
+
+    project: Mapped[str] = mapped_column(String(255), primary_key=True)
+    upstream_etag: Mapped[str | None] = mapped_column(String(255))
+    upstream_serial: Mapped[int | None] = mapped_column(BigInteger)
+    fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    upstream_gz: Mapped[bytes] = mapped_column(LargeBinary)
+    json_gz: Mapped[bytes] = mapped_column(LargeBinary)
+    html_gz: Mapped[bytes] = mapped_column(LargeBinary)
+    etag: Mapped[str] = mapped_column(String(64))
+
+
+class PinnedFile(Base):
+    """The first (project, filename, sha256) the mirror saw, kept for ever.
+
+    A later upstream listing of the same filename with another hash means a
+    published file changed; ``blocked_reason`` then stops it being served.
+    """
+
+    __tablename__ = "files"
+    __table_args__ = (UniqueConstraint("project", "filename"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255), index=True)
+    filename: Mapped[str] = mapped_column(String(512))
+    version: Mapped[str | None] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    upstream_url: Mapped[str] = mapped_column(Text)
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64))
+    requires_python: Mapped[str | None] = mapped_column(String(255))
+    upload_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    blocked_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Event(Base):
+    """Something an operator must be able to find later (hash mismatches, ...)."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    severity: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(64))
+    project: Mapped[str | None] = mapped_column(String(255), index=True)
+    filename: Mapped[str | None] = mapped_column(String(512))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Project(Base):
+    """A project the mirror has screened, with its current state.
+
+    ``state`` is what the policy (or a reviewer) decided: allowed,
+    quarantined (waiting for review) or denied.  ``source`` says where its
+    files come from: the public upstream or an internal source.
+    """
+
+    __tablename__ = "projects"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), default="public")
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    decided_by: Mapped[str] = mapped_column(String(255), default="policy")
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A break-glass allow lets a blocked project through until this time.
+    allow_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Release(Base):
+    """Per-release screening: a held release is hidden and its files refused."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("project", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255), ForeignKey("projects.name"), index=True)
+    version: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16))  # allowed | held | denied
+    reason: Mapped[str] = mapped_column(Text, default="")
+    upload_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A hold lifts by itself at this time (cooldown); None means it waits for a reviewer.
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str] = mapped_column(String(255), default="policy")
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FindingRow(Base):
+    """A detector finding, kept with its evidence so a reviewer can ask "why"."""
+
+    __tablename__ = "findings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str | None] = mapped_column(String(255))
+    detector: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(String(255))
+    evidence: Mapped[dict] = mapped_column(JSON, default=dict)
+    found_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Decision(Base):
+    """Every decision, by the policy or a person, with what triggered it."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_project_at", "project", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(255))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The request that caused it: time, client address, user agent, referrer project.
+    request: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Set when a later decision undoes this one.
+    undone_by: Mapped[int | None] = mapped_column(Integer)
+
+
+class Snapshot(Base):
+    """Upstream ownership facts at an audit, for maintainer-change detection."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (Index("ix_snapshots_project_taken_at", "project", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    facts: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ApiToken(Base):
+    """A credential for the admin API, the admin pages or package clients.
+
+    Only the sha256 of the secret is kept, so a copy of the database hands
+    out no working credential.  Names are unique for ever (a revoked name is
+    not reused) because decisions record the token name as their actor.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # client | reviewer | admin
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(255))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class AdminSession(Base):
+    """A signed-in browser on the admin pages.
+
+    The cookie carries a random session id, never the API token; only its
+    sha256 is stored.  ``csrf_token`` is the synchronizer token every form
+    of this session must send back.
+    """
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[int] = mapped_column(Integer, ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

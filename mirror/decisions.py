@@ -1,0 +1,138 @@
+"""Recording decisions on projects and releases, by the policy or a person.
+
+One function changes state, so that every change leaves a Decision row with
+who, why, when and what triggered it: a reviewer or an auditor can always
+ask "why is this blocked?" and get an answer.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mirror.db.models import Decision, Project, Release
+
+PROJECT_STATES = {"allow": "allowed", "review": "quarantined", "deny": "denied"}
+RELEASE_STATES = {"allow": "allowed", "hold": "held", "deny": "denied"}
+
+
+class DecisionError(ValueError):
+    """The decision cannot be applied (unknown project, bad action, ...)."""
+
+
+def decide_project(
+    session: Session,
+    *,
+    project: str,
+    action: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+    request: dict[str, Any] | None = None,
+    source: str = "public",
+) -> Decision:
+    """Set a project's state: allow, review (quarantine) or deny.
+
+    ``expires_at`` with ``allow`` is a break-glass allow: the project goes
+    back to its previous blocked state when it passes.
+    """
+    if action not in PROJECT_STATES:
+        raise DecisionError(f"unknown action {action!r}; use allow, review or deny")
+    row = session.get(Project, project)
+    if row is None:
+        row = Project(name=project, source=source, first_seen=now)
+        session.add(row)
+        previous = None
+    else:
+        previous = row.state
+    if expires_at is not None:
+        if action != "allow":
+            raise DecisionError("only an allow can expire (break-glass)")
+        # Keep the blocked state underneath; the allow is a window over it.
+        row.allow_until = expires_at
+        if previous is None:
+            row.state = "quarantined"
+    else:
+        row.state = PROJECT_STATES[action]
+        row.allow_until = None
+    row.reason = reason
+    row.decided_by = actor
+    row.decided_at = now
+    decision = Decision(
+        project=project,
+        version=None,
+        action=action if expires_at is None else "break-glass",
+        actor=actor,
+        reason=reason,
+        at=now,
+        expires_at=expires_at,
+        request=request or {},
+    )
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def decide_release(
+    session: Session,
+    *,
+    project: str,
+    version: str,
+    action: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    held_until: datetime | None = None,
+    upload_time: datetime | None = None,
+    request: dict[str, Any] | None = None,
+) -> Decision:
+    """Set one release's state: allow, hold (until a time, or until reviewed) or deny."""
+    if action not in RELEASE_STATES:
+        raise DecisionError(f"unknown release action {action!r}; use allow, hold or deny")
+    if session.get(Project, project) is None:
+        raise DecisionError(f"unknown project {project!r}")
+    row = session.scalars(
+        select(Release).where(Release.project == project, Release.version == version)
+    ).first()
+    if row is None:
+        row = Release(project=project, version=version, upload_time=upload_time)
+        session.add(row)
+    row.state = RELEASE_STATES[action]
+    row.reason = reason
+    row.held_until = held_until if action == "hold" else None
+    row.decided_by = actor
+    row.decided_at = now
+    decision = Decision(
+        project=project,
+        version=version,
+        action=action,
+        actor=actor,
+        reason=reason,
+        at=now,
+        expires_at=held_until,
+        request=request or {},
+    )
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def effective_project_state(row: Project | None, now: datetime) -> str | None:
+    """The state that applies now, honouring an unexpired break-glass allow."""
+    if row is None:
+        return None
+    if row.allow_until is not None and now < row.allow_until:
+        return "allowed"
+    return row.state
+
+
+def release_blocked(row: Release, now: datetime) -> bool:
+    if row.state == "denied":
+        return True
+    if row.state == "held":
+        return row.held_until is None or now < row.held_until
+    return False

@@ -1,0 +1,47 @@
+"""The file route: serve a pinned distribution (or its core metadata) by sha256.
+
+A stored blob is sent with sendfile and Range support.  A missing one is
+streamed from upstream while it is hashed: the fetcher holds back the last
+chunk until the whole body matches the pinned hash, and on a mismatch the
+response is cut short, so no client ever completes an unverified file.
+"""
+
+from __future__ import annotations
+
+import re
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+METADATA_SUFFIX = ".metadata"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+router = APIRouter()
+
+
+@router.get("/files/{sha256}/{filename}", include_in_schema=False)
+def get_file(sha256: str, filename: str, request: Request) -> Response:
+    if not SHA256.match(sha256) or "/" in filename or "\\" in filename or len(filename) > 512:
+        return PlainTextResponse("indexguard: no such file.\n", status_code=404)
+    services = request.app.state.services
+    target = services.file_target(sha256, filename, request)
+    if isinstance(target, Response):
+        return target
+    headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
+    media_type = "text/plain; charset=utf-8" if target.is_metadata else _media_type(filename)
+    path = services.store.path(target.sha256)
+    if path.exists():
+        return FileResponse(path, media_type=media_type, headers=headers, filename=None)
+    if target.size is not None:
+        headers["Content-Length"] = str(target.size)
+    chunks = services.fetcher.stream(target.sha256, target.upstream_url, size=target.size)
+    # A fetch failure raised mid-stream makes the server cut the connection.
+    return StreamingResponse(chunks, media_type=media_type, headers=headers)
+
+
+def _media_type(filename: str) -> str:
+    if filename.endswith(".whl") or filename.endswith(".zip"):
+        return "application/zip"
+    if filename.endswith(".tar.gz"):
+        return "application/gzip"
+    return "application/octet-stream"

@@ -1,0 +1,41 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy import text
+
+router = APIRouter()
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> Response:
+    """Alive: the process answers.  Deliberately checks nothing else."""
+    return PlainTextResponse("ok\n")
+
+
+@router.get("/readyz", include_in_schema=False)
+def readyz(request: Request) -> Response:
+    """Ready: the database answers and the store accepts writes."""
+    services = request.app.state.services
+    checks: dict[str, str] = {}
+    try:
+        with services.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means not ready
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        services.store.root.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(dir=services.store.root, prefix=".ready-")
+        os.close(fd)
+        os.unlink(path)
+        checks["storage"] = "ok"
+    except OSError as exc:
+        checks["storage"] = f"error: {exc.strerror or type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)

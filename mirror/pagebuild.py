@@ -1,0 +1,151 @@
+"""Turn an upstream project page into the page the mirror serves (pure).
+
+This is the one place where filtering happens, so that a warm request only
+reads stored bytes: files without a sha256 are dropped (we could not verify
+them), hashes are pinned (a changed file is blocked), held releases vanish,
+and every file URL is rewritten to point at the mirror.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_version,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+
+from mirror.simple.model import DistFile, ProjectPage
+
+FILES_PREFIX = "../../files/"
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What the mirror remembers of a file the first time it saw it."""
+
+    filename: str
+    sha256: str
+    version: str | None
+    size: int | None
+    upstream_url: str
+    metadata_sha256: str | None
+    upload_time: datetime | None
+    blocked_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ChangedFile:
+    """Upstream now lists a pinned filename with another hash."""
+
+    filename: str
+    pinned_sha256: str
+    listed_sha256: str
+
+
+@dataclass
+class Built:
+    page: ProjectPage
+    new_pins: list[Pin] = field(default_factory=list)
+    changed: list[ChangedFile] = field(default_factory=list)
+    unverifiable: int = 0
+
+
+def parse_dist_filename(filename: str) -> tuple[str, str] | None:
+    """(canonical project, version) of a wheel or sdist filename, or None."""
+    try:
+        if filename.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+        return None
+    return str(name), str(version)
+
+
+def file_version(filename: str) -> str | None:
+    """The version a distribution filename carries, or None if unparseable."""
+    parsed = parse_dist_filename(filename)
+    return parsed[1] if parsed else None
+
+
+def mirror_file_url(sha256: str, filename: str, files_base: str = FILES_PREFIX) -> str:
+    return f"{files_base}{sha256}/{filename}"
+
+
+def build_page(
+    upstream: ProjectPage,
+    pins: Mapping[str, Pin],
+    *,
+    hidden_versions: Iterable[str] = (),
+    files_base: str = FILES_PREFIX,
+) -> Built:
+    """Filter, pin and rewrite ``upstream``; ``pins`` maps filename -> Pin."""
+    hidden = {canonicalize_version(v) for v in hidden_versions}
+    built = Built(page=upstream)
+    kept: list[DistFile] = []
+    for f in upstream.files:
+        sha256 = (f.hashes.get("sha256") or "").lower()
+        if not sha256:
+            built.unverifiable += 1
+            continue
+        version = file_version(f.filename)
+        pin = pins.get(f.filename)
+        if pin is None:
+            pin = Pin(
+                filename=f.filename,
+                sha256=sha256,
+                version=version,
+                size=f.size,
+                upstream_url=f.url,
+                metadata_sha256=_metadata_sha256(f),
+                upload_time=_parse_time(f.upload_time),
+            )
+            built.new_pins.append(pin)
+        elif pin.sha256 != sha256:
+            built.changed.append(ChangedFile(f.filename, pin.sha256, sha256))
+            continue
+        if pin.blocked_reason:
+            continue
+        if version is not None and canonicalize_version(version) in hidden:
+            continue
+        kept.append(_rewrite(f, pin, files_base))
+    versions = tuple(v for v in upstream.versions if canonicalize_version(v) not in hidden)
+    built.page = replace(upstream, files=tuple(kept), versions=versions)
+    return built
+
+
+def _rewrite(f: DistFile, pin: Pin, files_base: str) -> DistFile:
+    # Advertise core metadata only when we can verify it: with the pinned hash.
+    core: bool | Mapping[str, str] = False
+    if pin.metadata_sha256:
+        core = {"sha256": pin.metadata_sha256}
+    return replace(
+        f,
+        url=mirror_file_url(pin.sha256, f.filename, files_base),
+        hashes={"sha256": pin.sha256},
+        core_metadata=core,
+        gpg_sig=None,
+    )
+
+
+def _metadata_sha256(f: DistFile) -> str | None:
+    if isinstance(f.core_metadata, Mapping):
+        value = f.core_metadata.get("sha256")
+        return value.lower() if value else None
+    return None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None

@@ -1,0 +1,335 @@
+"""Stored project pages: serve fresh ones, refresh stale ones, survive upstream outages.
+
+The hot path is a dictionary lookup: each process keeps the stored bodies of
+recently served pages in memory and re-reads the database row only after
+``recheck`` seconds, so a warm request renders nothing and asks nobody.
+A stale page is refreshed once (single-flight per project within a process)
+with a conditional request; if upstream fails, the last good page is served
+and marked stale.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Iterable
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mirror.clock import Clock
+from mirror.db.models import Page, PinnedFile
+from mirror.events import record_event
+from mirror.pagebuild import Pin, build_page
+from mirror.simple.model import ProjectPage
+from mirror.simple.parse import parse_project_json
+from mirror.simple.render import render_project_html, render_project_json
+from mirror.upstream import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
+
+log = logging.getLogger(__name__)
+
+# Seconds a process trusts its in-memory copy before re-reading the row, so
+# that a decision taken in another worker reaches every worker quickly.
+RECHECK_SECONDS = 2.0
+# After an upstream failure, serve the stale page this long before retrying.
+FAILURE_BACKOFF_SECONDS = 10.0
+STORED_BASE = "stored:"  # base URL for parsing our own stored upstream JSON
+
+
+@dataclass(frozen=True)
+class ServedPage:
+    project: str
+    json_gz: bytes
+    html_gz: bytes
+    etag: str
+    checked_at: datetime
+    stale: bool = False
+
+
+class PageUnavailable(Exception):
+    """No stored page and upstream could not give one."""
+
+
+class ByteLRU:
+    """A tiny LRU bounded by the total size of the cached bodies."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, tuple[float, ServedPage]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> tuple[float, ServedPage] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: str, loaded: float, page: ServedPage) -> None:
+        size = len(page.json_gz) + len(page.html_gz)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[1].json_gz) + len(old[1].html_gz)
+            if size > self.max_bytes:
+                return
+            self._items[key] = (loaded, page)
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (_, evicted) = self._items.popitem(last=False)
+                self._bytes -= len(evicted.json_gz) + len(evicted.html_gz)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[1].json_gz) + len(old[1].html_gz)
+
+
+class PageService:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        upstream: UpstreamClient,
+        ttl: float,
+        clock: Clock,
+        monotonic: Callable[[], float],
+        hidden_versions: Callable[[Session, str, ProjectPage], Iterable[str]] = lambda s, n, p: (),
+        cache_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self.sessions = sessions
+        self.upstream = upstream
+        self.ttl = timedelta(seconds=ttl)
+        self.clock = clock
+        self.monotonic = monotonic
+        self.hidden_versions = hidden_versions
+        self.cache = ByteLRU(cache_bytes)
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._retry_after: dict[str, float] = {}
+
+    def get(self, project: str) -> ServedPage | None:
+        """The page to serve for a canonical project name; None if upstream has none.
+
+        Raises PageUnavailable when there is no stored page and upstream fails.
+        """
+        cached = self.cache.get(project)
+        now_mono = self.monotonic()
+        if cached is not None and now_mono - cached[0] < RECHECK_SECONDS:
+            page = cached[1]
+            if page.stale or self.clock() - page.checked_at < self.ttl:
+                return page
+        stored = self._load(project)
+        if stored is not None and self.clock() - stored.checked_at < self.ttl:
+            self.cache.put(project, now_mono, stored)
+            return stored
+        lock = self._lock_for(project)
+        if stored is not None:
+            # A stale page: one request refreshes it, the others are not kept
+            # waiting on upstream, and after a failure we back off a while.
+            if now_mono < self._retry_after.get(project, 0.0) or not lock.acquire(blocking=False):
+                return replace(stored, stale=True)
+        else:
+            lock.acquire()
+        try:
+            again = self._load(project)  # another thread may have refreshed meanwhile
+            if again is not None and self.clock() - again.checked_at < self.ttl:
+                page: ServedPage | None = again
+            else:
+                page = self._refresh(project, again)
+        finally:
+            lock.release()
+        if page is not None:
+            self.cache.put(project, self.monotonic(), page)
+        else:
+            self.cache.discard(project)
+        return page
+
+    def rebuild(self, project: str) -> None:
+        """Re-filter the stored upstream page (after a decision), without asking upstream."""
+        with self.sessions.begin() as session:
+            row = session.get(Page, project)
+            if row is None:
+                return
+            self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
+        self.cache.discard(project)
+
+    def forget(self, project: str) -> None:
+        self.cache.discard(project)
+
+    def upstream_page(self, project: str) -> ProjectPage | None:
+        """The last upstream page as fetched (unfiltered), for screening facts."""
+        with self.sessions() as session:
+            row = session.get(Page, project)
+            return _stored_upstream(row) if row is not None else None
+
+    # -- internals ---------------------------------------------------------
+
+    def _lock_for(self, project: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(project)
+            if lock is None:
+                if len(self._locks) > 10_000:
+                    self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+                lock = self._locks[project] = threading.Lock()
+            return lock
+
+    def _load(self, project: str) -> ServedPage | None:
+        with self.sessions() as session:
+            row = session.get(Page, project)
+            return _served(row) if row is not None else None
+
+    def _refresh(self, project: str, stored: ServedPage | None) -> ServedPage | None:
+        etag = None
+        if stored is not None:
+            with self.sessions() as session:
+                row = session.get(Page, project)
+                etag = row.upstream_etag if row is not None else None
+        try:
+            result = self.upstream.fetch_project(project, etag)
+        except UpstreamError as exc:
+            if stored is None:
+                raise PageUnavailable(str(exc)) from None
+            log.warning("serving stale page for %s: %s", project, exc)
+            self._retry_after[project] = self.monotonic() + FAILURE_BACKOFF_SECONDS
+            return replace(stored, stale=True)
+        now = self.clock()
+        if result is NOT_FOUND:
+            with self.sessions.begin() as session:
+                session.execute(delete(Page).where(Page.project == project))
+            return None
+        if result is NOT_MODIFIED:
+            # Rebuild from the stored upstream page: holds may have matured.
+            with self.sessions.begin() as session:
+                row = session.get(Page, project)
+                if row is None:
+                    return None
+                return self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
+        assert isinstance(result, Fetched)
+        return self._save_fetched(project, result, now)
+
+    def _save_fetched(self, project: str, result: Fetched, now: datetime) -> ServedPage:
+        for attempt in range(3):
+            try:
+                with self.sessions.begin() as session:
+                    row = session.get(Page, project)
+                    return self._store(session, project, result.page, result.etag, now, row)
+            except IntegrityError:
+                # Another worker stored the same page or pins first; retry on top of it.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _store(
+        self,
+        session: Session,
+        project: str,
+        upstream_page: ProjectPage,
+        upstream_etag: str | None,
+        fetched_at: datetime,
+        row: Page | None,
+    ) -> ServedPage:
+        now = self.clock()
+        pins = _load_pins(session, project)
+        built = build_page(
+            upstream_page, pins, hidden_versions=self.hidden_versions(session, project, upstream_page)
+        )
+        for pin in built.new_pins:
+            session.add(_pin_row(project, pin, now))
+        for changed in built.changed:
+            _block_changed(session, project, changed.filename, changed.listed_sha256)
+        bodies = render_bodies(built.page)
+        if row is None:
+            row = Page(project=project)
+            session.add(row)
+        row.upstream_etag = upstream_etag
+        row.upstream_serial = upstream_page.last_serial
+        row.fetched_at = fetched_at
+        row.checked_at = now
+        row.upstream_gz = gzip.compress(render_project_json(upstream_page), 6, mtime=0)
+        row.json_gz, row.html_gz, row.etag = bodies.json_gz, bodies.html_gz, bodies.etag
+        session.flush()
+        return _served(row)
+
+
+def _stored_upstream(row: Page) -> ProjectPage:
+    return parse_project_json(gzip.decompress(row.upstream_gz), base_url=STORED_BASE)
+
+
+def render_bodies(page: ProjectPage, checked_at: datetime | None = None) -> ServedPage:
+    """Render both formats once, compressed, with an ETag for the content."""
+    json_body = render_project_json(page)
+    return ServedPage(
+        project=page.name,
+        json_gz=gzip.compress(json_body, 6, mtime=0),
+        html_gz=gzip.compress(render_project_html(page), 6, mtime=0),
+        etag=hashlib.sha256(json_body).hexdigest()[:32],
+        checked_at=checked_at or datetime.min.replace(tzinfo=timezone.utc),
+    )
+
+
+def _served(row: Page) -> ServedPage:
+    return ServedPage(
+        project=row.project,
+        json_gz=row.json_gz,
+        html_gz=row.html_gz,
+        etag=row.etag,
+        checked_at=row.checked_at,
+    )
+
+
+def _load_pins(session: Session, project: str) -> dict[str, Pin]:
+    rows = session.scalars(select(PinnedFile).where(PinnedFile.project == project))
+    return {
+        r.filename: Pin(
+            filename=r.filename,
+            sha256=r.sha256,
+            version=r.version,
+            size=r.size,
+            upstream_url=r.upstream_url,
+            metadata_sha256=r.metadata_sha256,
+            upload_time=r.upload_time,
+            blocked_reason=r.blocked_reason,
+        )
+        for r in rows
+    }
+
+
+def _pin_row(project: str, pin: Pin, now: datetime) -> PinnedFile:
+    return PinnedFile(
+        project=project,
+        filename=pin.filename,
+        version=pin.version,
+        sha256=pin.sha256,
+        size=pin.size,
+        upstream_url=pin.upstream_url,
+        metadata_sha256=pin.metadata_sha256,
+        upload_time=pin.upload_time,
+        first_seen=now,
+    )
+
+
+def _block_changed(session: Session, project: str, filename: str, listed: str) -> None:
+    row = session.scalars(
+        select(PinnedFile).where(PinnedFile.project == project, PinnedFile.filename == filename)
+    ).one()
+    if row.blocked_reason:
+        return
+    row.blocked_reason = "upstream changed a published file"
+    record_event(
+        session,
+        severity="critical",
+        kind="file-changed",
+        project=project,
+        filename=filename,
+        message=f"upstream changed a published file: {filename} was {row.sha256}, now listed as {listed}",
+        details={"pinned_sha256": row.sha256, "listed_sha256": listed},
+    )

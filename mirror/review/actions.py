@@ -1,0 +1,277 @@
+"""Reviewer decisions: allow, deny, break-glass and undo.
+
+State only ever changes through ``mirror.decisions``, so each action leaves
+a Decision row naming the reviewer and the reason.  The state a decision
+replaced is kept in its ``request["previous"]``: undo then restores exactly
+that, instead of guessing from history.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+from packaging.utils import canonicalize_version
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import desc, select
+from sqlalchemy.orm import Session
+
+from mirror.db.models import Decision, Project, Release
+from mirror.decisions import decide_project, decide_release
+
+_PROJECT_ACTION = {"allowed": "allow", "quarantined": "review", "denied": "deny"}
+_RELEASE_ACTION = {"allowed": "allow", "held": "hold", "denied": "deny"}
+
+
+class ReviewError(Exception):
+    """A reviewer action cannot be done; ``status`` is the HTTP status that says why."""
+
+    status = 400
+
+
+class NotFound(ReviewError):
+    status = 404
+
+
+class Conflict(ReviewError):
+    status = 409
+
+
+def decide_on_project(
+    session: Session,
+    *,
+    project: str,
+    action: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+    request: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Allow (optionally until ``expires_at``: break-glass) or deny a project.
+
+    A deny may name a project never screened (a pre-emptive block); an allow
+    may not, because it would skip screening altogether.
+    """
+    if action not in ("allow", "deny"):
+        raise ReviewError(f"unknown action {action!r}; use allow or deny")
+    row = session.get(Project, project)
+    if row is None and action == "allow":
+        raise NotFound(f"'{project}' has not been screened yet; it can be denied in advance, not allowed")
+    if expires_at is not None:
+        if action != "allow":
+            raise ReviewError("only an allow can expire (break-glass)")
+        if expires_at <= now:
+            raise ReviewError("a break-glass allow must expire in the future")
+        if row is not None and row.state == "allowed":
+            raise Conflict(f"'{project}' is already allowed; break-glass is for blocked projects")
+    info = {**(request or {}), "previous": _project_snapshot(row)}
+    return decide_project(
+        session,
+        project=project,
+        action=action,
+        actor=actor,
+        reason=reason,
+        now=now,
+        expires_at=expires_at,
+        request=info,
+    )
+
+
+def decide_on_release(
+    session: Session,
+    *,
+    project: str,
+    version: str,
+    action: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    request: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Allow or deny one release; a deny may name a version not seen yet."""
+    if action not in ("allow", "deny"):
+        raise ReviewError(f"unknown action {action!r}; use allow or deny")
+    if session.get(Project, project) is None:
+        raise NotFound(f"no screened project named '{project}'")
+    row = find_release(session, project, version)
+    if row is None:
+        if action == "allow":
+            raise NotFound(f"'{project}' has no release {version!r} on record")
+        try:
+            version = str(Version(version))
+        except InvalidVersion:
+            raise ReviewError(f"{version!r} is not a valid version") from None
+    else:
+        version = row.version
+    info = {**(request or {}), "previous": _release_snapshot(row)}
+    return decide_release(
+        session,
+        project=project,
+        version=version,
+        action=action,
+        actor=actor,
+        reason=reason,
+        now=now,
+        request=info,
+    )
+
+
+def undo(
+    session: Session,
+    *,
+    decision_id: int,
+    actor: str,
+    reason: str,
+    now: datetime,
+    request: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Restore the state a decision replaced; the undo is itself a new decision.
+
+    Only the latest decision of its project (or release) can be undone:
+    undoing an older one would silently discard the decisions after it.
+    """
+    target = session.get(Decision, decision_id)
+    if target is None:
+        raise NotFound(f"no decision #{decision_id}")
+    if target.undone_by is not None:
+        raise Conflict(f"decision #{decision_id} was already undone by #{target.undone_by}")
+    later = session.scalars(
+        select(Decision.id)
+        .where(
+            Decision.project == target.project,
+            Decision.version.is_(None) if target.version is None else Decision.version == target.version,
+            Decision.id > target.id,
+        )
+        .order_by(desc(Decision.id))
+        .limit(1)
+    ).first()
+    if later is not None:
+        raise Conflict(f"decision #{decision_id} was followed by #{later}; undo that one first")
+    previous = dict(target.request or {}).get("previous")
+    if previous is None:
+        previous = _replay_previous(session, target)
+    if not previous or not previous.get("state"):
+        raise Conflict(
+            f"decision #{decision_id} was the first for {target.project}"
+            + (f" {target.version}" if target.version else "")
+            + "; there is no earlier state to restore (decide again instead)"
+        )
+    info = {**(request or {}), "undo_of": target.id}
+    text = f"undo #{target.id}: {reason}"
+    if target.version is None:
+        decision = _restore_project(session, target.project, previous, actor, text, now, info)
+    else:
+        decision = _restore_release(session, target.project, target.version, previous, actor, text, now, info)
+    target.undone_by = decision.id
+    session.flush()
+    return decision
+
+
+def find_release(session: Session, project: str, version: str) -> Release | None:
+    """The release of ``project`` whose version equals ``version`` (PEP 440 normal forms)."""
+    wanted = canonicalize_version(version)
+    for row in session.scalars(select(Release).where(Release.project == project)):
+        if canonicalize_version(row.version) == wanted:
+            return row
+    return None
+
+
+# -- internals -----------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _project_snapshot(row: Project | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"state": row.state, "allow_until": _iso(row.allow_until), "reason": row.reason}
+
+
+def _release_snapshot(row: Release | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {"state": row.state, "held_until": _iso(row.held_until), "reason": row.reason}
+
+
+def _replay_previous(session: Session, target: Decision) -> dict[str, Any] | None:
+    """For decisions made without a snapshot (the policy's): replay the ones before it."""
+    same_scope = Decision.version.is_(None) if target.version is None else Decision.version == target.version
+    earlier = list(
+        session.scalars(
+            select(Decision)
+            .where(Decision.project == target.project, same_scope, Decision.id < target.id)
+            .order_by(Decision.id)
+        )
+    )
+    state: dict[str, Any] | None = None
+    for decision in earlier:
+        if target.version is None:
+            if decision.action == "break-glass":
+                state = {
+                    "state": (state or {}).get("state") or "quarantined",
+                    "allow_until": _iso(decision.expires_at),
+                }
+            else:
+                state = {"state": {"allow": "allowed", "review": "quarantined", "deny": "denied"}.get(decision.action)}
+        else:
+            state = {
+                "state": {"allow": "allowed", "hold": "held", "deny": "denied"}.get(decision.action),
+                "held_until": _iso(decision.expires_at) if decision.action == "hold" else None,
+            }
+    return state
+
+
+def _restore_project(
+    session: Session,
+    project: str,
+    previous: Mapping[str, Any],
+    actor: str,
+    reason: str,
+    now: datetime,
+    info: dict[str, Any],
+) -> Decision:
+    action = _PROJECT_ACTION.get(previous["state"])
+    if action is None:
+        raise Conflict(f"cannot restore unknown state {previous['state']!r}")
+    decision = decide_project(session, project=project, action=action, actor=actor, reason=reason, now=now, request=info)
+    allow_until = _parse(previous.get("allow_until"))
+    if allow_until is not None and allow_until > now and action != "allow":
+        # The replaced state had a break-glass window still open: reopen it.
+        decision = decide_project(
+            session, project=project, action="allow", actor=actor, reason=reason, now=now,
+            expires_at=allow_until, request=info,
+        )
+    return decision
+
+
+def _restore_release(
+    session: Session,
+    project: str,
+    version: str,
+    previous: Mapping[str, Any],
+    actor: str,
+    reason: str,
+    now: datetime,
+    info: dict[str, Any],
+) -> Decision:
+    action = _RELEASE_ACTION.get(previous["state"])
+    if action is None:
+        raise Conflict(f"cannot restore unknown state {previous['state']!r}")
+    return decide_release(
+        session,
+        project=project,
+        version=version,
+        action=action,
+        actor=actor,
+        reason=reason,
+        now=now,
+        held_until=_parse(previous.get("held_until")) if action == "hold" else None,
+        request=info,
+    )

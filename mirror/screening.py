@@ -1,0 +1,408 @@
+"""Screening at the door: facts -> detectors -> policy -> a stored decision.
+
+A project the mirror has never seen is screened before a single byte of it
+is served.  The decision is stored with its findings, the facts they came
+from and the request that triggered it.  Releases are screened as they
+appear: a held release is left off the page and its files are refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Mapping
+
+from packaging.utils import canonicalize_version
+from sqlalchemy import desc, select
+from sqlalchemy.orm import Session, sessionmaker
+
+import detectors
+from detectors.facts import DownloadStats, Finding, InternalNames, ProjectFacts, ReleaseFacts, Severity
+from mirror import policy as policy_mod
+from mirror.clock import Clock
+from mirror.db.models import FindingRow, Project, Release, Snapshot
+from mirror.decisions import decide_project, decide_release, effective_project_state, release_blocked
+from mirror.events import record_event
+from mirror.pagebuild import file_version
+from mirror.simple.model import ProjectPage
+from mirror.upstream import UpstreamClient, UpstreamError
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 2.0
+ACTION_STATE = {"allow": "allowed", "review": "quarantined", "deny": "denied"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the door says about a project right now."""
+
+    state: str  # allowed | quarantined | denied
+    message: str = ""
+
+    @property
+    def blocked(self) -> bool:
+        return self.state != "allowed"
+
+
+Notifier = Callable[[str, dict[str, Any]], None]
+
+
+class Screening:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        upstream: UpstreamClient,
+        clock: Clock,
+        internal_names: Callable[[], InternalNames],
+        detector_config: Any,
+        policy: Any,
+        corpus: Callable[[], Any],
+        downloads: Callable[[str], DownloadStats | None] = lambda name: None,
+        notify: Notifier = lambda kind, payload: None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sessions = sessions
+        self.upstream = upstream
+        self.clock = clock
+        self.internal_names = internal_names
+        self.detector_config = detector_config
+        self.policy = policy
+        self.corpus = corpus
+        self.downloads = downloads
+        self.notify = notify
+        self.monotonic = monotonic
+        self._cache: dict[str, tuple[float, Project | None]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- the door --------------------------------------------------------------
+
+    def verdict(self, project: str) -> Verdict | None:
+        """The stored verdict, or None when the project was never screened."""
+        row = self._project(project)
+        if row is None:
+            return None
+        state = effective_project_state(row, self.clock())
+        return Verdict(state, self.blocked_message(project, row) if state != "allowed" else "")
+
+    def screen(
+        self, project: str, page: ProjectPage, request: Mapping[str, Any]
+    ) -> Verdict:
+        """Screen a never-seen project whose upstream page is ``page``."""
+        with self._lock_for(project):
+            existing = self.verdict(project)
+            if existing is not None:
+                return existing
+            facts = self.gather_facts(project, page)
+            findings = detectors.run_all(facts, self.detector_config)
+            outcome = policy_mod.decide(findings, self.policy, project=project, now=facts.now)
+            self._store_first_decision(project, facts, findings, outcome, request)
+            self._cache.pop(project, None)
+            return self.verdict(project) or Verdict("allowed")
+
+    def forget(self, project: str) -> None:
+        self._cache.pop(project, None)
+
+    # -- facts -----------------------------------------------------------------
+
+    def gather_facts(self, project: str, page: ProjectPage | None) -> ProjectFacts:
+        """Upstream facts for the detectors; anything unavailable stays unknown."""
+        now = self.clock()
+        data: dict[str, Any] | None = None
+        try:
+            data = self.upstream.fetch_project_json(project)
+        except UpstreamError as exc:
+            log.warning("project JSON unavailable for %s: %s", project, exc)
+        release_uploads = release_upload_times(page, data)
+        previous = self._latest_snapshot(project)
+        roles = _roles(data)
+        emails = _emails(data)
+        return ProjectFacts(
+            name=project,
+            now=now,
+            internal=self.internal_names(),
+            corpus=self.corpus(),
+            exists_upstream=page is not None or data is not None,
+            first_upload=min(release_uploads.values()) if release_uploads else None,
+            release_uploads=release_uploads,
+            roles=roles,
+            previous_roles=previous.get("roles") if previous else None,
+            emails=emails,
+            previous_emails=frozenset(previous["emails"]) if previous and previous.get("emails") is not None else None,
+            ownership_changed_at=_parse_dt(previous.get("ownership_changed_at")) if previous else None,
+            downloads=self.downloads(project),
+        )
+
+    # -- releases ----------------------------------------------------------------
+
+    def hidden_versions(self, session: Session, project: str, page: ProjectPage) -> set[str]:
+        """Register releases seen for the first time and return those to hide now.
+
+        Called while a page is built.  Before the project's first decision
+        there is nothing to register against; the page is rebuilt right after.
+        """
+        if session.get(Project, project) is None:
+            return set()
+        now = self.clock()
+        known = {
+            canonicalize_version(r.version): r
+            for r in session.scalars(select(Release).where(Release.project == project))
+        }
+        uploads = release_upload_times(page, None)
+        ownership_changed_at = None
+        snapshot = self._latest_snapshot(project, session)
+        if snapshot:
+            ownership_changed_at = _parse_dt(snapshot.get("ownership_changed_at"))
+        for version in _versions_of(page):
+            if canonicalize_version(version) in known:
+                continue
+            facts = ReleaseFacts(
+                project=project,
+                version=version,
+                uploaded_at=uploads.get(version),
+                now=now,
+                ownership_changed_at=ownership_changed_at,
+            )
+            findings = detectors.run_release_detectors(facts, self.detector_config)
+            action, held_until, reason = policy_mod.decide_release(findings, self.policy, facts)
+            known[canonicalize_version(version)] = self._register_release(
+                session, project, version, uploads.get(version), action, held_until, reason, findings, now
+            )
+        return {r.version for r in known.values() if release_blocked(r, now)}
+
+    def release_state(self, project: str, version: str | None) -> Release | None:
+        if version is None:
+            return None
+        with self.sessions() as session:
+            for row in session.scalars(select(Release).where(Release.project == project)):
+                if canonicalize_version(row.version) == canonicalize_version(version):
+                    return row
+        return None
+
+    def blocked_message(self, project: str, row: Project) -> str:
+        verb = {"quarantined": "is quarantined", "denied": "is denied"}.get(row.state, f"is {row.state}")
+        hint = "Ask an admin to review it." if row.state == "quarantined" else "Ask an admin if you need it."
+        reason = row.reason.strip().rstrip(".")
+        return f"indexguard: '{project}' {verb}: {reason}. {hint}" if reason else f"indexguard: '{project}' {verb}. {hint}"
+
+    # -- internals -------------------------------------------------------------
+
+    def _project(self, project: str) -> Project | None:
+        cached = self._cache.get(project)
+        now = self.monotonic()
+        if cached is not None and now - cached[0] < RECHECK_SECONDS:
+            return cached[1]
+        with self.sessions() as session:
+            row = session.get(Project, project)
+        if len(self._cache) > 50_000:
+            self._cache.clear()
+        self._cache[project] = (now, row)
+        return row
+
+    def _lock_for(self, project: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(project, threading.Lock())
+
+    def _latest_snapshot(self, project: str, session: Session | None = None) -> dict[str, Any] | None:
+        def query(s: Session) -> dict[str, Any] | None:
+            row = s.scalars(
+                select(Snapshot).where(Snapshot.project == project).order_by(desc(Snapshot.taken_at)).limit(1)
+            ).first()
+            return dict(row.facts) if row else None
+
+        if session is not None:
+            return query(session)
+        with self.sessions() as s:
+            return query(s)
+
+    def _store_first_decision(
+        self,
+        project: str,
+        facts: ProjectFacts,
+        findings: list[Finding],
+        outcome: Any,
+        request: Mapping[str, Any],
+    ) -> None:
+        now = facts.now
+        with self.sessions.begin() as session:
+            if session.get(Project, project) is not None:
+                return  # another process decided first
+            reason = "; ".join(outcome.reasons) if outcome.reasons else "no findings"
+            decide_project(
+                session,
+                project=project,
+                action=outcome.action,
+                actor="policy",
+                reason=reason,
+                now=now,
+                request=dict(request),
+            )
+            for finding in findings:
+                session.add(_finding_row(project, finding, now))
+            session.add(Snapshot(project=project, taken_at=now, facts=snapshot_facts(facts)))
+            for finding in findings:
+                if finding.severity >= Severity.CRITICAL:
+                    record_event(
+                        session,
+                        severity="critical",
+                        kind=f"finding:{finding.detector}",
+                        project=project,
+                        message=finding.title,
+                        details=finding.to_dict(),
+                        at=now,
+                    )
+        if outcome.action != "allow":
+            self.notify(
+                "quarantine" if outcome.action == "review" else "deny",
+                {"project": project, "action": outcome.action, "reasons": list(outcome.reasons),
+                 "findings": [f.to_dict() for f in findings]},
+            )
+        for finding in findings:
+            if finding.severity >= Severity.CRITICAL:
+                self.notify("critical-finding", {"project": project, "finding": finding.to_dict()})
+
+    def _register_release(
+        self,
+        session: Session,
+        project: str,
+        version: str,
+        upload_time: datetime | None,
+        action: str,
+        held_until: datetime | None,
+        reason: str,
+        findings: Iterable[Finding],
+        now: datetime,
+    ) -> Release:
+        if action == "allow":
+            row = Release(
+                project=project,
+                version=version,
+                state="allowed",
+                reason="",
+                upload_time=upload_time,
+                decided_by="policy",
+                decided_at=now,
+            )
+            session.add(row)
+            session.flush()
+            return row
+        decide_release(
+            session,
+            project=project,
+            version=version,
+            action=action,
+            actor="policy",
+            reason=reason,
+            now=now,
+            held_until=held_until,
+            upload_time=upload_time,
+        )
+        for finding in findings:
+            session.add(_finding_row(project, finding, now, version=version))
+        return session.scalars(
+            select(Release).where(Release.project == project, Release.version == version)
+        ).one()
+
+
+def release_upload_times(page: ProjectPage | None, data: Mapping[str, Any] | None) -> dict[str, datetime]:
+    """Earliest upload time per version, from the JSON API or the page (PEP 700)."""
+    times: dict[str, datetime] = {}
+
+    def add(version: str, value: Any) -> None:
+        when = _parse_dt(value)
+        if when is not None and (version not in times or when < times[version]):
+            times[version] = when
+
+    releases = (data or {}).get("releases")
+    if isinstance(releases, Mapping):
+        for version, files in releases.items():
+            if isinstance(files, list):
+                for f in files:
+                    if isinstance(f, Mapping):
+                        add(str(version), f.get("upload_time_iso_8601") or f.get("upload_time"))
+    if page is not None:
+        for f in page.files:
+            version = file_version(f.filename)
+            if version is not None:
+                add(version, f.upload_time)
+    return times
+
+
+def snapshot_facts(facts: ProjectFacts) -> dict[str, Any]:
+    """The ownership facts kept for the next comparison (JSON-ready)."""
+    changed = facts.ownership_changed_at
+    if facts.previous_roles is not None and facts.roles is not None and dict(facts.roles) != dict(facts.previous_roles):
+        changed = facts.now
+    return {
+        "roles": dict(facts.roles) if facts.roles is not None else None,
+        "emails": sorted(facts.emails) if facts.emails is not None else None,
+        "first_upload": facts.first_upload.isoformat() if facts.first_upload else None,
+        "ownership_changed_at": changed.isoformat() if changed else None,
+    }
+
+
+def _versions_of(page: ProjectPage) -> list[str]:
+    versions = {v for f in page.files if (v := file_version(f.filename))}
+    return sorted(versions)
+
+
+def _roles(data: Mapping[str, Any] | None) -> dict[str, str] | None:
+    ownership = (data or {}).get("ownership")
+    if not isinstance(ownership, Mapping) or not isinstance(ownership.get("roles"), list):
+        return None
+    roles = {}
+    for item in ownership["roles"]:
+        if isinstance(item, Mapping) and isinstance(item.get("user"), str):
+            roles[item["user"]] = str(item.get("role", ""))
+    return roles
+
+
+def _emails(data: Mapping[str, Any] | None) -> frozenset[str] | None:
+    info = (data or {}).get("info")
+    if not isinstance(info, Mapping):
+        return None
+    found = set()
+    for key in ("author_email", "maintainer_email"):
+        value = info.get(key)
+        if isinstance(value, str):
+            for part in value.split(","):
+                part = part.strip()
+                if "<" in part and part.endswith(">"):
+                    part = part[part.rindex("<") + 1 : -1]
+                if "@" in part:
+                    found.add(part.lower())
+    return frozenset(found)
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else None
+
+
+def _finding_row(project: str, finding: Finding, now: datetime, version: str | None = None) -> FindingRow:
+    return FindingRow(
+        project=project,
+        version=version or finding.release,
+        detector=finding.detector,
+        severity=str(finding.severity),
+        title=finding.title,
+        target=finding.target,
+        evidence=dict(finding.evidence),
+        found_at=now,
+    )
+
+
+def held_until_for(upload_time: datetime | None, cooldown: timedelta) -> datetime | None:
+    return upload_time + cooldown if upload_time else None

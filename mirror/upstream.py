@@ -1,0 +1,183 @@
+"""Client for the upstream index: Simple API pages and the project JSON API.
+
+Every answer is bounded (timeouts, a size limit read while streaming) and
+every URL goes through the network guard, because upstream pages are input
+we do not control.  Conditional requests keep refreshes cheap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from mirror import __version__
+from mirror.netguard import BlockedURL, NetGuard, guarded_get
+from mirror.simple.model import ProjectPage
+from mirror.simple.parse import PageError, parse_project_list, parse_project_page
+
+ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, "
+    "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+)
+USER_AGENT = f"indexguard/{__version__}"
+
+
+class UpstreamError(Exception):
+    """Upstream could not give a usable answer (down, slow, 5xx, hostile)."""
+
+
+@dataclass(frozen=True)
+class Fetched:
+    page: ProjectPage
+    etag: str | None
+
+
+class NotModified:
+    """Upstream confirmed that our stored copy is current."""
+
+
+class NotFound:
+    """Upstream does not have the project."""
+
+
+NOT_MODIFIED = NotModified()
+NOT_FOUND = NotFound()
+
+
+class UpstreamClient:
+    def __init__(
+        self,
+        simple_url: str,
+        *,
+        timeout: float,
+        max_page_bytes: int,
+        guard: NetGuard,
+        json_api_url: str | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> None:
+        self.simple_url = simple_url if simple_url.endswith("/") else simple_url + "/"
+        self.json_api_url = json_api_url or derive_json_api_url(self.simple_url)
+        self.timeout = timeout
+        self.max_page_bytes = max_page_bytes
+        self.guard = guard
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.trust_env = False
+        if auth is not None:
+            self.session.auth = auth
+
+    def project_url(self, name: str) -> str:
+        return urljoin(self.simple_url, f"{name}/")
+
+    def fetch_project(self, name: str, etag: str | None = None) -> Fetched | NotModified | NotFound:
+        """Fetch ``/simple/<name>/``; ``etag`` makes it a conditional request."""
+        url = self.project_url(name)
+        headers = {"Accept": ACCEPT}
+        if etag:
+            headers["If-None-Match"] = etag
+        response = self._get(url, headers)
+        try:
+            if response.status_code == 304:
+                return NOT_MODIFIED
+            if response.status_code in (404, 410):
+                return NOT_FOUND
+            if response.status_code != 200:
+                raise UpstreamError(f"upstream answered {response.status_code} for {name}")
+            body = self._read_bounded(response)
+            try:
+                page = parse_project_page(
+                    body, response.headers.get("Content-Type", ""), response.url
+                )
+            except PageError as exc:
+                raise UpstreamError(f"upstream page for {name} is unusable: {exc}") from None
+            serial = _int_or_none(response.headers.get("X-PyPI-Last-Serial"))
+            if serial is not None and page.last_serial is None:
+                page = _with_serial(page, serial)
+            return Fetched(page=page, etag=response.headers.get("ETag"))
+        finally:
+            response.close()
+
+    def fetch_project_list(self) -> list[str]:
+        """Every project name the index lists (used for private indexes)."""
+        response = self._get(self.simple_url, {"Accept": ACCEPT})
+        try:
+            if response.status_code != 200:
+                raise UpstreamError(f"upstream answered {response.status_code} for the project list")
+            body = self._read_bounded(response)
+            try:
+                listing = parse_project_list(body, response.headers.get("Content-Type", ""))
+            except PageError as exc:
+                raise UpstreamError(f"upstream project list is unusable: {exc}") from None
+            return list(listing.names)
+        finally:
+            response.close()
+
+    def fetch_project_json(self, name: str) -> dict[str, Any] | None:
+        """The project JSON API document (ownership, release times), or None if absent."""
+        response = self._get(urljoin(self.json_api_url, f"{name}/json"), {"Accept": "application/json"})
+        try:
+            if response.status_code in (404, 410):
+                return None
+            if response.status_code != 200:
+                raise UpstreamError(f"upstream JSON API answered {response.status_code} for {name}")
+            try:
+                data = json.loads(self._read_bounded(response))
+            except ValueError:
+                raise UpstreamError(f"upstream JSON API sent invalid JSON for {name}") from None
+            if not isinstance(data, dict):
+                raise UpstreamError(f"upstream JSON API sent a {type(data).__name__} for {name}")
+            return data
+        finally:
+            response.close()
+
+    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+        try:
+            return guarded_get(
+                self.session, url, stream=True, timeout=self.timeout, headers=headers, guard=self.guard
+            )
+        except BlockedURL as exc:
+            raise UpstreamError(f"refused to follow upstream URL: {exc}") from None
+        except requests.RequestException as exc:
+            raise UpstreamError(f"upstream unreachable: {type(exc).__name__}") from None
+
+    def _read_bounded(self, response: requests.Response) -> bytes:
+        declared = _int_or_none(response.headers.get("Content-Length"))
+        if declared is not None and declared > self.max_page_bytes:
+            raise UpstreamError(f"upstream page is too large ({declared} bytes)")
+        chunks = []
+        total = 0
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                total += len(chunk)
+                if total > self.max_page_bytes:
+                    raise UpstreamError(f"upstream page exceeds {self.max_page_bytes} bytes")
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            raise UpstreamError(f"upstream page read failed: {type(exc).__name__}") from None
+        return b"".join(chunks)
+
+
+def derive_json_api_url(simple_url: str) -> str:
+    """``https://host/simple/`` -> ``https://host/pypi/``, the JSON API's home."""
+    parts = urlsplit(simple_url)
+    path = parts.path.rstrip("/")
+    if path.endswith("/simple"):
+        path = path[: -len("/simple")]
+    return f"{parts.scheme}://{parts.netloc}{path}/pypi/"
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _with_serial(page: ProjectPage, serial: int) -> ProjectPage:
+    from dataclasses import replace
+
+    return replace(page, last_serial=serial)

@@ -1,0 +1,104 @@
+"""Configuration: defaults, overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mirror.settings import (
+    SettingsError,
+    default_upstream_url,
+    load_settings,
+    settings_from_mapping,
+)
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INDEXGUARD_CONFIG", raising=False)
+    monkeypatch.delenv("INDEXGUARD_STORAGE", raising=False)
+    settings = load_settings()
+    assert settings.server.port == 8080
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.database_url.endswith("indexguard.db")
+
+
+def test_example_config_documents_exactly_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INDEXGUARD_STORAGE", raising=False)
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    assert load_settings(example) == settings_from_mapping({})
+
+
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[server]\nport = 'eighty'\n", "server.port"),
+        ("[server]\nport = 70000\n", "server.port"),
+        ("[server]\nprot = 80\n", "server.prot"),
+        ("[upstream]\ntimeout = -1\n", "upstream.timeout"),
+        ("[upstream]\nurl = 'ftp://example.invalid/'\n", "upstream.url"),
+        ("[nonsense]\nx = 1\n", "nonsense"),
+        ("[database]\nurl = 'not a url'\n", "database.url"),
+        ("server = 3\n", "server"),
+    ],
+)
+def test_bad_values_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(write(tmp_path, text))
+    assert info.value.key == key
+
+
+def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[server\nport=1"))
+
+
+def test_command_line_overrides_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[server]\nport = 9000\nhost = '0.0.0.0'\n")
+    settings = load_settings(path, overrides={"server": {"port": 9100, "host": None}})
+    assert settings.server.port == 9100
+    assert settings.server.host == "0.0.0.0"
+
+
+def test_serve_with_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "[upstream]\nindex_ttl = 'soon'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mirror.cli", "serve", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "upstream.index_ttl" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_default_upstream_follows_pip_index_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple/")
+    assert default_upstream_url() == "http://127.0.0.1:9/simple/"
+
+
+def test_default_upstream_follows_pip_config_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nindex-url = http://127.0.0.1:7/simple/\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    assert default_upstream_url() == "http://127.0.0.1:7/simple/"
+
+
+def test_default_upstream_falls_back_to_pips_builtin(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pip._internal.models.index import PyPI
+
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    assert default_upstream_url() == PyPI.simple_url
