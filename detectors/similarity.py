@@ -178,15 +178,15 @@ def single_edit(
         while j + 1 < lc and cand[j + 1] == extra:
             j += 1
         if compound(j, -1, i, i + 1, j, j + 1):
-            return Edit("compound", f"'{extra}' added as a new word", "end")
+            return Edit("compound", f"one letter added as a separate word ('{extra}')", "end")
         if j > i or (i > 0 and cand[i - 1] == extra):
-            return Edit("repeat", f"a doubled '{extra}'", "inner")
+            return Edit("repeat", f"one doubled letter ('{extra}')", "inner")
         if extra.isdigit():
-            return Edit("version", f"an added '{extra}'", "end")
+            return Edit("version", f"a version digit added ('{extra}')", "end")
         where = _where(target_words, i, i)
         if extra == "s" and i in target_words[1]:
-            return Edit("plural", "an added plural 's'", "end")
-        return Edit("insertion", f"an extra '{extra}'", where)
+            return Edit("plural", "a plural 's' added", "end")
+        return Edit("insertion", f"one extra letter ('{extra}')", where)
     if lc == lt - 1:
         i = 0
         while i < lc and cand[i] == target[i]:
@@ -195,15 +195,15 @@ def single_edit(
             return None
         gone = target[i]
         if compound(i - 1, 1, i):
-            return Edit("compound", f"'{gone}' replaced by a separator", "end")
+            return Edit("compound", f"one letter replaced by a separator ('{gone}')", "end")
         if gone.isdigit():
-            return Edit("version", f"'{gone}' dropped", "end")
+            return Edit("version", f"a version digit dropped ('{gone}')", "end")
         if (i > 0 and target[i - 1] == gone) or (i + 1 < lt and target[i + 1] == gone):
-            return Edit("omission", f"one '{gone}' of a double dropped", "inner")
+            return Edit("omission", f"one letter of a double dropped ('{gone}')", "inner")
         where = _where(target_words, i, i + 1)
         if gone == "s" and where == "end":
             return Edit("plural", "the plural 's' dropped", "end")
-        return Edit("omission", f"'{gone}' dropped", where)
+        return Edit("omission", f"one letter dropped ('{gone}')", where)
     if lc != lt:
         return None
     diffs = [i for i in range(lc) if cand[i] != target[i]]
@@ -212,17 +212,17 @@ def single_edit(
         new, old = cand[i], target[i]
         where = _where(target_words, i, i + 1)
         if compound(lc, 0, i, i + 1):
-            return Edit("compound", f"'{new}' for '{old}' beside a new word", where)
+            return Edit("compound", f"one letter changed beside a new word ('{new}' for '{old}')", where)
         if fold_lookalikes(new) == fold_lookalikes(old):
-            return Edit("lookalike", f"look-alike '{new}' for '{old}'", where)
+            return Edit("lookalike", f"one look-alike character ('{new}' for '{old}')", where)
         if new.isdigit() and old.isdigit():
-            return Edit("version", f"'{new}' for '{old}'", "end")
+            return Edit("version", f"a version digit changed ('{new}' for '{old}')", "end")
         if new in _NEIGHBOURS.get(old, ()):
-            return Edit("keyboard", f"'{new}' for '{old}' (neighbouring keys)", where)
+            return Edit("keyboard", f"one letter changed to a neighbouring key ('{new}' for '{old}')", where)
         flipped = ord(new) ^ ord(old)
         if flipped & (flipped - 1) == 0:
-            return Edit("bitflip", f"'{new}' for '{old}' (one flipped bit)", where)
-        return Edit("substitution", f"'{new}' for '{old}'", where)
+            return Edit("bitflip", f"one letter changed by a flipped bit ('{new}' for '{old}')", where)
+        return Edit("substitution", f"one letter changed ('{new}' for '{old}')", where)
     if len(diffs) == 2:
         i, j = diffs
         if j == i + 1 and cand[i] == target[j] and cand[j] == target[i]:
@@ -236,7 +236,7 @@ def single_edit(
 
 # How typical each single edit is of a slip of the hand, used to pick the
 # likeliest of several ways to explain two edits.
-_TYPO_RANK = {
+TYPO_RANK = {
     "repeat": 6,
     "transposition": 6,
     "lookalike": 6,
@@ -280,7 +280,7 @@ def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
         second = single_edit(cand, middle)
         if second is None:
             continue
-        rank = _TYPO_RANK[first.kind] + _TYPO_RANK[second.kind]
+        rank = TYPO_RANK[first.kind] + TYPO_RANK[second.kind]
         if best is None or rank > best[0]:
             best = (rank, first, second)
     return None if best is None else (best[1], best[2])
@@ -335,14 +335,14 @@ def relate(cand: NameForms, target: NameForms) -> Relation | None:
         return None
     length = len(target.compact)
     if cand.compact == target.compact:
-        return Relation("separator", "separators moved", 0, length)
+        return Relation("separator", "only the separators changed", 0, length)
     if cand.folded == target.folded:
         pairs = sorted({f"'{a}' for '{b}'" for a, b in zip(cand.compact, target.compact) if a != b})
         same_length = len(cand.compact) == len(target.compact)
         detail = ", ".join(pairs) if same_length else "look-alike letters"
         return Relation("lookalike", f"look-alike characters ({detail})", 0, length)
     if "-" in target.token_key and cand.token_key == target.token_key:
-        return Relation("reorder", "words reordered", 0, length)
+        return Relation("reorder", "the same words reordered", 0, length)
 
     target_words = word_boundaries(target.canonical)
     cand_words = word_boundaries(cand.canonical)
@@ -356,7 +356,7 @@ def relate(cand: NameForms, target: NameForms) -> Relation | None:
         kind, words = _affix_words(cand.compact, target.compact, cand.core, target.core)
         return Relation(kind, words, 0, core_length)
     if cand.squeezed == target.squeezed:
-        return Relation("doubling", "letters doubled", 0, core_length, "inner", ("repeat", "repeat"))
+        return Relation("doubling", "doubled letters", 0, core_length, "inner", ("repeat", "repeat"))
 
     if has_affix:
         edit = single_edit(cand.core, target.core)
@@ -367,12 +367,12 @@ def relate(cand: NameForms, target: NameForms) -> Relation | None:
 
     pair = two_edits(cand.compact, target.compact)
     if pair is not None:
-        words = f"two typos: {pair[0].words}, then {pair[1].words}"
+        words = f"two typos ({pair[0].words}; {pair[1].words})"
         return Relation("two-edits", words, 2, length, "inner", (pair[0].kind, pair[1].kind))
     if has_affix:
         pair = two_edits(cand.core, target.core)
         if pair is not None:
             _, affix = _affix_words(cand.compact, target.compact, cand.core, target.core)
-            words = f"{affix} and two typos: {pair[0].words}, then {pair[1].words}"
+            words = f"{affix} and two typos ({pair[0].words}; {pair[1].words})"
             return Relation("affix-two-edits", words, 2, core_length, "inner", (pair[0].kind, pair[1].kind))
     return None

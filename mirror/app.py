@@ -11,6 +11,9 @@ from mirror import __version__, files, health, upload
 from mirror.services import Services
 from mirror.settings import Settings, load_settings
 from mirror.simple import routes as simple_routes
+from mirror.review import api as review_api, pages as review_pages
+from mirror.review.auth import ClientAuthMiddleware
+from mirror.review.settings import ReviewSettings
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
@@ -37,6 +40,11 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(upload.router)
+    app.include_router(review_api.router)
+    app.include_router(review_pages.router)
+    app.add_middleware(
+        ClientAuthMiddleware, required=ReviewSettings.from_settings(settings).require_client_auth
+    )
     return app
 
 

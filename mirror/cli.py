@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins():
     """Sub-commands that live beside the modules they drive."""
-    from mirror import check
+    from mirror import admin_cli, check
 
-    return [check.add_parser]
+    return [check.add_parser, admin_cli.add_parsers]
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:

@@ -31,6 +31,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Protocol
 
@@ -95,9 +96,12 @@ class _Download:
             self.changed.notify_all()
 
     def wait(self, timeout: float) -> None:
+        """Until this process writes more, or ``timeout`` (other processes are polled)."""
         with self.changed:
             if not self.done:
                 self.changed.wait(timeout)
+                return
+        time.sleep(timeout)  # done here, but a client may follow another process's attempt
 
     def finish(self, error: BaseException | None) -> None:
         with self.changed:
@@ -215,7 +219,9 @@ class FileFetcher:
                     held = data
                 if partial.committed():
                     if sent + len(held) != partial.size():
-                        raise StoreError(f"read {sent + len(held)} bytes of {sha256}, expected {partial.size()}")
+                        raise StoreError(
+                            f"read {sent + len(held)} bytes of {sha256}, expected {partial.size()}"
+                        )
                     if held:
                         yield held
                     return
@@ -265,6 +271,9 @@ class FileFetcher:
                         raise LeaderFailed(
                             f"another process's download of {download.sha256} failed"
                         )
+                    # Holding the lock, any unlocked temp file of this blob is a
+                    # killed leader's leftover: clear it now rather than at restart.
+                    self.store.cleanup_stale_temps(0, sha256=download.sha256)
                     self._download(download)
             finally:
                 os.close(fd)
@@ -291,7 +300,9 @@ class FileFetcher:
                 self._report(download, f"size {declared}")
                 raise SizeMismatch(size, declared)
             if limit is not None and declared is not None and declared > limit:
-                raise UpstreamError(f"upstream file is {declared} bytes, more than the {limit} allowed")
+                raise UpstreamError(
+                    f"upstream file is {declared} bytes, more than the {limit} allowed"
+                )
             with self.store.open_temp(sha256) as temp:
                 for chunk in body.iter_chunks():
                     if not chunk:
@@ -303,13 +314,11 @@ class FileFetcher:
                         raise SizeMismatch(size, temp.size + len(chunk), at_least=True)
                     temp.write(chunk)
                     download.notify()
-                if declared is not None and temp.size != declared:
+                expected = declared if declared is not None else size
+                if expected is not None and temp.size < expected:
                     raise UpstreamError(
-                        f"upstream body truncated: {temp.size} of {declared} bytes from {redact_url(url)}"
-                    )
-                if size is not None and temp.size < size:
-                    raise UpstreamError(
-                        f"upstream body truncated: {temp.size} of {size} bytes from {redact_url(url)}"
+                        f"upstream body truncated: {temp.size} of {expected} bytes"
+                        f" from {redact_url(url)}"
                     )
                 actual = temp.hexdigest
                 try:

@@ -217,36 +217,20 @@ class InternalSources:
         if parsed is None or "/" in filename or "\\" in filename:
             raise ValueError(f"not a valid wheel or sdist filename: {filename!r}")
         project, version = parsed
-        temp = self.store.open_temp("0" * 64)
-        try:
-            size = 0
-            while chunk := stream.read(1 << 20):
-                temp.write(chunk)
-                size += len(chunk)
-            sha256 = temp.hexdigest
-            if expected_sha256 and expected_sha256.lower() != sha256:
-                raise ValueError("sha256_digest does not match the uploaded bytes")
-            existing = self._pin(project, filename)
-            if existing is not None and existing.sha256 != sha256:
-                raise ValueError(f"{filename} already exists with different contents")
-            if not self.store.has(sha256):
-                temp.commit(sha256, size)
-            else:
-                temp.abort()
-        except BaseException:
-            temp.abort()
-            raise
+        existing = self._pin(project, filename)
+        sha256, size = self.store.put_stream(stream)
+        if expected_sha256 and expected_sha256.lower() != sha256:
+            raise ValueError("sha256_digest does not match the uploaded bytes")
         if existing is not None:
+            if existing.sha256 != sha256:
+                raise ValueError(f"{filename} already exists with different contents")
             return existing
         metadata_sha256 = None
         if filename.endswith(".whl"):
             metadata = _wheel_metadata(self.store.path(sha256))
             if metadata is not None:
                 metadata_sha256 = hashlib.sha256(metadata).hexdigest()
-                if not self.store.has(metadata_sha256):
-                    meta_temp = self.store.open_temp(metadata_sha256)
-                    meta_temp.write(metadata)
-                    meta_temp.commit(metadata_sha256, len(metadata))
+                self.store.put_stream(io.BytesIO(metadata))
                 if requires_python is None:
                     requires_python = BytesParser().parsebytes(metadata).get("Requires-Python")
         pin = PinnedFile(

@@ -182,7 +182,9 @@ def _parse(url: str) -> tuple[str, str, int]:
     if not isinstance(url, str) or not url:
         raise BlockedURL("empty URL")
     if any(c.isspace() or c == "\\" or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
-        raise BlockedURL(f"URL contains whitespace, control characters or backslashes: {redact_url(url)!r}")
+        raise BlockedURL(
+            f"URL contains whitespace, control characters or backslashes: {redact_url(url)!r}"
+        )
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -218,7 +220,9 @@ class GuardedAdapter(HTTPAdapter):
         self.guard = guard  # set first: HTTPAdapter.__init__ builds the pool manager
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kw: object) -> None:
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **kw: object
+    ) -> None:
         super().init_poolmanager(connections, maxsize, block, **kw)
         self.poolmanager.pool_classes_by_scheme = _guarded_pools(self.guard)
 

@@ -31,7 +31,7 @@ from typing import BinaryIO
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 TEMP_SUFFIX = ".part"
-DEFAULT_STALE_AGE = 15 * 60.0
+DEFAULT_STALE_AGE = 60.0
 
 logger = logging.getLogger(__name__)
 
@@ -128,18 +128,61 @@ class BlobStore:
             partial.close()
         return None
 
-    def cleanup_stale_temps(self, max_age: float = DEFAULT_STALE_AGE) -> list[Path]:
+    def put_stream(self, stream: BinaryIO, chunk_size: int = 1 << 20) -> tuple[str, int]:
+        """Store bytes whose hash is not known in advance (uploads, internal files).
+
+        Returns (sha256, size).  The content decides the address, so there is
+        nothing to verify against; the same temp, fsync and rename rules apply.
+        """
+        hasher = hashlib.sha256()
+        size = 0
+        try:
+            fd, name = tempfile.mkstemp(prefix="put.", suffix=TEMP_SUFFIX, dir=self.tmp_dir)
+        except OSError as exc:
+            raise _store_error("cannot create a temp file", exc) from exc
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(chunk_size):
+                    out.write(chunk)
+                    hasher.update(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha256 = hasher.hexdigest()
+            final = self.path(sha256)
+            if final.exists():
+                path.unlink()
+            else:
+                _makedirs_durably(final.parent, self.blobs_dir)
+                os.rename(path, final)
+                _fsync_dir(final.parent)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise _store_error("cannot store an uploaded file", exc) from exc
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return sha256, size
+
+    def cleanup_stale_temps(
+        self, max_age: float = DEFAULT_STALE_AGE, *, sha256: str | None = None
+    ) -> list[Path]:
         """Delete temp files left by killed processes; return what was removed.
 
         A file is removed only if no process holds its write lock and it was
         not modified for ``max_age`` seconds (the age covers the instant
         between a temp file's creation and its writer taking the lock).
+        ``sha256`` limits the sweep to one blob's temp files.
         """
+        pattern = f"{validate_sha256(sha256)}.*" if sha256 is not None else "*"
         removed = []
         now = time.time()
-        for path in sorted(self.tmp_dir.iterdir()):
+        for path in sorted(self.tmp_dir.glob(pattern)):
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                # Read-write: NFS emulates flock with byte-range locks, and an
+                # exclusive one needs a file open for writing.
+                fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
             except OSError:
                 continue
             try:
@@ -237,7 +280,9 @@ class TempBlob:
         try:
             _fsync_dir(final.parent)
         except OSError as exc:  # the blob is verified and in place; only durability is in doubt
-            logger.warning("could not fsync %s after storing %s: %s", final.parent, self.sha256, exc)
+            logger.warning(
+                "could not fsync %s after storing %s: %s", final.parent, self.sha256, exc
+            )
         return final
 
     def abort(self) -> None:

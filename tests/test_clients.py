@@ -27,7 +27,7 @@ def test_pip_download_wheel_and_sdist(mirror, index_server, tmp_path) -> None:
     # pip would build an sdist to read its metadata (needing a build backend from
     # the index), so fetch the sdist the way pip does after resolving: by its link.
     sdist = next(f for f in files if f.filename.endswith(".tar.gz"))
-    page = requests.get(mirror.simple_url + "quiet-otter/", timeout=30).text
+    page = requests.get(mirror.simple_url + "quiet-otter/", headers={"Accept": "text/html"}, timeout=30).text
     href = re.search(r'href="([^"]*' + re.escape(sdist.filename) + r'[^"]*)"', page).group(1)
     body = requests.get(urljoin(mirror.simple_url + "quiet-otter/", href), timeout=30).content
     assert hashlib.sha256(body).hexdigest() == sdist.sha256

@@ -466,7 +466,8 @@ sys.stdin.read()
 """
 
 
-def test_sigkill_mid_download_then_recovery(upstream: Upstream, store: BlobStore) -> None:
+@pytest.mark.parametrize("first", ["restart", "request"])
+def test_sigkill_mid_download_then_recovery(upstream: Upstream, store: BlobStore, first: str) -> None:
     gate = threading.Event()
     route = random_route(1 << 20, gate=gate, gate_after=512 * 1024)
     body = route.body()
@@ -489,11 +490,15 @@ def test_sigkill_mid_download_then_recovery(upstream: Upstream, store: BlobStore
             child.kill()
             child.wait()
     gate.set()
+    assert leftovers(store) == partials  # the killed writer's temp file remains
+    assert not store.has(sha(body))
 
-    assert leftovers(store) == partials  # the killed writer's temp file remains...
+    if first == "restart":  # start-up cleanup removes it
+        assert [p.name for p in store.cleanup_stale_temps(max_age=0)] == partials
+        assert leftovers(store) == []
+    # The next request succeeds (and its download clears any leftover of that file).
     assert b"".join(make_fetcher(store).stream(sha(body), url, size=len(body))) == body
     assert upstream.hits["/f"] == 2
-    assert [p.name for p in store.cleanup_stale_temps(max_age=0)] == partials  # ...until cleanup
     assert leftovers(store) == []
     assert store.path(sha(body)).read_bytes() == body
 

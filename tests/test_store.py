@@ -194,3 +194,14 @@ def test_disk_full_is_a_clear_error_and_leaves_nothing(small_disk: Path) -> None
         temp.write(small)
         temp.commit(sha(small))
     assert store.path(sha(small)).read_bytes() == small
+
+
+def test_cleanup_can_be_limited_to_one_blob(store: BlobStore) -> None:
+    mine = store.tmp_dir / f"{sha(b'mine')}.abc.part"
+    other = store.tmp_dir / f"{sha(b'other')}.abc.part"
+    mine.write_bytes(b"x")
+    other.write_bytes(b"y")
+    assert store.cleanup_stale_temps(0, sha256=sha(b"mine")) == [mine]
+    assert temps(store) == [other.name]
+    with pytest.raises(InvalidHash):
+        store.cleanup_stale_temps(0, sha256="../*")

@@ -8,9 +8,11 @@ is shown to do what it claims.
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import http.client
+import importlib.util
 import io
 import json
 import os
@@ -203,8 +205,8 @@ def test_wheel_has_valid_metadata_record_and_module(dists: SimpleNamespace) -> N
                 assert (digest, size) == ("", "")
                 continue
             data = archive.read(path)
-            expected = "sha256=" + __import__("base64").urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            assert (digest, int(size)) == (expected, len(data)), path
+            encoded = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert (digest, int(size)) == ("sha256=" + encoded, len(data)), path
         wheel_file = archive.read("foo_bar-1.0.dist-info/WHEEL").decode()
         assert "Wheel-Version: 1.0" in wheel_file and "Root-Is-Purelib: true" in wheel_file
     metadata = Metadata.from_email(wheel_metadata(wheel))
@@ -238,7 +240,8 @@ def test_wheel_extra_files_and_tags(tmp_path: Path) -> None:
         assert "Root-Is-Purelib: false" in archive.read("native-1.0.dist-info/WHEEL").decode()
     multi = build_wheel(tmp_path, "multi", "1.0", tag="py2.py3-none-any")
     with zipfile.ZipFile(multi) as archive:
-        tags = [line for line in archive.read("multi-1.0.dist-info/WHEEL").decode().splitlines() if line.startswith("Tag:")]
+        lines = archive.read("multi-1.0.dist-info/WHEEL").decode().splitlines()
+    tags = [line for line in lines if line.startswith("Tag:")]
     assert tags == ["Tag: py2-none-any", "Tag: py3-none-any"]
 
 
@@ -339,7 +342,7 @@ def test_project_page_json(index: IndexServer, dists: SimpleNamespace) -> None:
     provenance = requests.get(wheel["provenance"], timeout=10).json()
     assert provenance["version"] == 1
     statement = json.loads(
-        __import__("base64").b64decode(provenance["attestation_bundles"][0]["attestations"][0]["envelope"]["statement"])
+        base64.b64decode(provenance["attestation_bundles"][0]["attestations"][0]["envelope"]["statement"])
     )
     assert statement["subject"] == [{"name": dists.wheel.name, "digest": {"sha256": sha256_of(dists.wheel)}}]
     assert files[dists.sdist.name]["provenance"] is None
@@ -473,7 +476,11 @@ def test_quarantined_project_lists_no_files(index: IndexServer) -> None:
 
 
 def test_tracks_and_alternate_locations(index: IndexServer) -> None:
-    index.set_project_info("other", tracks=["https://upstream.example/simple/other/"], alternate_locations=["https://mirror.example/simple/other/"])
+    index.set_project_info(
+        "other",
+        tracks=["https://upstream.example/simple/other/"],
+        alternate_locations=["https://mirror.example/simple/other/"],
+    )
     page = get_json(index, "other")
     assert page["tracks"] == ["https://upstream.example/simple/other/"]
     assert page["alternate-locations"] == ["https://mirror.example/simple/other/"]
@@ -567,7 +574,9 @@ def test_request_log_counts_upstream_hits(index: IndexServer, dists: SimpleNames
     assert (method, path, headers["x-probe"], headers["Accept"]) == ("GET", "/simple/foo-bar/", "1", JSON_V1)
 
 
-def test_replace_file_bytes_keeps_or_updates_the_listing(index: IndexServer, dists: SimpleNamespace, tmp_path: Path) -> None:
+def test_replace_file_bytes_keeps_or_updates_the_listing(
+    index: IndexServer, dists: SimpleNamespace, tmp_path: Path
+) -> None:
     original = sha256_of(dists.other)
     evil = build_wheel(tmp_path, "other", "0.1", files={"other/evil.py": b"import os\n"}).read_bytes()
     index.replace_file_bytes(dists.other.name, evil)
@@ -829,24 +838,39 @@ def test_fault_parameters_are_checked(server: IndexServer, kind: str, params: di
 # -- real installers against the server -------------------------------------------------
 
 
-def test_pip_downloads_a_wheel_and_an_sdist(index: IndexServer, dists: SimpleNamespace, tmp_path: Path) -> None:
-    sdist_only = build_sdist(tmp_path / "in", "sdist-only", "0.3", summary="only an sdist", author_email="a@example.com")
-    index.add_file("sdist-only", sdist_only)
-    index.clear_requests()
+def pip_download(index: IndexServer, dest: Path, *requirements: str) -> None:
     result = subprocess.run(
         [
             sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--no-build-isolation",
-            "--index-url", index.simple_url, "-d", str(tmp_path / "out"), "foo-bar==1.0", "sdist-only",
+            "--index-url", index.simple_url, "-d", str(dest), *requirements,
         ],
         env=installer_env(), capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    downloaded = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert downloaded == [dists.wheel.name, sdist_only.name]
-    assert sha256_of(tmp_path / "out" / dists.wheel.name) == sha256_of(dists.wheel)
-    # pip used the PEP 658 metadata file before fetching the wheel.
+
+
+def test_pip_downloads_a_wheel_through_its_metadata_file(
+    index: IndexServer, dists: SimpleNamespace, tmp_path: Path
+) -> None:
+    index.clear_requests()
+    pip_download(index, tmp_path, "foo-bar==1.0")
+    assert [p.name for p in tmp_path.iterdir()] == [dists.wheel.name]
+    assert sha256_of(tmp_path / dists.wheel.name) == sha256_of(dists.wheel)
+    # pip read the PEP 658 metadata file before fetching the wheel.
     assert index.count_requests(index.file(dists.wheel.name).url_path + ".metadata") == 1
     assert index.download_count(dists.wheel.name) == 1
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("setuptools") is None,
+    reason="pip prepares an sdist's metadata with setuptools, absent from this environment",
+)
+def test_pip_accepts_an_sdist(index: IndexServer, tmp_path: Path) -> None:
+    sdist = build_sdist(tmp_path / "in", "sdist-only", "0.3", summary="only sdist", author_email="a@example.com")
+    index.add_file("sdist-only", sdist)
+    pip_download(index, tmp_path / "out", "sdist-only")
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [sdist.name]
+    assert index.download_count(sdist.name) == 1
 
 
 @pytest.mark.parametrize("formats", [("json", "html"), ("html",)])
@@ -854,7 +878,10 @@ def test_uv_installs_from_the_server(dists: SimpleNamespace, tmp_path: Path, for
     uv = uv_binary()
     env = installer_env()
     venv = tmp_path / "venv"
-    subprocess.run([uv, "venv", "--no-config", "--python", sys.executable, str(venv)], env=env, check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [uv, "venv", "--no-config", "--python", sys.executable, str(venv)],
+        env=env, check=True, capture_output=True, timeout=120,
+    )
     with IndexServer(formats=formats) as server:
         server.add_file("Foo.Bar", dists.wheel)
         server.add_file("Foo.Bar", dists.wheel2, yanked=True)

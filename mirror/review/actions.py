@@ -157,7 +157,12 @@ def undo(
             + (f" {target.version}" if target.version else "")
             + "; there is no earlier state to restore (decide again instead)"
         )
-    info = {**(request or {}), "undo_of": target.id}
+    current = (
+        _project_snapshot(session.get(Project, target.project))
+        if target.version is None
+        else _release_snapshot(find_release(session, target.project, target.version))
+    )
+    info = {**(request or {}), "undo_of": target.id, "previous": current}
     text = f"undo #{target.id}: {reason}"
     if target.version is None:
         decision = _restore_project(session, target.project, previous, actor, text, now, info)
@@ -275,3 +280,23 @@ def _restore_release(
         held_until=_parse(previous.get("held_until")) if action == "hold" else None,
         request=info,
     )
+
+
+def undoable(decisions: list[Any]) -> set[int]:
+    """Ids of the decisions ``undo`` would accept: the latest of each project or release,
+    not undone, with a state before it to go back to."""
+    latest: dict[str | None, Any] = {}
+    counts: dict[str | None, int] = {}
+    for decision in decisions:
+        counts[decision.version] = counts.get(decision.version, 0) + 1
+        current = latest.get(decision.version)
+        if current is None or decision.id > current.id:
+            latest[decision.version] = decision
+    result = set()
+    for version, decision in latest.items():
+        if decision.undone_by is not None:
+            continue
+        request = decision.request or {}
+        if request.get("previous") if "previous" in request else counts[version] > 1:
+            result.add(decision.id)
+    return result

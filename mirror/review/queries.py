@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import and_, desc, func, or_, select
+from packaging.utils import canonicalize_name
+from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session
 
 from mirror.db.models import Decision, Event, FindingRow, Project, Release, Snapshot
@@ -102,8 +103,6 @@ def list_projects(
 
 def normal_query(query: str) -> str:
     """A search string in the names' normal form (PEP 503: lower case, runs of -_. as -)."""
-    from packaging.utils import canonicalize_name
-
     return canonicalize_name(query.strip())
 
 

@@ -3,9 +3,9 @@
 Every mirror test needs wheels and sdists that pip and uv accept, and many
 need hundreds of them.  Running a build backend in a subprocess costs about a
 second per distribution, so these builders write the archives directly with
-the standard library.  Core metadata is produced by ``packaging.metadata`` so
-that the bytes are what a real build tool would emit and invalid input fails
-loudly instead of producing a distribution that some installer later rejects.
+the standard library.  Core metadata is validated and written by
+``packaging.metadata``, so bad input fails here, loudly, instead of producing
+a distribution that some installer rejects three layers further on.
 
 Archives are deterministic: the same arguments give the same bytes, hence the
 same sha256.  Tests can therefore compare hashes across builds and runs.
@@ -174,7 +174,7 @@ def build_sdist(
         extra_metadata=extra_metadata,
     )
     stem = f"{_filename_name(name)}-{metadata.version}"
-    pkg_info = metadata.as_rfc822().as_bytes()
+    pkg_info = _rfc822(metadata)
     pyproject = _pyproject_toml(metadata, author, author_email)
     contents = {"PKG-INFO": pkg_info, "pyproject.toml": pyproject}
     # Supplied files come last so a test can replace even PKG-INFO.
@@ -274,6 +274,23 @@ def _core_metadata(
     except ExceptionGroup as group:
         problems = "; ".join(str(exc) for exc in group.exceptions)
         raise ValueError(f"invalid core metadata for {name!r} {version!r}: {problems}") from group
+
+
+def _rfc822(metadata: Metadata) -> bytes:
+    """Core metadata bytes with header names spelled as build tools write them.
+
+    Header names are case-insensitive by the spec, but some tools (twine's
+    metadata reader among them) only recognise the usual spelling.
+    """
+    message = metadata.as_rfc822()
+    lines = []
+    body = message.as_bytes().split(b"\n\n", 1)
+    for line in body[0].split(b"\n"):
+        name, sep, value = line.partition(b":")
+        if sep and not line[:1].isspace():
+            line = b"-".join(part.capitalize() for part in name.split(b"-")) + sep + value
+        lines.append(line)
+    return b"\n".join(lines) + (b"\n\n" + body[1] if len(body) > 1 else b"")
 
 
 def _pyproject_toml(metadata: Metadata, author: str | None, author_email: str | None) -> bytes:
@@ -376,7 +393,7 @@ def _write_wheel(dest_dir: Path, metadata: Metadata, tag: str, members: list[_Me
     ).encode()
     members = [
         *members,
-        (f"{dist_info}/METADATA", [metadata.as_rfc822().as_bytes()], True),
+        (f"{dist_info}/METADATA", [_rfc822(metadata)], True),
         (f"{dist_info}/WHEEL", [wheel_file], True),
     ]
     records: list[tuple[str, str, str]] = []

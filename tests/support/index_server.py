@@ -35,6 +35,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -587,6 +588,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # concurrency tests open many connections at once
 
     def __init__(self, address: tuple[str, int], index: IndexServer) -> None:
         self.index = index
@@ -622,8 +624,9 @@ class _HTTPServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+        deadline = time.monotonic() + timeout
         for thread in threads:
-            thread.join(timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]
@@ -699,7 +702,8 @@ class IndexServer:
 
     ``formats`` limits the simple API to ``"json"`` and/or ``"html"``, to play
     an older upstream.  ``relative_urls`` makes pages link files by path
-    instead of by absolute URL.
+    instead of by absolute URL.  ``record_requests=False`` keeps no request
+    log, for long benchmark runs.
     """
 
     def __init__(
@@ -709,6 +713,7 @@ class IndexServer:
         port: int = 0,
         formats: Sequence[str] = ("json", "html"),
         relative_urls: bool = False,
+        record_requests: bool = True,
     ) -> None:
         unknown = set(formats) - {"json", "html"}
         if unknown or not formats:
@@ -721,6 +726,7 @@ class IndexServer:
         self._host = host
         self._port = port
         self._relative_urls = relative_urls
+        self._record_requests = record_requests
         self._lock = threading.RLock()
         self._projects: dict[NormalizedName, _Project] = {}
         self._files: dict[str, _File] = {}
@@ -1164,7 +1170,9 @@ class IndexServer:
             raise ValueError(f"invalid version {version!r}: {exc}") from exc
         assert chosen is not None
         if check_name and parsed_name is not None and parsed_name != project:
-            raise ValueError(f"{filename!r} belongs to project {parsed_name!r}, not {project!r} (check_name=False allows it)")
+            raise ValueError(
+                f"{filename!r} belongs to project {parsed_name!r}, not {project!r} (check_name=False allows it)"
+            )
         if check_name and parsed_version is not None and parsed_version != chosen:
             raise ValueError(f"{filename!r} is version {parsed_version}, not {chosen} (check_name=False allows it)")
         return str(chosen), packagetype
@@ -1214,12 +1222,14 @@ class IndexServer:
     def _record_error(self, text: str) -> None:
         with self._lock:
             self._errors.append(text)
+        print(f"test index server error:\n{text}", file=sys.stderr, flush=True)
 
     # -- internals: request handling
 
     def _handle(self, handler: _Handler, method: str) -> None:
-        with self._lock:
-            self._requests.append(UpstreamRequest(method, handler.path, handler.headers))
+        if self._record_requests:
+            with self._lock:
+                self._requests.append(UpstreamRequest(method, handler.path, handler.headers))
         try:
             split = urlsplit(handler.path)
             path = unquote(split.path)
@@ -1248,6 +1258,8 @@ class IndexServer:
 
     def _route(self, path: str) -> _Route:
         parts = path.split("/")[1:]
+        if len(parts) > 1 and parts[0] in ("pypi", "api") and parts[-1] == "":
+            parts.pop()  # the JSON endpoints accept a trailing slash
         if path == "/simple":
             return _Route("redirect", location="/simple/")
         if path == "/simple/":
@@ -1312,7 +1324,7 @@ class IndexServer:
             if media is None:
                 return _not_acceptable(self._offers)
             with self._lock:
-                listing = sorted(((p.name, p.serial) for p in self._projects.values()), key=lambda item: canonicalize_name(item[0]))
+                listing = sorted(((p.name, p.serial) for p in self._projects.values()), key=lambda p: p[0].lower())
                 serial = self._serial
             render = render_root_json if media == JSON_V1 else render_root_html
             return _page(render(listing, serial), media, serial)
@@ -1392,7 +1404,10 @@ class IndexServer:
             if entry.provenance is None:
                 return _text(404, "no provenance\n")
             return _bytes(200, entry.provenance, "application/json")
-        headers = [("Content-Type", "application/octet-stream"), ("Cache-Control", "max-age=365000000, immutable, public")]
+        headers = [
+            ("Content-Type", "application/octet-stream"),
+            ("Cache-Control", "max-age=365000000, immutable, public"),
+        ]
         if entry.replacement is not None:
             reply = _Reply(200, headers, entry.replacement, len(entry.replacement))
             reply.etag = f'"{entry.served_sha256}"'
@@ -1441,7 +1456,8 @@ class IndexServer:
             if _etag_matches(handler.headers.get("If-None-Match"), reply.etag):
                 _close_body(body)
                 status, body, length = 304, b"", 0
-                headers = [(k, v) for k, v in headers if k.lower() in ("etag", "x-pypi-last-serial", "vary", "cache-control")]
+                kept = ("etag", "x-pypi-last-serial", "vary", "cache-control")
+                headers = [(k, v) for k, v in headers if k.lower() in kept]
         if isinstance(body, Path) and (head or status == 304):
             body = b""
         if isinstance(body, Path) and fault is None:
@@ -1478,7 +1494,9 @@ class IndexServer:
             _close_body(chunks)
 
     @staticmethod
-    def _send_file(handler: _Handler, status: int, headers: list[tuple[str, str]], path: Path, length: int | None) -> None:
+    def _send_file(
+        handler: _Handler, status: int, headers: list[tuple[str, str]], path: Path, length: int | None
+    ) -> None:
         """Unmodified downloads go out with sendfile(2): in benchmarks the
         upstream must not compete with the mirror for CPU."""
         try:
@@ -1664,8 +1682,10 @@ def _check_fault_params(kind: str, params: Mapping[str, Any]) -> None:
         raise TypeError("corrupt: data must be bytes or None")
     if kind == "status" and not isinstance(params.get("body", b""), (bytes, bytearray)):
         raise TypeError("status: body must be bytes")
-    if kind == "hostile_links" and (isinstance(params.get("urls"), str) or not params.get("urls", DEFAULT_HOSTILE_URLS)):
-        raise ValueError("hostile_links: urls must be a non-empty sequence of strings")
+    if kind == "hostile_links":
+        urls = params.get("urls", DEFAULT_HOSTILE_URLS)
+        if isinstance(urls, str) or not urls or not all(isinstance(url, str) for url in urls):
+            raise ValueError("hostile_links: urls must be a non-empty sequence of strings")
 
 
 # -- command line ------------------------------------------------------------------
@@ -1684,7 +1704,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     formats = ("json", "html") if args.format == "both" else (args.format,)
-    server = IndexServer(host=args.host, port=args.port, formats=formats, relative_urls=args.relative_urls)
+    server = IndexServer(
+        host=args.host, port=args.port, formats=formats, relative_urls=args.relative_urls, record_requests=False
+    )
     try:
         published = server.add_directory(args.dir)
     except (OSError, ValueError) as exc:

@@ -1,0 +1,295 @@
+"""Protected names, indexed once so that checking a name never scans them all.
+
+A mirror checks every project it has not seen before, and a re-audit checks
+thousands at a time, so a check has to cost a few dozen dictionary look-ups,
+not one comparison per protected name.  ``NameIndex`` precomputes, for every
+protected name:
+
+* exact keys: the look-alike-folded form, the affix-free core, the core with
+  doubled letters squeezed, and the sorted words - equal keys mean "the same
+  name to a reader";
+* single-deletion neighbourhoods of the compact form and of the core - two
+  strings within one edit share a key (the symmetric-deletion trick), so all
+  single edits are found by hashing the candidate's own deletions;
+* the long and heavily used names for which two typos are still worth
+  reporting (see ``two_edit_min_*``), bucketed by length for a bit-parallel
+  distance scan.
+
+Candidates found this way are then explained and scored by
+``detectors.similarity`` and ``detectors.typosquat``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from detectors.names import canonical, tokens
+from detectors.similarity import NameForms
+
+__all__ = ["NameIndex", "PopularCorpus", "Project", "load_ml_projects"]
+
+Ids = tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """A protected name: a popular project, a curated ML project, or an internal one.
+
+    ``downloads`` is the monthly download count when known (``None`` =
+    unknown, never zero); ``rank`` its position in the popularity list.
+    """
+
+    name: str
+    downloads: int | None = None
+    rank: int | None = None
+    kind: str = "popular"
+
+
+def _add(table: dict[str, Ids], key: str, ident: int) -> None:
+    have = table.get(key)
+    if have is None:
+        table[key] = (ident,)
+    elif ident not in have:
+        table[key] = have + (ident,)
+
+
+def _deletions(text: str) -> Iterator[str]:
+    for i in range(len(text)):
+        yield text[:i] + text[i + 1 :]
+
+
+class NameIndex:
+    """Protected names with the look-up tables described in the module docstring.
+
+    ``two_edit_min_length`` and ``two_edit_min_downloads`` choose which names
+    also get double-deletion keys: two typos in a short or little-used name
+    would match too many honest names to be worth reporting.  Names without a
+    download count (curated or internal names) qualify on length alone.
+    """
+
+    def __init__(
+        self,
+        projects: Iterable[Project],
+        *,
+        two_edit_min_length: int = 7,
+        two_edit_min_downloads: int = 20_000_000,
+    ) -> None:
+        self.projects: list[Project] = []
+        self.forms: list[NameForms] = []
+        self._by_name: dict[str, int] = {}
+        self._exact: dict[str, Ids] = {}
+        self._near: dict[str, Ids] = {}
+        long: dict[int, tuple[list[str], list[int]]] = {}
+        self.words: frozenset[str] = frozenset()
+        words: set[str] = set()
+        for project in projects:
+            if project.name in self._by_name:
+                continue
+            ident = len(self.projects)
+            forms = NameForms.of(project.name)
+            project = Project(forms.canonical, project.downloads, project.rank, project.kind)
+            self.projects.append(project)
+            self.forms.append(forms)
+            self._by_name[forms.canonical] = ident
+            words.update(tokens(forms.canonical))
+            for key in {forms.folded, forms.folded_core, forms.squeezed}:
+                _add(self._exact, key, ident)
+            if "-" in forms.token_key:
+                _add(self._exact, forms.token_key, ident)
+            for base in {forms.compact, forms.core}:
+                _add(self._near, base, ident)
+                for key in _deletions(base):
+                    _add(self._near, key, ident)
+            eligible = len(forms.compact) >= two_edit_min_length and (
+                project.downloads is None or project.downloads >= two_edit_min_downloads
+            )
+            if eligible:
+                bucket = long.setdefault(len(forms.compact), ([], []))
+                bucket[0].append(forms.compact)
+                bucket[1].append(ident)
+        self._long = {length: (tuple(n), tuple(i)) for length, (n, i) in long.items()}
+        self.words = frozenset(words)
+
+    def __len__(self) -> int:
+        return len(self.projects)
+
+    def __iter__(self) -> Iterator[Project]:
+        return iter(self.projects)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def get(self, name: str) -> Project | None:
+        """The protected project with this name (any spelling PEP 503 accepts)."""
+        ident = self._by_name.get(name)
+        if ident is None:
+            try:
+                ident = self._by_name.get(canonical(name))
+            except ValueError:
+                return None
+        return None if ident is None else self.projects[ident]
+
+    def candidates(self, forms: NameForms) -> set[int]:
+        """Ids of protected names that may be within reach of ``forms``; a superset."""
+        found: set[int] = set()
+        exact, near = self._exact, self._near
+        keys = [forms.folded, forms.folded_core, forms.squeezed, forms.token_key]
+        hits = [exact.get(k) for k in keys]
+        compact, base = forms.compact, forms.core
+        hits.append(near.get(compact))
+        hits.extend([near.get(compact[:i] + compact[i + 1 :]) for i in range(len(compact))])
+        if base != compact:
+            hits.append(near.get(base))
+            hits.extend([near.get(base[:i] + base[i + 1 :]) for i in range(len(base))])
+        for ids in hits:
+            if ids is not None:
+                found.update(ids)
+        if self._long:
+            found.update(self._two_edit_candidates(compact))
+        return found
+
+    def _two_edit_candidates(self, compact: str) -> list[int]:
+        # Few names qualify (long and heavily used), so a bit-parallel
+        # distance over those of a similar length beats a deletion index
+        # that would cost tens of look-ups for every name checked.
+        size = len(compact)
+        found: list[int] = []
+        for length in range(size - 2, size + 3):
+            bucket = self._long.get(length)
+            if bucket is None:
+                continue
+            names, ids = bucket
+            for _, distance, position in process.extract(
+                compact, names, scorer=OSA.distance, score_cutoff=2, limit=None
+            ):
+                if distance == 2:
+                    found.append(ids[position])
+        return found
+
+    def neighbours(self, name: str) -> Iterator[tuple[Project, NameForms]]:
+        """Candidate protected names near ``name`` with their forms (not yet explained)."""
+        forms = NameForms.of(name)
+        for ident in self.candidates(forms):
+            yield self.projects[ident], self.forms[ident]
+
+
+class PopularCorpus(NameIndex):
+    """The popular projects (with download counts and ranks) plus curated ML projects.
+
+    Loaded once per process from the bundled CSV (``bundled()``) or from an
+    operator's CSV with the same ``project,download_count`` columns.
+    """
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[tuple[str, int | None]],
+        *,
+        extra: Iterable[str] = (),
+        limit: int | None = None,
+        **index_options: int,
+    ) -> PopularCorpus:
+        """Build from (name, downloads) rows, most popular first; ``extra`` are curated names.
+
+        A curated name that is also popular keeps its rank and downloads and
+        is marked as curated ('ml').
+        """
+        extra_names = {canonical(n) for n in extra}
+        projects: list[Project] = []
+        seen: set[str] = set()
+        for rank, (name, downloads) in enumerate(rows, start=1):
+            if limit is not None and rank > limit:
+                break
+            canon = canonical(name)
+            if canon in seen:
+                continue
+            seen.add(canon)
+            kind = "ml" if canon in extra_names else "popular"
+            projects.append(Project(canon, downloads, rank, kind))
+        for name in sorted(extra_names - seen):
+            projects.append(Project(name, None, None, "ml"))
+        return cls(projects, **index_options)
+
+    @classmethod
+    def from_csv(
+        cls,
+        path: str | Path | io.TextIOBase,
+        *,
+        extra: Iterable[str] = (),
+        limit: int | None = None,
+        **index_options: int,
+    ) -> PopularCorpus:
+        """Read a ``project,download_count`` CSV (header required), most popular first.
+
+        Raises ``ValueError`` naming the line of a malformed row, so that a bad
+        operator file is rejected at start-up rather than half-loaded.
+        """
+        if isinstance(path, (str, Path)):
+            with open(path, newline="", encoding="utf-8") as handle:
+                return cls.from_csv(handle, extra=extra, limit=limit, **index_options)
+        return cls.from_rows(_read_rows(path), extra=extra, limit=limit, **index_options)
+
+    @classmethod
+    def bundled(cls) -> PopularCorpus:
+        """The corpus shipped with IndexGuard (top projects + curated ML list), built once."""
+        return _bundled()
+
+
+def _read_rows(handle: io.TextIOBase) -> Iterator[tuple[str, int | None]]:
+    reader = csv.reader(handle)
+    header = next(reader, None)
+    if header is None or [h.strip().lower() for h in header[:2]] != ["project", "download_count"]:
+        raise ValueError(f"popular projects CSV must start with 'project,download_count', got {header!r}")
+    for line, row in enumerate(reader, start=2):
+        if not row or not row[0].strip():
+            continue
+        name = row[0].strip()
+        try:
+            canonical(name)
+        except ValueError:
+            raise ValueError(f"line {line}: invalid project name {name!r}") from None
+        count: int | None = None
+        if len(row) > 1 and row[1].strip():
+            try:
+                count = int(row[1])
+            except ValueError:
+                raise ValueError(f"line {line}: download_count {row[1]!r} is not an integer") from None
+            if count < 0:
+                raise ValueError(f"line {line}: download_count must be >= 0")
+        yield name, count
+
+
+def load_ml_projects(text: str | None = None) -> list[str]:
+    """Names from the curated ML list (one per line, '#' comments); bundled list by default."""
+    if text is None:
+        text = resources.files("detectors").joinpath("data/ml_projects.txt").read_text(encoding="utf-8")
+    names = []
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            names.append(line)
+    return names
+
+
+@functools.cache
+def _bundled() -> PopularCorpus:
+    # Cached because the corpus is immutable and costs ~1 s to index; a
+    # process needs exactly one.
+    data = resources.files("detectors").joinpath("data/popular_packages.csv")
+    with data.open("r", encoding="utf-8", newline="") as handle:
+        return PopularCorpus.from_csv(handle, extra=load_ml_projects())
+
+
+def popularity(downloads: int | None, unknown: int) -> float:
+    """log10 of monthly downloads, with ``unknown`` standing in when there is no count."""
+    return math.log10(max(downloads if downloads is not None else unknown, 1))
