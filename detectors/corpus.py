@@ -12,8 +12,8 @@ protected name:
   strings within one edit share a key (the symmetric-deletion trick), so all
   single edits are found by hashing the candidate's own deletions;
 * the long and heavily used names for which two typos are still worth
-  reporting (see ``two_edit_min_*``), bucketed by length for a bit-parallel
-  distance scan.
+  reporting (see ``two_edit_min_*``), bucketed by length and first or last
+  letter so that only a handful of distances are computed per name.
 
 Candidates found this way are then explained and scored by
 ``detectors.similarity`` and ``detectors.typosquat``.
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from detectors.names import canonical, tokens
@@ -82,14 +81,15 @@ class NameIndex:
         projects: Iterable[Project],
         *,
         two_edit_min_length: int = 7,
-        two_edit_min_downloads: int = 20_000_000,
+        two_edit_min_downloads: int = 100_000_000,
     ) -> None:
         self.projects: list[Project] = []
         self.forms: list[NameForms] = []
         self._by_name: dict[str, int] = {}
+        self._by_folded: dict[str, int] = {}
         self._exact: dict[str, Ids] = {}
         self._near: dict[str, Ids] = {}
-        long: dict[int, tuple[list[str], list[int]]] = {}
+        long: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
         self.words: frozenset[str] = frozenset()
         words: set[str] = set()
         for project in projects:
@@ -101,6 +101,7 @@ class NameIndex:
             self.projects.append(project)
             self.forms.append(forms)
             self._by_name[forms.canonical] = ident
+            self._by_folded.setdefault(forms.folded, ident)
             words.update(tokens(forms.canonical))
             for key in {forms.folded, forms.folded_core, forms.squeezed}:
                 _add(self._exact, key, ident)
@@ -114,10 +115,10 @@ class NameIndex:
                 project.downloads is None or project.downloads >= two_edit_min_downloads
             )
             if eligible:
-                bucket = long.setdefault(len(forms.compact), ([], []))
-                bucket[0].append(forms.compact)
-                bucket[1].append(ident)
-        self._long = {length: (tuple(n), tuple(i)) for length, (n, i) in long.items()}
+                flat = forms.compact
+                long.setdefault((flat[0], 0), []).append((flat, len(flat), ident))
+                long.setdefault((flat[-1], 1), []).append((flat, len(flat), ident))
+        self._long = {key: tuple(entries) for key, entries in long.items()}
         self.words = frozenset(words)
 
     def __len__(self) -> int:
@@ -143,38 +144,48 @@ class NameIndex:
         """Ids of protected names that may be within reach of ``forms``; a superset."""
         found: set[int] = set()
         exact, near = self._exact, self._near
-        keys = [forms.folded, forms.folded_core, forms.squeezed, forms.token_key]
-        hits = [exact.get(k) for k in keys]
-        compact, base = forms.compact, forms.core
-        hits.append(near.get(compact))
-        hits.extend([near.get(compact[:i] + compact[i + 1 :]) for i in range(len(compact))])
-        if base != compact:
-            hits.append(near.get(base))
-            hits.extend([near.get(base[:i] + base[i + 1 :]) for i in range(len(base))])
-        for ids in hits:
+        for key in (forms.folded, forms.folded_core, forms.squeezed, forms.token_key):
+            ids = exact.get(key)
             if ids is not None:
                 found.update(ids)
-        if self._long:
+        compact, base = forms.compact, forms.core
+        keys = {compact[:i] + compact[i + 1 :] for i in range(len(compact))}
+        keys.add(compact)
+        if base != compact:
+            keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
+            keys.add(base)
+        # One set intersection in C instead of a dictionary call per key.
+        for key in near.keys() & keys:
+            found.update(near[key])
+        if self._long and compact:
             found.update(self._two_edit_candidates(compact))
         return found
 
     def _two_edit_candidates(self, compact: str) -> list[int]:
-        # Few names qualify (long and heavily used), so a bit-parallel
-        # distance over those of a similar length beats a deletion index
-        # that would cost tens of look-ups for every name checked.
-        size = len(compact)
+        # Few names qualify (long and heavily used).  They are bucketed by
+        # first and by last letter: two typos that change both the first and
+        # the last letter no longer read as the same name, and skipping them
+        # keeps this to a handful of distance computations.
         found: list[int] = []
-        for length in range(size - 2, size + 3):
-            bucket = self._long.get(length)
+        size = len(compact)
+        distance = OSA.distance
+        for bucket in (self._long.get((compact[0], 0)), self._long.get((compact[-1], 1))):
             if bucket is None:
                 continue
-            names, ids = bucket
-            for _, distance, position in process.extract(
-                compact, names, scorer=OSA.distance, score_cutoff=2, limit=None
-            ):
-                if distance == 2:
-                    found.append(ids[position])
+            for name, length, ident in bucket:
+                if -3 < length - size < 3 and distance(compact, name, score_cutoff=2) == 2:
+                    found.append(ident)
         return found
+
+    def get_folded(self, folded: str) -> Project | None:
+        """The protected project whose ultra-normalised form is ``folded``, if any."""
+        ident = self._by_folded.get(folded)
+        return None if ident is None else self.projects[ident]
+
+    def get_canonical(self, name: str) -> Project | None:
+        """Like ``get`` for a name already in PEP 503 form (no re-normalisation)."""
+        ident = self._by_name.get(name)
+        return None if ident is None else self.projects[ident]
 
     def neighbours(self, name: str) -> Iterator[tuple[Project, NameForms]]:
         """Candidate protected names near ``name`` with their forms (not yet explained)."""

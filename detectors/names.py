@@ -124,10 +124,12 @@ def core(name: str) -> str:
     changed = True
     while changed and len(words) > 1:
         changed = False
-        if words[0] in _PREFIX_WORDS:
+        if words[0] in _PREFIX_WORDS and sum(map(len, words[1:])) >= _MIN_CORE:
             words = words[1:]
             changed = True
-        elif words[-1] in _SUFFIX_WORDS or _VERSION_WORD.fullmatch(words[-1]):
+        elif (words[-1] in _SUFFIX_WORDS or _VERSION_WORD.fullmatch(words[-1])) and sum(
+            map(len, words[:-1])
+        ) >= _MIN_CORE:
             words = words[:-1]
             changed = True
     text = "".join(words)

@@ -273,7 +273,10 @@ def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
     for j in (len(target) - 1,):
         steps.add(cand + target[j])
     best: tuple[int, Edit, Edit] | None = None
+    distance = OSA.distance
     for middle in steps:
+        if distance(middle, target, score_cutoff=1) != 1:
+            continue
         first = single_edit(middle, target)
         if first is None:
             continue
@@ -324,12 +327,14 @@ def _affix_words(cand: str, target: str, cand_core: str, target_core: str) -> tu
     return ("version" if version_only else "affix"), " and ".join(parts)
 
 
-def relate(cand: NameForms, target: NameForms) -> Relation | None:
+def relate(cand: NameForms, target: NameForms, *, two_edits_too: bool = True) -> Relation | None:
     """The simplest explanation of ``cand`` as a variant of ``target``, or None.
 
     Explanations are tried from the most specific (same letters, only the
     separators differ) to the loosest (two unrelated edits), so the words a
     reviewer reads name the simplest way the name could have been made.
+    ``two_edits_too=False`` skips the two-edit explanations, the only costly
+    ones, when the caller knows they could not matter.
     """
     if cand.canonical == target.canonical:
         return None
@@ -365,6 +370,8 @@ def relate(cand: NameForms, target: NameForms) -> Relation | None:
             kind = "version" if edit.kind == "version" else "affix-edit"
             return Relation(kind, f"{affix} and {edit.words}", 1, core_length, edit.where, (edit.kind,))
 
+    if not two_edits_too:
+        return None
     pair = two_edits(cand.compact, target.compact)
     if pair is not None:
         words = f"two typos ({pair[0].words}; {pair[1].words})"

@@ -117,7 +117,7 @@ class TyposquatConfig:
     a count.  ``allowlist``: (candidate, target) pairs never reported.
     """
 
-    threshold: float = 0.5
+    threshold: float = 0.45
     high_threshold: float = 0.9
     internal_threshold: float = 0.1
     intercept: float = -1.86
@@ -187,9 +187,7 @@ def score(
     logit = config.intercept + weights.get(key, weights.get(relation.kind, 0.0))
     lengths = config.length_weights
     logit += lengths[min(relation.length, len(lengths) - 1)]
-    if target.kind != "internal":
-        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
-        logit += config.popularity_weight * (math.log10(max(downloads, 1)) - config.popularity_pivot)
+    logit += _popularity_logit(target, config)
     target_words = set(tokens(target_forms.canonical))
     changed = [w for w in tokens(cand.canonical) if w not in target_words]
     if changed and all(w in vocabulary for w in changed):
@@ -212,7 +210,8 @@ def find_matches(
     ``minimum``, so that benchmarks can sweep it.  Raises ``InvalidName``.
     """
     cand = NameForms.of(name)
-    own = index.get(cand.canonical)
+    own = index.get_canonical(cand.canonical)
+    floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
     matches: list[Match] = []
     for ident in index.candidates(cand):
         target = index.projects[ident]
@@ -221,7 +220,7 @@ def find_matches(
         if own is not None and _at_least_as_popular(own, target):
             continue
         target_forms = index.forms[ident]
-        relation = relate(cand, target_forms)
+        relation = relate(cand, target_forms, two_edits_too=_two_edits_can_matter(target, target_forms, floor, config))
         if relation is None:
             continue
         value = score(cand, target, target_forms, relation, index.words, config)
@@ -229,6 +228,29 @@ def find_matches(
             matches.append(Match(target, relation, value))
     matches.sort(key=lambda m: (-m.score, -(m.target.downloads or 0), m.target.name))
     return matches
+
+
+def _popularity_logit(target: Project, config: TyposquatConfig) -> float:
+    if target.kind == "internal":
+        return 0.0
+    downloads = target.downloads if target.downloads is not None else config.unknown_downloads
+    return config.popularity_weight * (math.log10(max(downloads, 1)) - config.popularity_pivot)
+
+
+def _two_edits_can_matter(target: Project, forms: NameForms, floor: float, config: TyposquatConfig) -> bool:
+    """Whether a two-edit relation to ``target`` could score at least ``floor`` (a logit).
+
+    Explaining two edits is the one costly step; skipping it where even the
+    most typo-like pair could not reach the threshold keeps checks fast.
+    """
+    if floor == -math.inf:
+        return True
+    weights = config.kind_weights
+    best_kind = max((v for k, v in weights.items() if "two-edits" in k), default=0.0)
+    lengths = config.length_weights
+    best_length = lengths[min(len(forms.compact), len(lengths) - 1)]
+    bonus = max(config.strong_short_weight, 0.0)
+    return config.intercept + best_kind + best_length + bonus + _popularity_logit(target, config) >= floor
 
 
 def _at_least_as_popular(own: Project, target: Project) -> bool:

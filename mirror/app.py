@@ -7,7 +7,10 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from mirror import __version__, files, health, upload
+from mirror import __version__, audit_api, files, health, upload
+from mirror.audit import audit_scheduler
+from mirror.accesslog import JsonAccessLog
+from mirror.metrics import MetricsMiddleware, metrics_endpoint
 from mirror.services import Services
 from mirror.settings import Settings, load_settings
 from mirror.simple import routes as simple_routes
@@ -22,9 +25,13 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.store.cleanup_stale_temps()
+        scheduler = audit_scheduler(services)  # re-audit once per interval across replicas
+        app.state.audit_scheduler = scheduler
+        scheduler.start()
         try:
             yield
         finally:
+            scheduler.stop()
             services.close()
 
     app = FastAPI(
@@ -42,9 +49,16 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(upload.router)
     app.include_router(review_api.router)
     app.include_router(review_pages.router)
+    app.include_router(audit_api.router)
+    app.add_api_route(
+        "/metrics", metrics_endpoint(services.sessions, services.clock), methods=["GET"], include_in_schema=False
+    )
     app.add_middleware(
         ClientAuthMiddleware, required=ReviewSettings.from_settings(settings).require_client_auth
     )
+    app.add_middleware(MetricsMiddleware)
+    if settings.server.access_log == "json":
+        app.add_middleware(JsonAccessLog)
     return app
 
 

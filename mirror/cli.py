@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins():
     """Sub-commands that live beside the modules they drive."""
-    from mirror import admin_cli, check
+    from mirror import admin_cli, audit_cli, check
 
-    return [check.add_parser, admin_cli.add_parsers]
+    return [check.add_parser, admin_cli.add_parsers, audit_cli.add_parsers]
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +100,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     common = dict(
         host=settings.server.host,
         port=settings.server.port,
-        access_log=settings.server.access_log != "off",
+        access_log=settings.server.access_log == "text",  # "json" is mirror.accesslog's
         proxy_headers=True,
         timeout_keep_alive=30,
     )

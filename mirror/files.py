@@ -12,6 +12,9 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 
+from mirror.fetch import StoreError, UpstreamError, prime
+from mirror.store import VerificationError
+
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METADATA_SUFFIX = ".metadata"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -34,7 +37,14 @@ def get_file(sha256: str, filename: str, request: Request) -> Response:
         return FileResponse(path, media_type=media_type, headers=headers, filename=None)
     if target.size is not None:
         headers["Content-Length"] = str(target.size)
-    chunks = services.fetcher.stream(target.sha256, target.upstream_url, size=target.size)
+    try:
+        # Wait for the first byte, so a download that fails before it (upstream
+        # down, slow, refused, disk full) becomes a clear 502, not a cut 200.
+        chunks = prime(services.fetcher.stream(target.sha256, target.upstream_url, size=target.size))
+    except (UpstreamError, VerificationError, StoreError) as exc:
+        return PlainTextResponse(
+            f"indexguard: could not fetch '{filename}' from upstream: {exc}\n", status_code=502
+        )
     # A fetch failure raised mid-stream makes the server cut the connection.
     return StreamingResponse(chunks, media_type=media_type, headers=headers)
 

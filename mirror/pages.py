@@ -121,12 +121,10 @@ class PageService:
 
         Raises PageUnavailable when there is no stored page and upstream fails.
         """
-        cached = self.cache.get(project)
+        hit = self.cached(project)
+        if hit is not None:
+            return hit
         now_mono = self.monotonic()
-        if cached is not None and now_mono - cached[0] < RECHECK_SECONDS:
-            page = cached[1]
-            if page.stale or self.clock() - page.checked_at < self.ttl:
-                return page
         stored = self._load(project)
         if stored is not None and self.clock() - stored.checked_at < self.ttl:
             self.cache.put(project, now_mono, stored)
@@ -152,6 +150,20 @@ class PageService:
         else:
             self.cache.discard(project)
         return page
+
+    def cached(self, project: str) -> ServedPage | None:
+        """The page if memory alone can answer (no database, no upstream), else None.
+
+        Lets the route answer a warm request on the event loop instead of
+        paying for a worker-thread hand-off.
+        """
+        cached = self.cache.get(project)
+        if cached is None or self.monotonic() - cached[0] >= RECHECK_SECONDS:
+            return None
+        page = cached[1]
+        if page.stale or self.clock() - page.checked_at < self.ttl:
+            return page
+        return None
 
     def rebuild(self, project: str) -> None:
         """Re-filter the stored upstream page (after a decision), without asking upstream."""

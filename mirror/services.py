@@ -25,11 +25,12 @@ from mirror.db.models import Page, PinnedFile
 from mirror.db.session import make_engine, make_session_factory
 from mirror.events import record_event
 from mirror.fetch import FileFetcher
-from mirror.netguard import NetGuard, requests_opener
+from mirror.netguard import NetGuard, guarded_session, requests_opener
+from mirror.notify import WebhookNotifier
 from mirror.decisions import release_blocked
 from mirror.detector_setup import DetectorSetup
 from mirror.internal import INTERNAL_URL_PREFIX, InternalSettings, InternalSources
-from mirror.pages import PageService, ServedPage, render_bodies
+from mirror.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, ServedPage, render_bodies
 from mirror.screening import Screening
 from mirror.settings import Settings
 from mirror.store import BlobStore
@@ -58,24 +59,31 @@ class Services:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        self.notifier = WebhookNotifier.from_settings(settings, clock=clock)
         settings.storage.path.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database_url)
         migrate.upgrade(self.engine)
         self.sessions = make_session_factory(self.engine)
         self.store = BlobStore(settings.storage.path / "files")
+        local_upstream = is_local_url(settings.upstream_url)
         self.guard = NetGuard(
-            allowed_hosts=None,
-            allow_private=is_local_url(settings.upstream_url),
+            # A local upstream lifts the address check, so pin the hosts instead:
+            # else a hostile page could send us to any other private address.
+            allowed_hosts=local_upstream_hosts(settings) if local_upstream else None,
+            allow_private=local_upstream,
         )
+        http = guarded_session(self.guard)
+        http.verify = settings.ca_bundle
         self.upstream = UpstreamClient(
             settings.upstream_url,
             timeout=settings.upstream.timeout,
             max_page_bytes=settings.upstream.max_page_bytes,
             guard=self.guard,
+            session=http,
         )
         self.fetcher = FileFetcher(
             self.store,
-            requests_opener(self.guard, timeout=settings.upstream.timeout),
+            requests_opener(self.guard, timeout=settings.upstream.timeout, session=http),
             on_mismatch=self._record_mismatch,
         )
         self.internal = InternalSources(
@@ -115,6 +123,9 @@ class Services:
             hidden_versions=self.screening.hidden_versions,
         )
         self._internal_served: dict[str, ServedPage] = {}
+        self.monotonic = monotonic
+        # project -> when (monotonic) the slow path last found it public and allowed.
+        self._allowed_at: dict[str, float] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -126,10 +137,13 @@ class Services:
             return list(session.scalars(select(Page.project).order_by(Page.project)))
 
     def notify(self, kind: str, payload: dict[str, Any]) -> None:
-        """Hook for notifications (webhooks); replaced when notifications are configured."""
+        """Queue a webhook notification; returns at once (delivery runs on its own thread)."""
+        if self.notifier is not None:
+            self.notifier.notify(kind, payload)
 
     def after_decision(self, project: str) -> None:
         """Make a decision visible at once in this process: re-filter the page, drop caches."""
+        self._allowed_at.pop(project, None)
         self.screening.forget(project)
         self.pages.rebuild(project)
 
@@ -139,6 +153,22 @@ class Services:
         if cached is None or cached[0] != names:
             self._internal_index = (names, InternalNames.build(names, self.internal.settings.patterns))
         return self._internal_index[1]
+
+    def warm_page(self, project: str) -> ServedPage | None:
+        """The page when memory alone can answer, else None (then call ``project_page``).
+
+        A warm request is the common case and must cost no more than reading
+        stored bytes, so it skips the worker-thread hand-off that a possibly
+        blocking ``project_page`` needs.  It only answers for a public project
+        that ``project_page`` found allowed within the last RECHECK_SECONDS,
+        and only while the page cache holds a fresh page, so a decision taken
+        in another process still shows within seconds; ``after_decision``,
+        ``forget_internal`` and ``pages.forget`` end it at once in this one.
+        """
+        allowed_at = self._allowed_at.get(project)
+        if allowed_at is None or self.monotonic() - allowed_at >= WARM_RECHECK_SECONDS:
+            return None
+        return self.pages.cached(project)
 
     def project_page(self, project: str, request: Request) -> ServedPage | Response:
         """The page to serve, or the response that refuses it (403/404)."""
@@ -154,11 +184,17 @@ class Services:
         if verdict.blocked:
             return PlainTextResponse(verdict.message + "\n", status_code=403)
         page = self.pages.get(project)
-        return page if page is not None else _not_found(project)
+        if page is None:
+            return _not_found(project)
+        if len(self._allowed_at) > 50_000:
+            self._allowed_at.clear()
+        self._allowed_at[project] = self.monotonic()
+        return page
 
     def forget_internal(self, project: str) -> None:
         self.internal.forget(project)
         self._internal_served.pop(project, None)
+        self._allowed_at.pop(project, None)
 
     def _internal_page(self, project: str) -> ServedPage | Response:
         page = self.internal.page(project)
@@ -254,6 +290,11 @@ def _not_found(project: str) -> Response:
     return PlainTextResponse(
         f"indexguard: no project named '{project}' on the upstream index.\n", status_code=404
     )
+
+
+def local_upstream_hosts(settings: Settings) -> set[str]:
+    """The hosts a local upstream may send us to: its own and the configured file hosts."""
+    return {urlsplit(settings.upstream_url).hostname or "", *settings.file_hosts}
 
 
 def is_local_url(url: str) -> bool:

@@ -57,10 +57,13 @@ class UpstreamSettings:
     timeout: float = 30.0
     # Seconds a stored index page counts as fresh before a conditional refresh.
     index_ttl: int = 600
-    # Extra hosts file URLs may point at besides the upstream's own host.
+    # Extra hosts file URLs may point at besides the upstream's own host
+    # (checked when the upstream is on a private or loopback address).
     file_hosts: tuple[str, ...] = ()
     # Largest upstream index page accepted, in bytes.
     max_page_bytes: int = 64 * 1024 * 1024
+    # CA bundle for upstream TLS; empty: what pip uses here, else the system default.
+    ca_bundle: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,25 @@ class Settings:
         return f"sqlite:///{(self.storage.path / 'indexguard.db').resolve()}"
 
     @property
+    def ca_bundle(self) -> str | bool:
+        """A CA file path for requests' ``verify``, or True for the default store."""
+        return self.upstream.ca_bundle or default_ca_bundle() or True
+
+    @property
+    def file_hosts(self) -> tuple[str, ...]:
+        """Hosts distribution files may come from besides the upstream's own.
+
+        With pip's built-in default upstream that includes pip's own file
+        host, taken from pip rather than written here.
+        """
+        hosts = list(self.upstream.file_hosts)
+        if self.upstream_url.rstrip("/") == pip_default_index().rstrip("/"):
+            from pip._internal.models.index import PyPI
+
+            hosts.append(PyPI.file_storage_domain)
+        return tuple(hosts)
+
+    @property
     def upstream_url(self) -> str:
         url = self.upstream.url or default_upstream_url()
         return url if url.endswith("/") else url + "/"
@@ -95,6 +117,34 @@ _SECTIONS = {
 OTHER_SECTIONS = frozenset({"policy", "internal", "detectors", "review", "audit", "notify"})
 
 
+def _pip_config_value(*keys: str) -> str:
+    """The first of ``keys`` set in pip's configuration files, or ''."""
+    try:
+        from pip._internal.configuration import Configuration
+
+        config = Configuration(isolated=False)
+        config.load()
+    except Exception:
+        return ""
+    for key in keys:
+        try:
+            value = str(config.get_value(key)).strip()
+        except Exception:
+            continue
+        if value:
+            return value.split()[0]
+    return ""
+
+
+def default_ca_bundle() -> str:
+    """The CA bundle pip would trust here (sites behind a TLS-inspecting proxy set one)."""
+    for env in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "PIP_CERT"):
+        value = os.environ.get(env, "").strip()
+        if value:
+            return value
+    return _pip_config_value("global.cert")
+
+
 def default_upstream_url() -> str:
     """The index pip would use here, so the mirror follows the site's pip setup.
 
@@ -105,20 +155,13 @@ def default_upstream_url() -> str:
     env = os.environ.get("PIP_INDEX_URL", "").strip()
     if env:
         return env.split()[0]
-    try:
-        from pip._internal.configuration import Configuration
+    configured = _pip_config_value("global.index-url", "install.index-url", "download.index-url")
+    if configured:
+        return configured
+    return pip_default_index()
 
-        config = Configuration(isolated=False)
-        config.load()
-        for key in ("global.index-url", "install.index-url", "download.index-url"):
-            try:
-                value = str(config.get_value(key)).strip()
-            except Exception:
-                continue
-            if value:
-                return value.split()[0]
-    except Exception:
-        pass
+
+def pip_default_index() -> str:
     from pip._internal.models.index import PyPI
 
     return PyPI.simple_url

@@ -14,8 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from mirror import __version__
-from mirror.netguard import BlockedURL, NetGuard, guarded_get
+from mirror.netguard import BlockedURL, NetGuard, guarded_get, guarded_session
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import PageError, parse_project_list, parse_project_page
 
@@ -23,7 +22,6 @@ ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
     "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 )
-USER_AGENT = f"indexguard/{__version__}"
 
 
 class UpstreamError(Exception):
@@ -58,15 +56,14 @@ class UpstreamClient:
         guard: NetGuard,
         json_api_url: str | None = None,
         auth: tuple[str, str] | None = None,
+        session: requests.Session | None = None,
     ) -> None:
         self.simple_url = simple_url if simple_url.endswith("/") else simple_url + "/"
         self.json_api_url = json_api_url or derive_json_api_url(self.simple_url)
         self.timeout = timeout
         self.max_page_bytes = max_page_bytes
         self.guard = guard
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.session.trust_env = False
+        self.session = session or guarded_session(guard)
         if auth is not None:
             self.session.auth = auth
 

@@ -240,3 +240,67 @@ class AdminSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class AuditRun(Base):
+    """One re-audit of everything cached, with its counts, so "what changed when" has an answer."""
+
+    __tablename__ = "audit_runs"
+    __table_args__ = (Index("ix_audit_runs_started_at", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    trigger: Mapped[str] = mapped_column(String(32))  # scheduled | command | api
+    holder: Mapped[str] = mapped_column(String(255), default="")
+    projects: Mapped[int] = mapped_column(Integer, default=0)
+    new_findings: Mapped[int] = mapped_column(Integer, default=0)
+    resolved_findings: Mapped[int] = mapped_column(Integer, default=0)
+    new_critical: Mapped[int] = mapped_column(Integer, default=0)
+    new_vulnerabilities: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    # A bounded sample of error messages and the actions the run took.
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class AuditChange(Base):
+    """A finding an audit run added or resolved (the run's diff, one row per finding)."""
+
+    __tablename__ = "audit_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(Integer, ForeignKey("audit_runs.id", ondelete="CASCADE"), index=True)
+    finding_id: Mapped[int] = mapped_column(Integer, ForeignKey("findings.id", ondelete="CASCADE"), index=True)
+    change: Mapped[str] = mapped_column(String(16))  # added | resolved
+
+
+class Vulnerability(Base):
+    """A known vulnerability of one cached release, as a vulnerability service reported it."""
+
+    __tablename__ = "vulnerabilities"
+    __table_args__ = (UniqueConstraint("project", "version", "vuln_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255), index=True)
+    version: Mapped[str] = mapped_column(String(255))
+    vuln_id: Mapped[str] = mapped_column(String(255))
+    aliases: Mapped[list] = mapped_column(JSON, default=list)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    fix_versions: Mapped[list] = mapped_column(JSON, default=list)
+    severity: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(32))  # osv | pypi | offline
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set when the services stop reporting it (advisory withdrawn or corrected).
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Lease(Base):
+    """A named job lease shared by replicas: whoever holds an unexpired lease runs the job."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

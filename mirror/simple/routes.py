@@ -11,6 +11,7 @@ import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from packaging.utils import canonicalize_name
 
 from mirror.pages import PageUnavailable, ServedPage
@@ -50,7 +51,7 @@ def project_no_slash(name: str, request: Request) -> Response:
 
 
 @router.get("/simple/{name}/", include_in_schema=False)
-def project_page(name: str, request: Request) -> Response:
+async def project_page(name: str, request: Request) -> Response:
     if not valid_project_name(name):
         return _bad_name(name)
     canonical = canonicalize_name(name)
@@ -60,8 +61,12 @@ def project_page(name: str, request: Request) -> Response:
     if media_type is None:
         return _not_acceptable()
     services = request.app.state.services
+    warm = services.warm_page(canonical)
+    if warm is not None:  # answered from memory, on the event loop
+        return _page_response(warm, media_type, request)
     try:
-        outcome = services.project_page(canonical, request)
+        # May screen, query the database or ask upstream: not on the event loop.
+        outcome = await run_in_threadpool(services.project_page, canonical, request)
     except PageUnavailable as exc:
         return PlainTextResponse(
             f"indexguard: the upstream index is unavailable and '{canonical}' is not cached yet ({exc}).\n",

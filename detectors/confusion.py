@@ -1,0 +1,110 @@
+"""Dependency confusion: a public project answering to one of our internal names.
+
+The attack: an organisation installs ``acme-auth`` from its private index;
+an attacker publishes ``acme-auth`` (or ``acme_auth``, ``acmeauth``,
+``acme-authv2`` ...) on the public index with a higher version, and an
+installer that merges both indexes picks the attacker's release.  An internal
+name must therefore never be resolved upstream, and a public project that
+claims one is evidence of an attack in progress, not a coincidence.
+
+Matching is deliberately wider than PEP 503 equality: the ultra-normalised
+form (no separators, look-alikes folded) also counts, because an installer
+asked for 'acme-auth' will never fetch 'acmeauth', but a human copying a name
+from a chat message will.  Glob patterns (``acme-*``) cover families of
+internal names that do not exist yet.  Near misses (edits) of internal names
+are the typosquat detector's job and are reported there as critical.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+
+from detectors.facts import Finding, InternalNames, ProjectFacts, Severity
+from detectors.names import canonical, compact, fold_lookalikes
+
+__all__ = ["ConfusionConfig", "detect", "internal_match"]
+
+DETECTOR = "confusion"
+
+
+@dataclass(frozen=True)
+class ConfusionConfig:
+    """Severities of the dependency-confusion findings.
+
+    ``upstream_severity`` is used when the public index is known to have a
+    project under the internal name (an attack in progress);
+    ``request_severity`` for a request of an internal name whose upstream
+    state is unknown or absent (the mirror must still never look upstream).
+    """
+
+    upstream_severity: str = "critical"
+    request_severity: str = "critical"
+
+    def __post_init__(self) -> None:
+        Severity.parse(self.upstream_severity)
+        Severity.parse(self.request_severity)
+
+
+def internal_match(name: str, internal: InternalNames) -> tuple[str, str] | None:
+    """How ``name`` matches the internal names: (kind, internal name or pattern), or None.
+
+    kind is 'name' (PEP 503 equal), 'lookalike' (equal once separators are
+    dropped and look-alikes folded) or 'pattern' (a glob pattern matches).
+    Raises ``InvalidName`` for a name no index would accept.
+    """
+    canon = canonical(name)
+    if canon in internal.names:
+        return "name", canon
+    folded = fold_lookalikes(compact(canon))
+    if internal.index is not None:
+        project = internal.index.get_folded(folded)
+        if project is not None:
+            return "lookalike", project.name
+    for pattern in internal.patterns:
+        if fnmatch.fnmatchcase(canon, pattern) or fnmatch.fnmatchcase(canon, canonical_pattern(pattern)):
+            return "pattern", pattern
+    return None
+
+
+def canonical_pattern(pattern: str) -> str:
+    """A glob pattern with PEP 503 separators, so 'acme_*' also matches 'acme-tools'."""
+    out = []
+    for char in pattern.lower():
+        out.append("-" if char in "._" else char)
+    return "".join(out)
+
+
+def detect(facts: ProjectFacts, config: ConfusionConfig) -> list[Finding]:
+    """A critical finding when the requested name is, or reads as, an internal name."""
+    match = internal_match(facts.name, facts.internal)
+    if match is None:
+        return []
+    kind, what = match
+    canon = canonical(facts.name)
+    if kind == "name":
+        how = f"'{canon}' is an internal project name"
+    elif kind == "lookalike":
+        how = f"'{canon}' reads as internal project '{what}'"
+    else:
+        how = f"'{canon}' matches the internal name pattern '{what}'"
+    evidence = {"candidate": canon, "match": kind, "internal": what, "exists_upstream": facts.exists_upstream}
+    if facts.exists_upstream:
+        return [
+            Finding(
+                detector=DETECTOR,
+                severity=Severity.parse(config.upstream_severity),
+                title=f"{how}, and the public index has a project under it",
+                target=what,
+                evidence=evidence,
+            )
+        ]
+    return [
+        Finding(
+            detector=DETECTOR,
+            severity=Severity.parse(config.request_severity),
+            title=f"{how}; it must only come from internal sources",
+            target=what,
+            evidence=evidence,
+        )
+    ]

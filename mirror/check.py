@@ -1,0 +1,149 @@
+"""``indexguard check``: screen project names offline with the name-based detectors.
+
+For a requirements review, a CI gate or an incident ("did anyone here
+install one of these?"): no mirror, no database, no network - the bundled
+popular corpus (or ``--popular-file``) and the internal names given with
+``--internal``.  The verdict is the default policy's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from detectors import DetectorConfig, InternalNames, PopularCorpus, ProjectFacts, load_corpus, run_name_detectors
+from detectors.names import InvalidName, canonical
+from mirror.policy import PolicyConfig, decide
+
+__all__ = ["add_parser", "check_names", "main", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``check`` sub-command on an ``argparse`` sub-parsers object."""
+    parser = subparsers.add_parser(
+        "check",
+        help="screen project names offline (typosquats, dependency confusion)",
+        description=__doc__.splitlines()[0],
+    )
+    configure(parser)
+    return parser
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="+", metavar="NAME", help="project names, or '-' to read them from stdin")
+    parser.add_argument("--popular-file", metavar="CSV", help="a project,download_count CSV replacing the bundled list")
+    parser.add_argument(
+        "--internal", metavar="NAME", action="append", default=[], help="an internal project name (repeatable)"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per name and line")
+    parser.set_defaults(handler=run)
+
+
+def _names(arguments: Sequence[str], stdin: TextIO) -> Iterable[str]:
+    for argument in arguments:
+        if argument == "-":
+            for line in stdin:
+                name = line.split("#", 1)[0].strip()
+                if name:
+                    yield name
+        else:
+            yield argument
+
+
+def check_names(
+    names: Iterable[str],
+    corpus: PopularCorpus,
+    internal: InternalNames,
+    *,
+    now: datetime | None = None,
+    config: DetectorConfig | None = None,
+    policy: PolicyConfig | None = None,
+) -> Iterable[dict[str, Any]]:
+    """One result per name: ``{"name", "verdict", "findings"}``, or ``{"name", "error"}``."""
+    now = now or datetime.now(timezone.utc)
+    config = config or DetectorConfig()
+    policy = policy or PolicyConfig()
+    for raw in names:
+        try:
+            name = canonical(raw)
+        except InvalidName:
+            yield {"name": raw, "error": "not a valid project name (PEP 508: letters, digits, '.', '_', '-')"}
+            continue
+        facts = ProjectFacts(name=name, now=now, internal=internal, corpus=corpus)
+        findings = run_name_detectors(facts, config)
+        verdict = decide(findings, policy, project=name, now=now).action
+        yield {
+            "name": name,
+            "verdict": verdict,
+            "findings": [
+                {"detector": f.detector, "severity": str(f.severity), "target": f.target, "title": f.title}
+                for f in findings
+            ],
+        }
+
+
+def _table_line(result: dict[str, Any]) -> str:
+    if "error" in result:
+        return f"{result['name']:<30} error    {result['error']}"
+    findings = result["findings"]
+    if not findings:
+        return f"{result['name']:<30} {result['verdict']:<8} -"
+    first = findings[0]
+    line = f"{result['name']:<30} {result['verdict']:<8} {first['detector']}/{first['severity']}: {first['title']}"
+    for more in findings[1:]:
+        line += f"\n{'':<30} {'':<8} {more['detector']}/{more['severity']}: {more['title']}"
+    return line
+
+
+def run(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
+        stderr: TextIO | None = None) -> int:
+    """Handler for parsed arguments; returns the exit status.
+
+    0: every name allowed; 1: at least one name would be quarantined or
+    denied; 2: bad input (an invalid name or an unreadable --popular-file).
+    """
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    try:
+        if args.popular_file:
+            corpus = PopularCorpus.from_csv(args.popular_file)
+        else:
+            corpus = load_corpus()
+    except (OSError, ValueError) as error:
+        print(f"indexguard check: cannot load --popular-file {args.popular_file}: {error}", file=stderr)
+        return 2
+    try:
+        internal = InternalNames.build(args.internal)
+    except InvalidName as error:
+        print(f"indexguard check: --internal: {error}", file=stderr)
+        return 2
+    status = 0
+    if not args.json:
+        print(f"{'NAME':<30} {'VERDICT':<8} FINDINGS", file=stdout)
+    for result in check_names(_names(args.names, stdin), corpus, internal):
+        if "error" in result:
+            status = 2
+            print(f"indexguard check: {result['name']!r}: {result['error']}", file=stderr)
+            if args.json:
+                print(json.dumps(result), file=stdout)
+            continue
+        if result["verdict"] != "allow" and status == 0:
+            status = 1
+        print(json.dumps(result) if args.json else _table_line(result), file=stdout)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="indexguard check", description=__doc__.splitlines()[0])
+    configure(parser)
+    args = parser.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""``indexguard check`` run as a real process, reading real files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def check(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mirror.check", *args],
+        input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+
+
+def lines(result: subprocess.CompletedProcess[str]) -> list[dict]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_json_verdicts_for_squat_clean_and_internal_names() -> None:
+    result = check("--json", "--internal", "acme-auth", "reqeusts", "requests", "acme_auth")
+    squat, clean, internal = lines(result)
+    assert squat["name"] == "reqeusts" and squat["verdict"] == "review"
+    assert squat["findings"][0] == {
+        "detector": "typosquat", "severity": squat["findings"][0]["severity"], "target": "requests",
+        "title": "one transposition ('ue' to 'eu') from 'requests' (7th most downloaded)",
+    }
+    assert clean == {"name": "requests", "verdict": "allow", "findings": []}
+    assert internal["verdict"] == "deny" and internal["findings"][0]["detector"] == "confusion"
+    assert result.returncode == 1
+
+
+def test_names_from_stdin_with_comments() -> None:
+    result = check("--json", "-", stdin="numpy\n# a comment\n\ncolourama  # pinned\n")
+    assert [r["name"] for r in lines(result)] == ["numpy", "colourama"]
+    assert [r["verdict"] for r in lines(result)] == ["allow", "review"]
+
+
+def test_invalid_name_is_a_clear_error_not_a_traceback() -> None:
+    result = check("--json", "requests", "not valid!", "flask")
+    assert result.returncode == 2
+    assert "'not valid!'" in result.stderr and "Traceback" not in result.stderr
+    assert [r.get("verdict") for r in lines(result)] == ["allow", None, "allow"]
+
+
+def test_popular_file_replaces_the_bundled_corpus(tmp_path: Path) -> None:
+    csv = tmp_path / "popular.csv"
+    csv.write_text("project,download_count\nacme-widgets,50000000\n", encoding="utf-8")
+    result = check("--json", "--popular-file", str(csv), "acme-widgest", "reqeusts")
+    widget, squat = lines(result)
+    assert widget["verdict"] == "review" and widget["findings"][0]["target"] == "acme-widgets"
+    assert squat["verdict"] == "allow"  # requests is not in this corpus
+
+
+def test_bad_popular_file_is_reported(tmp_path: Path) -> None:
+    csv = tmp_path / "popular.csv"
+    csv.write_text("name,count\nx,1\n", encoding="utf-8")
+    result = check("--popular-file", str(csv), "requests")
+    assert result.returncode == 2 and "project,download_count" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_readable_table_without_json() -> None:
+    result = check("reqeusts", "requests")
+    header, squat, clean = result.stdout.splitlines()
+    assert header.split() == ["NAME", "VERDICT", "FINDINGS"]
+    assert squat.split()[:2] == ["reqeusts", "review"] and "from 'requests'" in squat
+    assert clean.split() == ["requests", "allow", "-"]
+
+
+def test_add_parser_plugs_into_a_parent_parser() -> None:
+    import argparse
+
+    from mirror import check as check_module
+
+    parser = argparse.ArgumentParser(prog="indexguard")
+    check_module.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["check", "--json", "--internal", "acme-auth", "acmeauth"])
+    assert args.json and args.internal == ["acme-auth"] and args.names == ["acmeauth"]
+    assert args.handler is check_module.run
