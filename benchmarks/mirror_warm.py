@@ -117,6 +117,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # least disturbed one, and interleaving spreads the disturbance.
             results: dict[str, tuple[common.LoadResult, common.LoadResult]] = {}
             for kind, (on_mirror, on_baseline) in plans.items():
+                if kind not in args.only:
+                    continue
                 runs_m, runs_b = [], []
                 for _ in range(rounds):
                     runs_m.append(on_mirror())
@@ -132,6 +134,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def report(results: dict, rss: dict[str, float], static_kind: str, args: argparse.Namespace,
            seconds: float, rounds: int) -> dict[str, Any]:
+    missing = common.LoadResult(0, 0.0, 0, 0.0, 0.0, 0, "-")
+    for kind in ("json", "html", "file"):
+        results.setdefault(kind, (missing, missing))
     tool = results["json"][0].tool
     print(f"\nmirror_warm: {args.projects} projects x {args.versions} wheels + one {args.large_mib:g} MiB wheel; "
           f"pages: {args.connections} connections by {tool}; file: {args.file_connections} connections by "
@@ -186,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--projects", type=int, default=20)
     p.add_argument("--versions", type=int, default=5, help="wheels per small project")
     p.add_argument("--large-mib", type=float, default=50.0)
+    p.add_argument("--only", type=lambda v: v.split(","), default=["json", "html", "file"],
+                   help="comma-separated subset of json,html,file")
     p.add_argument("--preload", action="append", default=[],
                    help="module (or module:function) to import in the mirror process first")
     return p

@@ -18,12 +18,17 @@ are the typosquat detector's job and are reported there as critical.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from detectors.facts import Finding, InternalNames, ProjectFacts, Severity
-from detectors.names import canonical, compact, fold_lookalikes
+from detectors.names import InvalidName, canonical, compact, fold_lookalikes
 
-__all__ = ["ConfusionConfig", "detect", "internal_match"]
+if TYPE_CHECKING:  # pragma: no cover
+    from detectors.typosquat import TyposquatConfig
+
+__all__ = ["ConfusionConfig", "detect", "internal_match", "sweep"]
 
 DETECTOR = "confusion"
 
@@ -108,3 +113,29 @@ def detect(facts: ProjectFacts, config: ConfusionConfig) -> list[Finding]:
             evidence=evidence,
         )
     ]
+
+
+def sweep(public_names: Iterable[str], internal: InternalNames, config: TyposquatConfig) -> Iterator[tuple[str, str, str]]:
+    """Public names that are, read as, or nearly are an internal name: (public, internal, why).
+
+    For the periodic dependency-confusion sweep over the public index's full
+    name list: the internal names are the (small) index and the public names
+    stream through it, so the cost is one check per public name and nothing
+    is held in memory but the internal index.  Invalid public names are
+    skipped (the public list is not ours to validate).
+    """
+    from detectors.typosquat import find_matches
+
+    for raw in public_names:
+        try:
+            match = internal_match(raw, internal)
+        except InvalidName:
+            continue
+        if match is not None:
+            yield canonical(raw), match[1], match[0]
+            continue
+        if internal.index is None:
+            continue
+        near = find_matches(raw, internal.index, config, minimum=config.internal_threshold)
+        if near:
+            yield canonical(raw), near[0].target.name, near[0].relation.words

@@ -24,7 +24,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -89,7 +88,7 @@ class NameIndex:
         self._by_folded: dict[str, int] = {}
         self._exact: dict[str, Ids] = {}
         self._near: dict[str, Ids] = {}
-        long: dict[tuple[str, int], list[tuple[str, int, int]]] = {}
+        long: dict[tuple[str, int], list[tuple[str, int]]] = {}
         self.words: frozenset[str] = frozenset()
         words: set[str] = set()
         for project in projects:
@@ -116,8 +115,8 @@ class NameIndex:
             )
             if eligible:
                 flat = forms.compact
-                long.setdefault((flat[0], 0), []).append((flat, len(flat), ident))
-                long.setdefault((flat[-1], 1), []).append((flat, len(flat), ident))
+                long.setdefault((flat[0], len(flat)), []).append((flat, ident))
+                long.setdefault((flat[-1], -len(flat)), []).append((flat, ident))
         self._long = {key: tuple(entries) for key, entries in long.items()}
         self.words = frozenset(words)
 
@@ -148,14 +147,9 @@ class NameIndex:
             ids = exact.get(key)
             if ids is not None:
                 found.update(ids)
-        compact, base = forms.compact, forms.core
-        keys = {compact[:i] + compact[i + 1 :] for i in range(len(compact))}
-        keys.add(compact)
-        if base != compact:
-            keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
-            keys.add(base)
+        compact = forms.compact
         # One set intersection in C instead of a dictionary call per key.
-        for key in near.keys() & keys:
+        for key in near.keys() & forms.near_keys:
             found.update(near[key])
         if self._long and compact:
             found.update(self._two_edit_candidates(compact))
@@ -163,18 +157,20 @@ class NameIndex:
 
     def _two_edit_candidates(self, compact: str) -> list[int]:
         # Few names qualify (long and heavily used).  They are bucketed by
-        # first and by last letter: two typos that change both the first and
-        # the last letter no longer read as the same name, and skipping them
-        # keeps this to a handful of distance computations.
+        # length and by first or by last letter: two typos that change both
+        # the first and the last letter no longer read as the same name, and
+        # skipping them keeps this to a handful of distance computations.
         found: list[int] = []
         size = len(compact)
-        distance = OSA.distance
-        for bucket in (self._long.get((compact[0], 0)), self._long.get((compact[-1], 1))):
-            if bucket is None:
-                continue
-            for name, length, ident in bucket:
-                if -3 < length - size < 3 and distance(compact, name, score_cutoff=2) == 2:
-                    found.append(ident)
+        long, distance = self._long, OSA.distance
+        first, last = compact[0], compact[-1]
+        for length in range(size - 2, size + 3):
+            for key in ((first, length), (last, -length)):
+                bucket = long.get(key)
+                if bucket is not None:
+                    for name, ident in bucket:
+                        if distance(compact, name, score_cutoff=2) == 2:
+                            found.append(ident)
         return found
 
     def get_folded(self, folded: str) -> Project | None:
@@ -299,8 +295,3 @@ def _bundled() -> PopularCorpus:
     data = resources.files("detectors").joinpath("data/popular_packages.csv")
     with data.open("r", encoding="utf-8", newline="") as handle:
         return PopularCorpus.from_csv(handle, extra=load_ml_projects())
-
-
-def popularity(downloads: int | None, unknown: int) -> float:
-    """log10 of monthly downloads, with ``unknown`` standing in when there is no count."""
-    return math.log10(max(downloads if downloads is not None else unknown, 1))

@@ -121,7 +121,10 @@ class InternalNames:
 
         canon = frozenset(canonical(n) for n in names)
         pats = tuple(p.strip().lower() for p in patterns if p.strip())
-        index = NameIndex(Project(name=n, kind="internal") for n in sorted(canon))
+        # No two-typo search for internal names: they share prefixes
+        # ('acme-...'), which defeats the first/last-letter buckets, and one
+        # edit, look-alikes, affixes and patterns already cover them.
+        index = NameIndex((Project(name=n, kind="internal") for n in sorted(canon)), two_edit_min_length=10**6)
         return cls(names=canon, patterns=pats, index=index)
 
 

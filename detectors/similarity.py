@@ -1,17 +1,17 @@
-"""How one project name was derived from another, in words, with a strength.
+"""How one project name was derived from another, said in words.
 
-The typosquat and dependency-confusion detectors first find *candidate*
-targets through the indexes in ``detectors.corpus``; this module then decides
-what the relation between the two names is (a transposition, a doubled
-letter, an added 'py' prefix, ...), describes it the way a reviewer would, and
-rates how compelling it is on its own.  Popularity, short names and the other
-context are the detectors' business, not this module's.
+The typosquat detector first finds *candidate* targets through the indexes
+in ``detectors.corpus``; this module then decides what the relation between
+the two names is (a transposition, a doubled letter, an added 'py' prefix,
+a new separate word, ...), where in a word the edit fell, and describes it
+the way a reviewer would.  How much each relation counts as evidence is the
+typosquat detector's business: the same classification serves its score and
+the words a blocked user reads.
 
-Strengths are ordered by how rarely the relation occurs between two
-*legitimate* projects: an unrelated project essentially never differs from a
-popular one by look-alike characters or a swapped pair of letters, while
-adding a version number or a '-client' suffix is how real families of
-projects are named.
+The classification separates what slips of the hand produce (swapped,
+doubled, dropped letters inside a word) from what people do on purpose when
+naming a related project (a version digit, a plural, a new word, reordered
+words), because the second happens constantly between honest projects.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ __all__ = ["Edit", "NameForms", "Relation", "relate", "single_edit", "two_edits"
 
 @dataclass(frozen=True, slots=True)
 class NameForms:
-    """The comparison forms of one valid project name, computed once."""
+    """The comparison forms of one valid project name, computed once.
+
+    ``near_keys`` are the compact form and the core with each single
+    deletion: the keys under which ``detectors.corpus`` files names one edit
+    away (computed here so that checking against several indexes pays once).
+    """
 
     canonical: str
     compact: str
@@ -36,6 +41,7 @@ class NameForms:
     folded_core: str
     squeezed: str
     token_key: str
+    near_keys: frozenset[str]
 
     @classmethod
     def of(cls, name: str) -> NameForms:
@@ -43,7 +49,13 @@ class NameForms:
         canon = canonical(name)
         flat = compact(canon)
         base = core(canon)
+        keys = {flat[:i] + flat[i + 1 :] for i in range(len(flat))}
+        keys.add(flat)
+        if base != flat:
+            keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
+            keys.add(base)
         return cls(
+            near_keys=frozenset(keys),
             canonical=canon,
             compact=flat,
             folded=fold_lookalikes(flat),

@@ -198,7 +198,7 @@ def score(
 
 
 def find_matches(
-    name: str,
+    name: str | NameForms,
     index: NameIndex,
     config: TyposquatConfig,
     *,
@@ -206,10 +206,13 @@ def find_matches(
 ) -> list[Match]:
     """Every protected name in ``index`` that ``name`` may imitate, best first.
 
+    ``name`` may be given as its precomputed ``NameForms`` when it is checked
+    against several indexes.
+
     Applies the allowlist and popularity asymmetry but no threshold beyond
     ``minimum``, so that benchmarks can sweep it.  Raises ``InvalidName``.
     """
-    cand = NameForms.of(name)
+    cand = name if isinstance(name, NameForms) else NameForms.of(name)
     own = index.get_canonical(cand.canonical)
     floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
     matches: list[Match] = []
@@ -267,15 +270,16 @@ def detect(facts: ProjectFacts, config: TyposquatConfig) -> list[Finding]:
     """
     findings: list[Finding] = []
     internal = facts.internal
-    name = NameForms.of(facts.name).canonical
+    forms = NameForms.of(facts.name)
+    name = forms.canonical
     if name in internal.names:
         return findings
     if internal.index is not None and len(internal.index):
-        best = find_matches(name, internal.index, config, minimum=config.internal_threshold)
+        best = find_matches(forms, internal.index, config, minimum=config.internal_threshold)
         if best:
             findings.append(_finding(name, best[0], Severity.CRITICAL, facts))
     if facts.corpus is not None:
-        best = find_matches(name, facts.corpus, config, minimum=config.threshold)
+        best = find_matches(forms, facts.corpus, config, minimum=config.threshold)
         if best:
             match = best[0]
             severity = Severity.HIGH if match.score >= config.high_threshold else Severity.MEDIUM

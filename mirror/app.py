@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -25,6 +26,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.store.cleanup_stale_temps()
+        # Load the detectors' corpus now, off the request path, not on the first screening.
+        threading.Thread(target=services.detectors.corpus, name="corpus-load", daemon=True).start()
         scheduler = audit_scheduler(services)  # re-audit once per interval across replicas
         app.state.audit_scheduler = scheduler
         scheduler.start()

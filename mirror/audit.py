@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 import detectors
 from detectors.facts import Finding, Severity
 from mirror import policy as policy_mod
-from mirror import vulns
 from mirror.db.models import AuditChange, AuditRun, FindingRow, PinnedFile, Project, Release, Snapshot
 from mirror.decisions import decide_project, decide_release
 from mirror.events import record_event
@@ -40,6 +39,9 @@ SAMPLE = 50  # error messages and critical titles kept per run
 OWNERS_REPLACED = "owners replaced"
 STATE_STRICTNESS = {"allowed": 0, "quarantined": 2, "denied": 3}
 EXIT_NEW_CRITICAL = 3
+# What a vulnerable release gets, per severity (see mirror.vulns).
+VULN_ACTIONS = ("annotate", "hide", "block")
+VULN_SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class AuditSettings:
             rate_per_second=number("rate_per_second", 20.0, minimum=0),
             advisory_dir=advisory_dir,
             vulnerability_service=service,
-            vulnerable_action=vulns.parse_action_policy(raw.get("vulnerable_action", "annotate")),
+            vulnerable_action=parse_vulnerable_action(raw.get("vulnerable_action", "annotate")),
             poll_seconds=number("poll_seconds", 60.0, minimum=0.01),
         )
 
@@ -185,10 +187,16 @@ class Auditor:
         self.services = services
         self.settings = settings or AuditSettings.from_settings(services.settings)
         self.limiter = RateLimiter(self.settings.rate_per_second)
-        self._vulns: vulns.Services | None = None
+        self._vulns: Any = None
 
-    def vulnerability_services(self) -> vulns.Services:
-        """Built per run: the advisory directory may have been updated since the last one."""
+    def vulnerability_services(self) -> Any:
+        """Built per run: the advisory directory may have been updated since the last one.
+
+        Imported here, not at the top: pip-audit's import asks pip for its
+        version in a subprocess, seconds a server start should not pay.
+        """
+        from mirror import vulns
+
         try:
             return vulns.configured_services(
                 self.settings.vulnerability_service,
@@ -306,15 +314,22 @@ class Auditor:
         # the snapshot above, so a change of owners holds them.
         if isinstance(fetched, Fetched):
             store_fetched_page(services.pages, name, fetched, now)
-        elif fetched is NOT_MODIFIED:
+        decided = bool(result.actions)  # a decision changed what the stored page must show
+        if self._vulns and self._check_vulnerabilities(name, now, run_id, result):
+            decided = True
+        if decided or (fetched is NOT_MODIFIED and self._holds_expired(name, now)):
             services.pages.rebuild(name)
-        if self._vulns:
-            if self._check_vulnerabilities(name, now, run_id, result):
-                services.pages.rebuild(name)
         services.screening.forget(name)
         services.pages.forget(name)
         for title in result.critical:
             services.notify("critical-finding", {"project": name, "finding": {"title": title, "source": "audit"}})
+
+    def _holds_expired(self, name: str, now: datetime) -> bool:
+        """A hold someone else set has run out: the unchanged page still needs re-filtering."""
+        with self.services.sessions() as session:
+            return session.scalars(select(Release.id).where(
+                Release.project == name, Release.state == "held", Release.held_until.is_not(None),
+                Release.held_until <= now)).first() is not None
 
     def _diff_findings(self, session: Session, name: str, findings: list[Finding], now: datetime,
                        run_id: int, result: ProjectResult) -> None:
@@ -410,6 +425,8 @@ class Auditor:
 
     def _check_vulnerabilities(self, name: str, now: datetime, run_id: int, result: ProjectResult) -> bool:
         """Query every cached version; True when a release decision changed (the page needs a rebuild)."""
+        from mirror import vulns
+
         assert self._vulns is not None
         with self.services.sessions() as session:
             versions = sorted(v for v in session.scalars(
@@ -440,6 +457,24 @@ class Auditor:
                 changed = True
                 result.actions.append(f"{name} {version}: {out.action} (vulnerability)")
         return changed
+
+
+def parse_vulnerable_action(raw: Any, key: str = "audit.vulnerable_action") -> dict[str, str]:
+    """``"hide"`` (every severity) or a table such as ``{critical = "block", "*" = "annotate"}``."""
+    if isinstance(raw, str):
+        if raw not in VULN_ACTIONS:
+            raise ValueError(f"{key}: must be one of {', '.join(VULN_ACTIONS)}, or a table of severity = action")
+        return {"*": raw}
+    if isinstance(raw, Mapping):
+        table = {}
+        for level, action in raw.items():
+            if level != "*" and level not in VULN_SEVERITIES:
+                raise ValueError(f"{key}.{level}: severity must be one of {', '.join(VULN_SEVERITIES)} or \"*\"")
+            if action not in VULN_ACTIONS:
+                raise ValueError(f"{key}.{level}: action must be one of {', '.join(VULN_ACTIONS)}")
+            table[str(level)] = str(action)
+        return table
+    raise ValueError(f"{key}: must be one of {', '.join(VULN_ACTIONS)}, or a table of severity = action")
 
 
 def finding_key(detector: str, severity: str, target: str | None, version: str | None) -> tuple:

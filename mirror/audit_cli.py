@@ -61,9 +61,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
     services = Services(settings)
     try:
         auditor = Auditor(services)
-        if project is not None and not auditor._count(project):
+        count = auditor._count(project)
+        if project is not None and not count:
             print(f"indexguard: '{project}' is not a cached public project", file=sys.stderr)
             return EXIT_USAGE
+        print(f"audit: {count} cached public project(s) to check", file=sys.stderr)
         progress = ProgressReporter(sys.stderr)
         summary = auditor.run(project=project, trigger="command", progress=progress)
         progress.finish()

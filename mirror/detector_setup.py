@@ -7,11 +7,15 @@ so that a server starts fast and a process that never screens never pays.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from mirror import policy as policy_mod
 from mirror.settings import Settings, SettingsError
+
+
+_CORPORA: dict[str, Any] = {}
+_CORPUS_LOCK = threading.Lock()
 
 
 @dataclass
@@ -19,7 +23,6 @@ class DetectorSetup:
     config: Any
     policy: Any
     _corpus: Any = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DetectorSetup":
@@ -36,10 +39,13 @@ class DetectorSetup:
         return cls(config=config, policy=policy)
 
     def corpus(self) -> Any:
+        """The popular corpus, shared by every Services in the process (it is read-only)."""
         if self._corpus is None:
-            with self._lock:
-                if self._corpus is None:
+            with _CORPUS_LOCK:
+                key = repr(self.config)
+                if key not in _CORPORA:
                     import detectors
 
-                    self._corpus = detectors.load_corpus(self.config)
+                    _CORPORA[key] = detectors.load_corpus(self.config)
+                self._corpus = _CORPORA[key]
         return self._corpus

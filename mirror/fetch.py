@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Protocol
 
+from mirror import metrics
 from mirror.netguard import UpstreamError, redact_url
 from mirror.store import (
     BlobStore,
@@ -280,6 +281,7 @@ class FileFetcher:
         except BaseException as exc:  # handed to every client of this download
             error = exc
             if not isinstance(exc, LeaderFailed):
+                metrics.UPSTREAM_ERRORS.labels("file", type(exc).__name__).inc()
                 logger.warning(
                     "download of %s from %s failed: %s",
                     download.sha256, redact_url(download.url), exc,
@@ -293,7 +295,9 @@ class FileFetcher:
     def _download(self, download: _Download) -> None:
         sha256, url, size = download.sha256, download.url, download.size
         limit = size if size is not None else self._max_size
+        started = time.perf_counter()
         body = self._open_upstream(url)
+        metrics.observe_upstream("file", started)
         try:
             declared = getattr(body, "content_length", None)
             if size is not None and declared is not None and declared != size:

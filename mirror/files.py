@@ -12,6 +12,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 
+from mirror import metrics
 from mirror.fetch import StoreError, UpstreamError, prime
 from mirror.store import VerificationError
 
@@ -20,6 +21,18 @@ METADATA_SUFFIX = ".metadata"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 router = APIRouter()
+
+
+class BlobResponse(FileResponse):
+    """A stored blob, read in 256 KiB pieces instead of Starlette's 64 KiB.
+
+    Each piece costs a worker-thread hop and a trip through the ASGI stack;
+    at 64 KiB that overhead, not the disk or the socket, limited a warm
+    download to about a third of what a static server manages.  Memory per
+    download stays flat at about one piece.
+    """
+
+    chunk_size = 256 * 1024
 
 
 @router.get("/files/{sha256}/{filename}", include_in_schema=False)
@@ -34,9 +47,11 @@ def get_file(sha256: str, filename: str, request: Request) -> Response:
     media_type = "text/plain; charset=utf-8" if target.is_metadata else _media_type(filename)
     path = services.store.path(target.sha256)
     if path.exists():
-        return FileResponse(path, media_type=media_type, headers=headers, filename=None)
+        metrics.FILE_HIT.inc()
+        return BlobResponse(path, media_type=media_type, headers=headers, filename=None)
     if target.size is not None:
         headers["Content-Length"] = str(target.size)
+    metrics.FILE_MISS.inc()
     try:
         # Wait for the first byte, so a download that fails before it (upstream
         # down, slow, refused, disk full) becomes a clear 502, not a cut 200.

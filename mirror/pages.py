@@ -23,6 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mirror import metrics
 from mirror.clock import Clock
 from mirror.db.models import Page, PinnedFile
 from mirror.events import record_event
@@ -128,12 +129,14 @@ class PageService:
         stored = self._load(project)
         if stored is not None and self.clock() - stored.checked_at < self.ttl:
             self.cache.put(project, now_mono, stored)
+            metrics.PAGE_HIT.inc()
             return stored
         lock = self._lock_for(project)
         if stored is not None:
             # A stale page: one request refreshes it, the others are not kept
             # waiting on upstream, and after a failure we back off a while.
             if now_mono < self._retry_after.get(project, 0.0) or not lock.acquire(blocking=False):
+                metrics.PAGE_STALE.inc()
                 return replace(stored, stale=True)
         else:
             lock.acquire()
@@ -162,16 +165,24 @@ class PageService:
             return None
         page = cached[1]
         if page.stale or self.clock() - page.checked_at < self.ttl:
+            metrics.PAGE_HIT.inc()
             return page
         return None
 
     def rebuild(self, project: str) -> None:
         """Re-filter the stored upstream page (after a decision), without asking upstream."""
-        with self.sessions.begin() as session:
-            row = session.get(Page, project)
-            if row is None:
-                return
-            self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
+        for attempt in range(3):
+            try:
+                with self.sessions.begin() as session:
+                    row = session.get(Page, project)
+                    if row is None:
+                        return
+                    self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
+                break
+            except IntegrityError:
+                # Another worker registered the same new releases first; rebuild on top of them.
+                if attempt == 2:
+                    raise
         self.cache.discard(project)
 
     def forget(self, project: str) -> None:
@@ -200,6 +211,7 @@ class PageService:
             return _served(row) if row is not None else None
 
     def _refresh(self, project: str, stored: ServedPage | None) -> ServedPage | None:
+        metrics.PAGE_MISS.inc()
         etag = None
         if stored is not None:
             with self.sessions() as session:
@@ -211,6 +223,7 @@ class PageService:
             if stored is None:
                 raise PageUnavailable(str(exc)) from None
             log.warning("serving stale page for %s: %s", project, exc)
+            metrics.PAGE_STALE.inc()
             self._retry_after[project] = self.monotonic() + FAILURE_BACKOFF_SECONDS
             return replace(stored, stale=True)
         now = self.clock()

@@ -8,20 +8,25 @@ appear: a held release is left off the page and its files are refused.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
+import os
 import threading
+from contextlib import contextmanager
+from pathlib import Path
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from packaging.utils import canonicalize_version
-from sqlalchemy import desc, select
+from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import detectors
 from detectors.facts import DownloadStats, Finding, InternalNames, ProjectFacts, ReleaseFacts, Severity
-from mirror import policy as policy_mod
+from mirror import metrics, policy as policy_mod
 from mirror.clock import Clock
 from mirror.db.models import FindingRow, Project, Release, Snapshot
 from mirror.decisions import decide_project, decide_release, effective_project_state, release_blocked
@@ -94,7 +99,8 @@ class Screening:
         self, project: str, page: ProjectPage, request: Mapping[str, Any]
     ) -> Verdict:
         """Screen a never-seen project whose upstream page is ``page``."""
-        with self._lock_for(project):
+        with self._lock_for(project), cross_process_lock(self.sessions, project):
+            self._cache.pop(project, None)  # another process may have decided meanwhile
             existing = self.verdict(project)
             if existing is not None:
                 return existing
@@ -256,6 +262,7 @@ class Screening:
                         details=finding.to_dict(),
                         at=now,
                     )
+        metrics.record_decision(outcome.action, [f.detector for f in findings])
         if outcome.action != "allow":
             self.notify(
                 "quarantine" if outcome.action == "review" else "deny",
@@ -406,3 +413,35 @@ def _finding_row(project: str, finding: Finding, now: datetime, version: str | N
 
 def held_until_for(upload_time: datetime | None, cooldown: timedelta) -> datetime | None:
     return upload_time + cooldown if upload_time else None
+
+
+@contextmanager
+def cross_process_lock(sessions: sessionmaker[Session], project: str) -> Iterator[None]:
+    """Hold a lock on ``project`` shared by every process using this database.
+
+    Without it two workers (or replicas) seeing a new project at once would
+    both ask upstream for its facts; the primary key only stops the second
+    decision, not the second screening.  PostgreSQL: a transaction-scoped
+    advisory lock.  SQLite (one machine by nature): an flock beside the
+    database file, since holding SQLite's write lock while this thread
+    writes through another connection would deadlock.
+    """
+    engine = sessions.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection, connection.begin():
+            connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"screen:{project}"))))
+            yield
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield  # one process only: the per-process lock is enough
+        return
+    locks = Path(database).parent / (Path(database).name + ".locks")
+    locks.mkdir(exist_ok=True)
+    name = hashlib.sha256(project.encode()).hexdigest()[:32]
+    fd = os.open(locks / f"screen-{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -8,12 +8,14 @@ we do not control.  Conditional requests keep refreshes cheap.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from mirror import metrics
 from mirror.netguard import BlockedURL, NetGuard, guarded_get, guarded_session
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import PageError, parse_project_list, parse_project_page
@@ -132,14 +134,21 @@ class UpstreamClient:
             response.close()
 
     def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+        kind = "json" if url.endswith("/json") else "page"
+        started = time.perf_counter()
         try:
-            return guarded_get(
+            response = guarded_get(
                 self.session, url, stream=True, timeout=self.timeout, headers=headers, guard=self.guard
             )
         except BlockedURL as exc:
+            metrics.observe_upstream(kind, started, "BlockedURL")
             raise UpstreamError(f"refused to follow upstream URL: {exc}") from None
         except requests.RequestException as exc:
+            metrics.observe_upstream(kind, started, type(exc).__name__)
             raise UpstreamError(f"upstream unreachable: {type(exc).__name__}") from None
+        status = response.status_code
+        metrics.observe_upstream(kind, started, f"status {status}" if status >= 500 else None)
+        return response
 
     def _read_bounded(self, response: requests.Response) -> bytes:
         declared = _int_or_none(response.headers.get("Content-Length"))

@@ -35,8 +35,7 @@ from pip_audit._service.interface import Dependency, VulnerabilityID
 
 log = logging.getLogger("indexguard.vulns")
 
-ACTIONS = ("annotate", "hide", "block")
-SEVERITIES = ("critical", "high", "medium", "low", "unknown")
+from mirror.audit import VULN_ACTIONS as ACTIONS, VULN_SEVERITIES as SEVERITIES  # noqa: E402
 # Advisory databases spell severities differently (GHSA says MODERATE).
 _SEVERITY_WORDS = {"critical": "critical", "high": "high", "moderate": "medium", "medium": "medium", "low": "low"}
 
@@ -258,24 +257,6 @@ def action_for(policy: Mapping[str, str], severity: str | None) -> str:
     return policy.get(level) or policy.get("*") or "annotate"
 
 
-def parse_action_policy(raw: Any, key: str = "audit.vulnerable_action") -> dict[str, str]:
-    """``"hide"`` (every severity) or a table such as ``{critical = "block", "*" = "annotate"}``."""
-    if isinstance(raw, str):
-        if raw not in ACTIONS:
-            raise ValueError(f"{key}: must be one of {', '.join(ACTIONS)}, or a table of severity = action")
-        return {"*": raw}
-    if isinstance(raw, Mapping):
-        table = {}
-        for level, action in raw.items():
-            if level != "*" and level not in SEVERITIES:
-                raise ValueError(f"{key}.{level}: severity must be one of {', '.join(SEVERITIES)} or \"*\"")
-            if action not in ACTIONS:
-                raise ValueError(f"{key}.{level}: action must be one of {', '.join(ACTIONS)}")
-            table[str(level)] = str(action)
-        return table
-    raise ValueError(f"{key}: must be one of {', '.join(ACTIONS)}, or a table of severity = action")
-
-
 __all__ = [
     "AdvisoryError",
     "OfflineAdvisories",
@@ -286,7 +267,6 @@ __all__ = [
     "affects",
     "configured_services",
     "in_ranges",
-    "parse_action_policy",
     "result_fields",
     "severity_level",
     "severity_word",

@@ -33,8 +33,15 @@ def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_example_config_documents_exactly_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("INDEXGUARD_STORAGE", raising=False)
-    example = Path(__file__).resolve().parents[1] / "config.example.toml"
-    assert load_settings(example) == settings_from_mapping({})
+    from mirror.internal import InternalSettings
+    from mirror.policy import PolicyConfig
+
+    example = load_settings(Path(__file__).resolve().parents[1] / "config.example.toml")
+    defaults = settings_from_mapping({})
+    for section in ("server", "database", "storage", "upstream"):
+        assert getattr(example, section) == getattr(defaults, section), section
+    assert PolicyConfig.from_mapping(example.extra["policy"]) == PolicyConfig.from_mapping({})
+    assert InternalSettings.from_mapping(example.extra["internal"]) == InternalSettings.from_mapping({})
 
 
 @pytest.mark.parametrize(

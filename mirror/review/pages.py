@@ -76,13 +76,24 @@ def ago(context: Any, value: datetime | None) -> str:
     return "just now"
 
 
+def isotime(value: object) -> str:
+    """A stored ISO time string shown like every other time on the pages."""
+    if not isinstance(value, str) or not value:
+        return "—"
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    return stamp(parsed) if parsed.tzinfo else value
+
+
 def num(value: int | None) -> str:
     return f"{value:,}" if isinstance(value, int) else "unknown"
 
 
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("mirror.review", "templates"), autoescape=True)
-    env.filters.update(stamp=stamp, ago=ago, num=num, evidence_rows=evidence.evidence_rows)
+    env.filters.update(stamp=stamp, ago=ago, num=num, isotime=isotime, evidence_rows=evidence.evidence_rows)
     return env
 
 
@@ -329,6 +340,7 @@ def _project_view(
     services = _services(request)
     with services.sessions() as session:
         history = queries.project_history(session, canonical, services.clock())
+        known_vulnerabilities = queries.open_vulnerabilities(session, canonical)
     if history is None:
         return _render(
             request, "error.html", 404, title="Not screened", back="/admin/projects",
@@ -346,6 +358,7 @@ def _project_view(
         upstream=upstream or _NO_UPSTREAM,
         resemblances=evidence.resemblances(history.findings),
         vulnerabilities=evidence.vulnerabilities(history.findings),
+        known_vulnerabilities=known_vulnerabilities,
         ownership=evidence.ownership_findings(history.findings),
         first_upload=evidence.first_upload(history.snapshot),
         undoable=actions.undoable(history.decisions),

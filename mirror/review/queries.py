@@ -14,7 +14,7 @@ from packaging.utils import canonicalize_name
 from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session
 
-from mirror.db.models import Decision, Event, FindingRow, Project, Release, Snapshot
+from mirror.db.models import Decision, Event, FindingRow, Project, Release, Snapshot, Vulnerability
 from mirror.decisions import effective_project_state, release_blocked
 from mirror.review.schemas import (
     AuditEntry,
@@ -236,4 +236,15 @@ def audit_log(session: Session, *, limit: int = 50, offset: int = 0, project: st
         limit=limit,
         offset=offset,
         next_offset=window if window < total else None,
+    )
+
+
+def open_vulnerabilities(session: Session, name: str) -> list[Vulnerability]:
+    """Vulnerabilities the audit job has recorded for the project and not seen withdrawn."""
+    return list(
+        session.scalars(
+            select(Vulnerability)
+            .where(Vulnerability.project == name, Vulnerability.resolved_at.is_(None))
+            .order_by(Vulnerability.version, Vulnerability.vuln_id)
+        )
     )

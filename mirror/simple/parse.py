@@ -62,6 +62,7 @@ _BAD_URL_CHARS = re.compile("[\x00-\x20\x7f-\x9f\\\\\ud800-\udfff]")
 # Real distribution filenames are plain ASCII; anything else (path
 # separators, spaces, unicode look-alikes) is refused before packaging sees it.
 _FILENAME_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]*")
+_HEX = re.compile(r"[0-9a-fA-F]+")
 _API_VERSION = re.compile(r"([0-9]{1,4})\.([0-9]{1,4})")
 _STATUS = re.compile(r"[a-z][a-z0-9-]{0,63}")
 _UPLOAD_TIME = re.compile(
@@ -575,7 +576,7 @@ def _hashes(items: Iterable[tuple[Any, Any]], *, need_sha256: bool = True) -> di
         length = _HEX_LENGTHS.get(name)
         if length is None:
             continue
-        if len(value) != length or not _is_hex(value):
+        if len(value) != length or _HEX.fullmatch(value) is None:
             raise _Skip(f"{name} digest is not {length} hex digits")
         value = value.lower()
         if hashes.setdefault(name, value) != value:
@@ -583,10 +584,6 @@ def _hashes(items: Iterable[tuple[Any, Any]], *, need_sha256: bool = True) -> di
     if need_sha256 and "sha256" not in hashes:
         raise _Skip("no sha256 digest, so the file could never be verified")
     return hashes
-
-
-def _is_hex(value: str) -> bool:
-    return value.isascii() and all(c in "0123456789abcdefABCDEF" for c in value)
 
 
 def _yanked(value: bool | str | None) -> bool | str:

@@ -39,3 +39,16 @@ def test_unrelated_public_name_is_not_confusion(internal) -> None:
 
 def test_no_internal_names_means_no_finding() -> None:
     assert detect(facts("acme-auth", InternalNames()), ConfusionConfig()) == []
+
+
+def test_sweep_finds_public_names_equal_or_near_internal_ones(internal) -> None:
+    from detectors.confusion import sweep
+    from detectors.typosquat import TyposquatConfig
+
+    public = ["requests", "acme-auth", "acmeauth", "acme-billing-servise", "widgetcorp-sdkk", "not valid", "flask"]
+    found = {public: (target, why) for public, target, why in sweep(public, internal, TyposquatConfig())}
+    assert set(found) == {"acme-auth", "acmeauth", "acme-billing-servise", "widgetcorp-sdkk"}
+    assert found["acme-auth"] == ("acme-auth", "name")
+    assert found["acmeauth"] == ("acme-auth", "lookalike")
+    assert found["acme-billing-servise"] == ("acme-*", "pattern")
+    assert found["widgetcorp-sdkk"][0] == "widgetcorp-sdk"

@@ -62,18 +62,23 @@ class BlackHole:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        try:
-            conn, _ = self.sock.accept()
-        except OSError:
-            return
-        self.connections.append(conn)
-        if conn.recv(65536):
-            self.received.set()
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(conn)
+            if conn.recv(65536):
+                self.received.set()
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone would not
+        except OSError:
+            pass
+        self.sock.close()
         for conn in self.connections:
             conn.close()
-        self.sock.close()
 
 
 def free_port() -> int:
