@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from detectors.facts import Finding, InternalNames, ProjectFacts, Severity
 from detectors.names import InvalidName, canonical, compact, fold_lookalikes
+from detectors.similarity import NameForms
 
 if TYPE_CHECKING:  # pragma: no cover
     from detectors.typosquat import TyposquatConfig
@@ -51,17 +52,20 @@ class ConfusionConfig:
         Severity.parse(self.request_severity)
 
 
-def internal_match(name: str, internal: InternalNames) -> tuple[str, str] | None:
+def internal_match(name: str | NameForms, internal: InternalNames) -> tuple[str, str] | None:
     """How ``name`` matches the internal names: (kind, internal name or pattern), or None.
 
     kind is 'name' (PEP 503 equal), 'lookalike' (equal once separators are
     dropped and look-alikes folded) or 'pattern' (a glob pattern matches).
     Raises ``InvalidName`` for a name no index would accept.
     """
-    canon = canonical(name)
+    if isinstance(name, NameForms):
+        canon, folded = name.canonical, name.folded
+    else:
+        canon = canonical(name)
+        folded = fold_lookalikes(compact(canon))
     if canon in internal.names:
         return "name", canon
-    folded = fold_lookalikes(compact(canon))
     if internal.index is not None:
         project = internal.index.get_folded(folded)
         if project is not None:
@@ -80,13 +84,19 @@ def canonical_pattern(pattern: str) -> str:
     return "".join(out)
 
 
-def detect(facts: ProjectFacts, config: ConfusionConfig) -> list[Finding]:
-    """A critical finding when the requested name is, or reads as, an internal name."""
-    match = internal_match(facts.name, facts.internal)
+def detect(facts: ProjectFacts, config: ConfusionConfig, forms: NameForms | None = None) -> list[Finding]:
+    """A critical finding when the requested name is, or reads as, an internal name.
+
+    ``forms`` are the name's precomputed forms, when the caller has them.
+    """
+    forms = forms or NameForms.of(facts.name)
+    if not facts.internal.names and not facts.internal.patterns:
+        return []
+    match = internal_match(forms, facts.internal)
     if match is None:
         return []
     kind, what = match
-    canon = canonical(facts.name)
+    canon = forms.canonical
     if kind == "name":
         how = f"'{canon}' is an internal project name"
     elif kind == "lookalike":

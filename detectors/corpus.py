@@ -25,7 +25,7 @@ import csv
 import functools
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -36,7 +36,9 @@ from detectors.similarity import NameForms
 
 __all__ = ["NameIndex", "PopularCorpus", "Project", "load_ml_projects"]
 
-Ids = tuple[int, ...]
+# A single id is stored as a bare int: most keys name one project, and a
+# one-element tuple would cost 48 bytes more for each of ~200,000 keys.
+Ids = int | tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +58,12 @@ class Project:
 def _add(table: dict[str, Ids], key: str, ident: int) -> None:
     have = table.get(key)
     if have is None:
-        table[key] = (ident,)
+        table[key] = ident
+    elif isinstance(have, int):
+        if have != ident:
+            table[key] = (have, ident)
     elif ident not in have:
         table[key] = have + (ident,)
-
-
-def _deletions(text: str) -> Iterator[str]:
-    for i in range(len(text)):
-        yield text[:i] + text[i + 1 :]
 
 
 class NameIndex:
@@ -98,7 +98,9 @@ class NameIndex:
             forms = NameForms.of(project.name)
             project = Project(forms.canonical, project.downloads, project.rank, project.kind)
             self.projects.append(project)
-            self.forms.append(forms)
+            # The deletion keys go into the index below; keeping them on
+            # every entry as well would double the corpus's memory.
+            self.forms.append(replace(forms, near_keys=frozenset()))
             self._by_name[forms.canonical] = ident
             self._by_folded.setdefault(forms.folded, ident)
             words.update(tokens(forms.canonical))
@@ -106,10 +108,8 @@ class NameIndex:
                 _add(self._exact, key, ident)
             if "-" in forms.token_key:
                 _add(self._exact, forms.token_key, ident)
-            for base in {forms.compact, forms.core}:
-                _add(self._near, base, ident)
-                for key in _deletions(base):
-                    _add(self._near, key, ident)
+            for key in forms.near_keys:
+                _add(self._near, key, ident)
             eligible = len(forms.compact) >= two_edit_min_length and (
                 project.downloads is None or project.downloads >= two_edit_min_downloads
             )
@@ -145,12 +145,20 @@ class NameIndex:
         exact, near = self._exact, self._near
         for key in (forms.folded, forms.folded_core, forms.squeezed, forms.token_key):
             ids = exact.get(key)
-            if ids is not None:
+            if ids is None:
+                continue
+            if isinstance(ids, int):
+                found.add(ids)
+            else:
                 found.update(ids)
         compact = forms.compact
         # One set intersection in C instead of a dictionary call per key.
         for key in near.keys() & forms.near_keys:
-            found.update(near[key])
+            ids = near[key]
+            if isinstance(ids, int):
+                found.add(ids)
+            else:
+                found.update(ids)
         if self._long and compact:
             found.update(self._two_edit_candidates(compact))
         return found

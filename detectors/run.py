@@ -17,6 +17,7 @@ from typing import Any
 from detectors import age, confusion, downloads, maintainers, typosquat
 from detectors.corpus import PopularCorpus, load_ml_projects
 from detectors.facts import Finding, ProjectFacts, ReleaseFacts
+from detectors.similarity import NameForms
 
 __all__ = ["DetectorConfig", "load_corpus", "run_all", "run_name_detectors", "run_release_detectors"]
 
@@ -143,9 +144,12 @@ def run_name_detectors(facts: ProjectFacts, config: DetectorConfig | None = None
     Raises ``InvalidName`` when ``facts.name`` is not a valid project name.
     """
     config = config or DetectorConfig()
-    findings = confusion.detect(facts, config.confusion)
-    findings += typosquat.detect(facts, config.typosquat)
-    return _ordered(findings)
+    forms = NameForms.of(facts.name)
+    findings = confusion.detect(facts, config.confusion, forms)
+    findings += typosquat.detect(facts, config.typosquat, forms)
+    if len(findings) > 1:
+        findings = _ordered(findings)
+    return findings
 
 
 def run_all(facts: ProjectFacts, config: DetectorConfig | None = None) -> list[Finding]:

@@ -49,6 +49,7 @@ class NameForms:
         canon = canonical(name)
         flat = compact(canon)
         base = core(canon)
+        folded = fold_lookalikes(flat)
         keys = {flat[:i] + flat[i + 1 :] for i in range(len(flat))}
         keys.add(flat)
         if base != flat:
@@ -58,9 +59,9 @@ class NameForms:
             near_keys=frozenset(keys),
             canonical=canon,
             compact=flat,
-            folded=fold_lookalikes(flat),
+            folded=folded,
             core=base,
-            folded_core=fold_lookalikes(base),
+            folded_core=folded if base == flat else fold_lookalikes(base),
             squeezed=squeeze(base),
             token_key=token_key(canon),
         )

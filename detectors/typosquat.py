@@ -262,15 +262,16 @@ def _at_least_as_popular(own: Project, target: Project) -> bool:
     return own.downloads >= target.downloads
 
 
-def detect(facts: ProjectFacts, config: TyposquatConfig) -> list[Finding]:
+def detect(facts: ProjectFacts, config: TyposquatConfig, forms: NameForms | None = None) -> list[Finding]:
     """Findings for the requested name against internal names and the popular corpus.
 
     An internal name is the organisation's own project and is not checked
     against others (the dependency-confusion detector guards it instead).
+    ``forms`` are the name's precomputed forms, when the caller has them.
     """
     findings: list[Finding] = []
     internal = facts.internal
-    forms = NameForms.of(facts.name)
+    forms = forms or NameForms.of(facts.name)
     name = forms.canonical
     if name in internal.names:
         return findings

@@ -79,11 +79,22 @@ class JsonAccessLog:
         started = time.perf_counter()
         status = 500
         sent = 0
+        done = False
+
+        def write() -> None:
+            nonlocal done
+            done = True
+            record = access_record(
+                scope, status, sent, time.perf_counter() - started, datetime.now(timezone.utc)
+            )
+            self.logger.info(json.dumps(record, ensure_ascii=True))
 
         async def logging_send(message: Message) -> None:
             nonlocal status, sent
             if message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    write()
             elif message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
@@ -91,7 +102,5 @@ class JsonAccessLog:
         try:
             await self.app(scope, receive, logging_send)
         finally:
-            record = access_record(
-                scope, status, sent, time.perf_counter() - started, datetime.now(timezone.utc)
-            )
-            self.logger.info(json.dumps(record, ensure_ascii=True))
+            if not done:
+                write()  # the app failed or the client left before the end

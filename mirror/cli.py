@@ -82,21 +82,23 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import subprocess
+
     import uvicorn
 
-    from mirror.db import migrate
-    from mirror.db.session import make_engine
+    from mirror.services import SCHEMA_READY_ENV
 
     settings = settings_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings.storage.path.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
-    engine.dispose()
     if args.config:
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     if args.storage:
         os.environ[STORAGE_ENV] = str(Path(args.storage).resolve())
+    # Migrate in a child process: the server itself then never loads alembic.
+    upgrade = subprocess.run([sys.executable, "-m", "mirror.cli", "db", "upgrade"], check=False)
+    if upgrade.returncode != 0:
+        return upgrade.returncode
+    os.environ[SCHEMA_READY_ENV] = "1"
     common = dict(
         host=settings.server.host,
         port=settings.server.port,

@@ -118,19 +118,11 @@ class MetricsMiddleware:
         started = time.perf_counter()
         status = 500
         sent = 0
+        done = False
 
-        async def counting_send(message: Message) -> None:
-            nonlocal status, sent
-            kind = message["type"]
-            if kind == "http.response.body":
-                sent += len(message.get("body", b""))
-            elif kind == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, counting_send)
-        finally:
+        def record() -> None:
+            nonlocal done
+            done = True
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
             requests, duration, served = self._bound(template, scope["method"], status)
@@ -138,6 +130,23 @@ class MetricsMiddleware:
             duration.observe(time.perf_counter() - started)
             if sent:
                 served.inc(sent)
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.body":
+                sent += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    record()  # before the last byte goes out: a client never outruns its count
+            elif kind == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            if not done:
+                record()
 
     def _bound(self, route: str, method: str, status: int) -> tuple[Any, Any, Any]:
         key = (route, method, status)

@@ -117,7 +117,9 @@ class PageService:
         self._locks_guard = threading.Lock()
         self._retry_after: dict[str, float] = {}
 
-    def get(self, project: str) -> ServedPage | None:
+    def get(
+        self, project: str, on_fetched: Callable[[ProjectPage], None] | None = None
+    ) -> ServedPage | None:
         """The page to serve for a canonical project name; None if upstream has none.
 
         Raises PageUnavailable when there is no stored page and upstream fails.
@@ -145,7 +147,7 @@ class PageService:
             if again is not None and self.clock() - again.checked_at < self.ttl:
                 page: ServedPage | None = again
             else:
-                page = self._refresh(project, again)
+                page = self._refresh(project, again, on_fetched)
         finally:
             lock.release()
         if page is not None:
@@ -210,7 +212,12 @@ class PageService:
             row = session.get(Page, project)
             return _served(row) if row is not None else None
 
-    def _refresh(self, project: str, stored: ServedPage | None) -> ServedPage | None:
+    def _refresh(
+        self,
+        project: str,
+        stored: ServedPage | None,
+        on_fetched: Callable[[ProjectPage], None] | None = None,
+    ) -> ServedPage | None:
         metrics.PAGE_MISS.inc()
         etag = None
         if stored is not None:
@@ -239,6 +246,10 @@ class PageService:
                     return None
                 return self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
         assert isinstance(result, Fetched)
+        if on_fetched is not None:
+            # Screening runs here, before the page is built, so the first
+            # build already applies its decision and release holds.
+            on_fetched(result.page)
         return self._save_fetched(project, result, now)
 
     def _save_fetched(self, project: str, result: Fetched, now: datetime) -> ServedPage:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from packaging.utils import canonicalize_version
@@ -409,10 +409,6 @@ def _finding_row(project: str, finding: Finding, now: datetime, version: str | N
         evidence=dict(finding.evidence),
         found_at=now,
     )
-
-
-def held_until_for(upload_time: datetime | None, cooldown: timedelta) -> datetime | None:
-    return upload_time + cooldown if upload_time else None
 
 
 @contextmanager

@@ -7,6 +7,7 @@ object to build with an injected clock.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import time
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from sqlalchemy import select
 
 from detectors.facts import InternalNames
 from mirror.clock import Clock, utcnow
-from mirror.db import migrate
 from mirror.db.models import Page, PinnedFile
 from mirror.db.session import make_engine, make_session_factory
 from mirror.events import record_event
@@ -31,7 +31,8 @@ from mirror.decisions import release_blocked
 from mirror.detector_setup import DetectorSetup
 from mirror.internal import INTERNAL_URL_PREFIX, InternalSettings, InternalSources
 from mirror.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, ServedPage, render_bodies
-from mirror.screening import Screening
+from mirror.screening import Screening, Verdict
+from mirror.simple.model import ProjectPage
 from mirror.settings import Settings
 from mirror.store import BlobStore
 from mirror.upstream import UpstreamClient
@@ -49,6 +50,10 @@ class FileTarget:
     filename: str
 
 
+# Set by `indexguard serve` after it has migrated the database in a child process.
+SCHEMA_READY_ENV = "INDEXGUARD_SCHEMA_READY"
+
+
 class Services:
     def __init__(
         self,
@@ -62,7 +67,10 @@ class Services:
         self.notifier = WebhookNotifier.from_settings(settings, clock=clock)
         settings.storage.path.mkdir(parents=True, exist_ok=True)
         self.engine = make_engine(settings.database_url)
-        migrate.upgrade(self.engine)
+        if os.environ.get(SCHEMA_READY_ENV) != "1":
+            from mirror.db import migrate  # alembic costs memory; `serve` migrates in a child
+
+            migrate.upgrade(self.engine)
         self.sessions = make_session_factory(self.engine)
         self.store = BlobStore(settings.storage.path / "files")
         local_upstream = is_local_url(settings.upstream_url)
@@ -176,11 +184,19 @@ class Services:
             return self._internal_page(project)
         verdict = self.screening.verdict(project)
         if verdict is None:
-            if self.pages.get(project) is None:
+            info = request_info(request, self.clock())
+            screened: list[Verdict] = []
+
+            def screen(upstream_page: ProjectPage) -> None:
+                screened.append(self.screening.screen(project, upstream_page, info))
+
+            if self.pages.get(project, on_fetched=screen) is None:
                 return _not_found(project)
-            upstream_page = self.pages.upstream_page(project)
-            verdict = self.screening.screen(project, upstream_page, request_info(request, self.clock()))
-            self.pages.rebuild(project)
+            if screened:
+                verdict = screened[0]
+            else:  # the page was stored already (say, by another process): screen it now
+                verdict = self.screening.screen(project, self.pages.upstream_page(project), info)
+                self.pages.rebuild(project)
         if verdict.blocked:
             return PlainTextResponse(verdict.message + "\n", status_code=403)
         page = self.pages.get(project)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from packaging.utils import canonicalize_name
@@ -33,9 +33,11 @@ from pip_audit._service import (
 )
 from pip_audit._service.interface import Dependency, VulnerabilityID
 
+
+from mirror.audit import VULN_SEVERITIES as SEVERITIES
+
 log = logging.getLogger("indexguard.vulns")
 
-from mirror.audit import VULN_ACTIONS as ACTIONS, VULN_SEVERITIES as SEVERITIES  # noqa: E402
 # Advisory databases spell severities differently (GHSA says MODERATE).
 _SEVERITY_WORDS = {"critical": "critical", "high": "high", "moderate": "medium", "medium": "medium", "low": "low"}
 
@@ -259,6 +261,8 @@ def action_for(policy: Mapping[str, str], severity: str | None) -> str:
 
 __all__ = [
     "AdvisoryError",
+    "ReleaseOutcome",
+    "store_release_vulnerabilities",
     "OfflineAdvisories",
     "RatedResult",
     "ServiceError",

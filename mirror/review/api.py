@@ -32,6 +32,7 @@ from mirror.review.schemas import (
     UndoIn,
 )
 from mirror.review.tokens import Principal
+from mirror.services import request_info
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 reviewer = require("reviewer")
@@ -52,8 +53,6 @@ def project_name(name: str) -> str:
 
 def request_record(request: Request, via: str) -> dict[str, Any]:
     """What the audit keeps about the request that carried a decision."""
-    from mirror.services import request_info
-
     return {**request_info(request, _services(request).clock()), "via": via}
 
 
@@ -63,8 +62,10 @@ def _as_http() -> Iterator[None]:
         yield
     except actions.ReviewError as exc:
         raise HTTPException(exc.status, str(exc)) from None
+    except tokens.DuplicateName as exc:
+        raise HTTPException(409, str(exc)) from None
     except tokens.TokenError as exc:
-        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.get("/whoami", response_model=PrincipalOut, summary="The token's name and role")

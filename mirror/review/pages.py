@@ -28,7 +28,7 @@ from mirror.review import actions, evidence, queries, websession
 from mirror.review.api import request_record
 from mirror.review.auth import principal_for
 from mirror.review.settings import ReviewSettings
-from mirror.review.upstream_info import UpstreamInfoCache
+from mirror.review.upstream_info import UpstreamInfo, UpstreamInfoCache
 from mirror.review.websession import COOKIE, COOKIE_PATH, LOGIN_COOKIE, WebSession
 
 log = logging.getLogger("indexguard.review.pages")
@@ -54,6 +54,7 @@ FLASH = {
     "undone": "Decision undone; the previous state is restored.",
 }
 PAGE_SIZE = 50
+_NO_UPSTREAM = UpstreamInfo(error="internal project: no upstream metadata")
 
 
 def stamp(value: datetime | None) -> str:
@@ -367,16 +368,6 @@ def _project_view(
         hours_text=hours_text,
         **_common(request, current, "projects"),
     )
-
-
-class _NoUpstream:
-    fields: dict[str, str] = {}
-    owners: dict[str, str] = {}
-    project_urls: dict[str, str] = {}
-    error = "internal project: no upstream metadata"
-
-
-_NO_UPSTREAM = _NoUpstream()
 
 
 @router.get("/audit")

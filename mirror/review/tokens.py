@@ -33,6 +33,10 @@ class TokenError(ValueError):
     """A token cannot be created or revoked; the message says why."""
 
 
+class DuplicateName(TokenError):
+    """The name is taken (by a live or a revoked token)."""
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the token's name (recorded as the actor) and role."""
@@ -76,8 +80,9 @@ def create_token(
     """Store a new token and return it with its secret (the only time it exists in clear)."""
     check_name(name)
     check_role(role)
+    taken = f"a token named {name!r} exists (names are never reused); choose another name"
     if session.scalars(select(ApiToken).where(ApiToken.name == name)).first() is not None:
-        raise TokenError(f"a token named {name!r} exists (names are never reused); choose another name")
+        raise DuplicateName(taken)
     secret = new_secret()
     row = ApiToken(
         name=name,
@@ -89,8 +94,8 @@ def create_token(
     session.add(row)
     try:
         session.flush()
-    except IntegrityError:
-        raise TokenError(f"a token named {name!r} exists (names are never reused); choose another name") from None
+    except IntegrityError:  # created by someone else in the meantime
+        raise DuplicateName(taken) from None
     return row, secret
 
 

@@ -69,6 +69,7 @@ _UPLOAD_TIME = re.compile(
     r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
     r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z"
 )
+_UNTERMINATED = re.compile(r"<[A-Za-z/!?]")
 _SERIAL_COMMENT = re.compile(r"\s*SERIAL\s+([0-9]{1,%d})\s*" % _MAX_SERIAL_DIGITS)
 
 
@@ -403,9 +404,23 @@ class _Scanner(HTMLParser):
 
 def _scan_html(body: bytes, max_bytes: int, max_links: int) -> _Scan:
     text = _decode(body, max_bytes)
+    # html.parser costs microseconds per "<", so a page of nothing but
+    # markup would take minutes; a real page needs a few tags per link.
+    markup_limit = 4 * max_links + 1024
+    if text.count("<") > markup_limit:
+        raise PageError(f"the page has more than {markup_limit} tags, far more than its links could need")
     scanner = _Scanner(max_links)
     try:
         scanner.feed(text)
+        # feed() stops at a tag, comment or declaration that never ends and
+        # keeps the rest unparsed.  close() would then re-scan to the end of
+        # the page once per "<" that follows: quadratic, so a few hundred KB
+        # of "<a <a <a" pins a worker for minutes.  Such a page is malformed
+        # (or truncated), so refuse it before close() gets the chance.
+        leftover = getattr(scanner, "rawdata", "")
+        if _UNTERMINATED.match(leftover):
+            line, column = scanner.getpos()
+            raise PageError(f"unterminated tag, comment or declaration at line {line}, column {column + 1}")
         scanner.close()
     except PageError:
         raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import pytest
 import requests
@@ -93,11 +94,14 @@ def test_json_access_log_has_no_secrets(start_mirror, index_server, tmp_path) ->
             headers={"Authorization": "Bearer sekrit-two", "User-Agent": "pip/24.0", "Cookie": "s=sekrit-three"},
             timeout=30,
         )
+        # The line is written once the response is sent, which can be after the client has it.
+        deadline = time.monotonic() + 30
+        while not any("/simple/quiet-otter/" in line for line in records) and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         logging.getLogger(LOGGER_NAME).removeHandler(handler)
     entries = [json.loads(line) for line in records]
     page = [e for e in entries if e["route"] == "/simple/{name}/"]
-    print(records)
     assert page and page[0]["status"] == 200 and page[0]["user_agent"] == "pip/24.0"
     assert page[0]["path"] == "/simple/quiet-otter/?api_token=***&page=1"
     assert page[0]["bytes"] > 0 and page[0]["method"] == "GET"

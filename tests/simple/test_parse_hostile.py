@@ -272,3 +272,37 @@ def test_skipped_entries_do_not_change_page_equality() -> None:
     noisy = parse_project_json(json_page("junk", entry(filename="evil.exe")), base_url=BASE)
     assert len(noisy.skipped) == 2
     assert clean == noisy
+
+
+# -- pathological HTML -------------------------------------------------------------
+# html.parser re-scans to the end of the page for every "<" after a tag that
+# never closes; before the parser refused such pages, each of these bodies
+# took minutes.  The assertions are functional: the page is refused.
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        GOOD_LINK.encode() + b"<a " * 50_000,
+        b"<a x='>' " * 20_000,
+        b"<a href='x" * 20_000,
+        GOOD_LINK.encode() + b"</" * 50_000,
+        b"<!--" + b"x" * 100_000,
+        b"<script>" + b"</x" * 50_000,
+        GOOD_LINK.encode() + b'<a href="https://f.example/sample-2.0.tar.gz',  # truncated transfer
+    ],
+    ids=["open-tags", "quoted-gt", "open-attr", "end-tags", "comment", "script", "truncated"],
+)
+def test_unterminated_markup_is_refused(body: bytes) -> None:
+    with pytest.raises(PageError, match="unterminated"):
+        parse_project_html(body, base_url=BASE)
+
+
+def test_markup_out_of_proportion_to_links_is_refused() -> None:
+    with pytest.raises(PageError, match="tags"):
+        parse_project_html(b"<" * 100_000, base_url=BASE, max_files=100)
+    with pytest.raises(PageError, match="tags"):
+        parse_project_html(b"<p>" * 2000, base_url=BASE, max_files=100)
+    # A real page's markup is well within the allowance.
+    links = "".join(f'<a href="https://f.example/s#sha256={SHA}">sample-1.{i}.tar.gz</a><br/>\n' for i in range(100))
+    assert len(parse_project_html(f"<html><head><title>x</title></head><body>{links}</body></html>".encode(), base_url=BASE, max_files=100).files) == 100
