@@ -6,7 +6,6 @@ is downloaded.  Skipped, saying why, when either is missing.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from tests.review.support import Api, allowed, get, make_token
@@ -69,3 +70,19 @@ def test_pip_and_uv_install_with_the_token_in_the_index_url(start_mirror, index_
                    "--index-url", allowed_url, "quiet-otter")
     assert installed.returncode == 0, installed.stderr
     assert (target / "quiet_otter").is_dir()
+
+
+def test_review_settings_are_checked_and_name_the_key() -> None:
+    from mirror.review.settings import ReviewSettings
+    from mirror.settings import SettingsError
+
+    assert ReviewSettings.from_mapping({}) == ReviewSettings(require_client_auth=False, session_hours=12.0)
+    for raw, key in (
+        ({"require_client_auth": "yes"}, "review.require_client_auth"),
+        ({"session_hours": 0}, "review.session_hours"),
+        ({"session_hours": True}, "review.session_hours"),
+        ({"sessions": 1}, "review.sessions"),
+    ):
+        with pytest.raises(SettingsError) as caught:
+            ReviewSettings.from_mapping(raw)
+        assert caught.value.key == key

@@ -86,6 +86,8 @@ def mirror_settings(
         "upstream": {"url": upstream_url, "timeout": 5.0},
         "database": {"url": database_url},
         "storage": {"path": str(storage)},
+        # No background audit (nor its online vulnerability service) unless a test asks.
+        "audit": {"interval_hours": 0, "vulnerability_service": "none"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
