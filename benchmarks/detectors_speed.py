@@ -94,6 +94,36 @@ def rate(label: str, names: list[str], check, baseline: float | None = None, rep
     return per_second
 
 
+def one_name_against_everything(everything: list[str], probes: list[str]) -> None:
+    """One new internal name against every public name: a bit-parallel scan, no index.
+
+    The public forms are computed once (a sweep keeps them); each probe is
+    then one C-level pass of the edit distance over all of them.
+    """
+    from rapidfuzz import process
+    from rapidfuzz.distance import OSA
+
+    from detectors.names import compact, fold_lookalikes
+
+    started = time.process_time()
+    flat = [compact(canonicalize_name(n)) for n in everything]
+    folded = {}
+    for name, form in zip(everything, flat):
+        folded.setdefault(fold_lookalikes(form), name)
+    prepare = time.process_time() - started
+    times = []
+    for probe in probes:
+        started = time.process_time()
+        form = compact(canonicalize_name(probe))
+        near = process.extract(form, flat, scorer=OSA.distance, score_cutoff=2, limit=None)
+        same = folded.get(fold_lookalikes(form))
+        times.append(time.process_time() - started)
+        del near, same
+    print(f"  one name against all {len(everything):,} public names: {min(times) * 1000:.0f} ms CPU "
+          f"(median of {len(times)} names {sorted(times)[len(times) // 2] * 1000:.0f} ms; public forms "
+          f"prepared once in {prepare:.1f} s)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--names", type=int, default=20_000, help="public names to check (default 20,000)")
@@ -158,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
         print(f"  {wall:.1f} s wall, {cpu:.1f} s CPU ({len(everything) / cpu:,.0f} public names/s); "
               f"{hits} public names equal or near an internal name")
-        print(f"  per internal name: {cpu / len(internal.names) * 1000:.1f} ms CPU of the whole sweep; "
-              f"one new internal name alone costs a full pass ({cpu:.1f} s)")
+        print(f"  per internal name: {cpu / len(internal.names) * 1000:.1f} ms CPU of the whole sweep")
+        one_name_against_everything(everything, sorted(internal.names)[:5])
     return 0
 
 

@@ -152,6 +152,7 @@ def test_a_quarantine_is_delivered(start_mirror, index_server, tmp_path) -> None
         mirror = start_mirror(**notify_section(receiver.url))
         quarantine(mirror, index_server, tmp_path)
         wait_for(lambda: receiver.bodies, "the webhook")
+        assert mirror.services.notifier.wait_idle(timeout=60)  # the 200 reached the notifier too
     finally:
         receiver.stop()
     body = receiver.bodies[0]
@@ -172,6 +173,7 @@ def test_a_receiver_that_is_down_at_first_gets_it_later(start_mirror, index_serv
     receiver = Receiver(port)
     try:
         wait_for(lambda: receiver.bodies, "the retried webhook")
+        assert notifier.wait_idle(timeout=60)
     finally:
         receiver.stop()
     stats = notifier.stats()
