@@ -34,7 +34,7 @@ from rapidfuzz.distance import OSA
 from detectors.names import canonical, tokens
 from detectors.similarity import NameForms
 
-__all__ = ["NameIndex", "PopularCorpus", "Project", "load_ml_projects"]
+__all__ = ["NameIndex", "PopularCorpus", "Project", "load_ml_projects", "trigrams"]
 
 # A single id is stored as a bare int: most keys name one project, and a
 # one-element tuple would cost 48 bytes more for each of ~200,000 keys.
@@ -55,6 +55,12 @@ class Project:
     kind: str = "popular"
 
 
+def trigrams(flat: str) -> list[str]:
+    """Letter triples of a compact name, with its two ends marked ('^re', ..., 'ts$')."""
+    marked = f"^{flat}$"
+    return [marked[i : i + 3] for i in range(len(marked) - 2)]
+
+
 def _add(table: dict[str, Ids], key: str, ident: int) -> None:
     have = table.get(key)
     if have is None:
@@ -64,6 +70,24 @@ def _add(table: dict[str, Ids], key: str, ident: int) -> None:
             table[key] = (have, ident)
     elif ident not in have:
         table[key] = have + (ident,)
+
+
+def _crowding(near: dict[str, Ids], size: int) -> list[int]:
+    """For each name, how many other protected names lie one edit away.
+
+    A name in a crowded neighbourhood ('six', 'tach') has honest neighbours
+    by the dozen, so one edit away from it is weak evidence; a lone name
+    ('web3', 'colorama') has none, and a near copy of it is suspect.
+    """
+    neighbours: dict[int, set[int]] = {}
+    for ids in near.values():
+        if isinstance(ids, tuple):
+            for ident in ids:
+                neighbours.setdefault(ident, set()).update(ids)
+    counts = [0] * size
+    for ident, found in neighbours.items():
+        counts[ident] = len(found) - 1
+    return counts
 
 
 class NameIndex:
@@ -91,6 +115,7 @@ class NameIndex:
         long: dict[tuple[str, int], list[tuple[str, int]]] = {}
         self.words: frozenset[str] = frozenset()
         words: set[str] = set()
+        counts: dict[str, int] = {}
         for project in projects:
             if project.name in self._by_name:
                 continue
@@ -104,6 +129,8 @@ class NameIndex:
             self._by_name[forms.canonical] = ident
             self._by_folded.setdefault(forms.folded, ident)
             words.update(tokens(forms.canonical))
+            for triple in set(trigrams(forms.compact)):
+                counts[triple] = counts.get(triple, 0) + 1
             for key in {forms.folded, forms.folded_core, forms.squeezed}:
                 _add(self._exact, key, ident)
             if "-" in forms.token_key:
@@ -118,7 +145,11 @@ class NameIndex:
                 long.setdefault((flat[0], len(flat)), []).append((flat, ident))
                 long.setdefault((flat[-1], -len(flat)), []).append((flat, ident))
         self._long = {key: tuple(entries) for key, entries in long.items()}
+        self.crowding: list[int] = _crowding(self._near, len(self.projects))
         self.words = frozenset(words)
+        # How many protected names contain each letter triple: the typosquat
+        # score asks whether an edit made letters no project name has.
+        self.trigrams: dict[str, int] = counts
 
     def __len__(self) -> int:
         return len(self.projects)
@@ -180,6 +211,10 @@ class NameIndex:
                         if distance(compact, name, score_cutoff=2) == 2:
                             found.append(ident)
         return found
+
+    def ident(self, name: str) -> int:
+        """The position of a protected canonical name in ``projects`` (KeyError if absent)."""
+        return self._by_name[name]
 
     def get_folded(self, folded: str) -> Project | None:
         """The protected project whose ultra-normalised form is ``folded``, if any."""

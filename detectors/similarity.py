@@ -105,6 +105,9 @@ def _keyboard_neighbours() -> dict[str, frozenset[str]]:
 
 _NEIGHBOURS = _keyboard_neighbours()
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+# A vowel written for another is how a name is misspelt from memory
+# ('pysereal', 'marshmellow'), a different slip from a finger on the wrong key.
+_VOWELS = frozenset("aeiouy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +233,8 @@ def single_edit(
             return Edit("lookalike", f"one look-alike character ('{new}' for '{old}')", where)
         if new.isdigit() and old.isdigit():
             return Edit("version", f"a version digit changed ('{new}' for '{old}')", "end")
+        if new in _VOWELS and old in _VOWELS:
+            return Edit("vowel", f"one vowel changed ('{new}' for '{old}')", where)
         if new in _NEIGHBOURS.get(old, ()):
             return Edit("keyboard", f"one letter changed to a neighbouring key ('{new}' for '{old}')", where)
         flipped = ord(new) ^ ord(old)
@@ -255,6 +260,8 @@ TYPO_RANK = {
     "lookalike": 6,
     "omission": 5,
     "keyboard": 4,
+    "vowel": 4,
+    "swap": 5,
     "insertion": 3,
     "bitflip": 2,
     "substitution": 1,
@@ -300,6 +307,23 @@ def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
         if best is None or rank > best[0]:
             best = (rank, first, second)
     return None if best is None else (best[1], best[2])
+
+
+def _swap(cand: str, target: str) -> str | None:
+    """Words for two letters exchanged across a third ('colomara' for 'colorama'), else None.
+
+    Typing a word from memory swaps letters that are not neighbours too; as
+    two substitutions it would read as two unrelated slips.
+    """
+    if len(cand) != len(target):
+        return None
+    diffs = [i for i in range(len(cand)) if cand[i] != target[i]]
+    if len(diffs) != 2:
+        return None
+    i, j = diffs
+    if j - i != 2 or cand[i] != target[j] or cand[j] != target[i]:
+        return None
+    return f"two letters swapped ('{target[i:j + 1]}' to '{cand[i:j + 1]}')"
 
 
 def _affix_words(cand: str, target: str, cand_core: str, target_core: str) -> tuple[str, str]:
@@ -367,6 +391,10 @@ def relate(cand: NameForms, target: NameForms, *, two_edits_too: bool = True) ->
     edit = single_edit(cand.compact, target.compact, target_words, cand_words)
     if edit is not None:
         return Relation(edit.kind, edit.words, 1, length, edit.where, (edit.kind,))
+
+    swapped = _swap(cand.compact, target.compact)
+    if swapped is not None:
+        return Relation("swap", swapped, 2, length, "inner", ("swap",))
 
     core_length = len(target.core)
     has_affix = cand.core != cand.compact or target.core != target.compact

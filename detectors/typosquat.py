@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 
-from detectors.corpus import NameIndex, Project
+from detectors.corpus import NameIndex, Project, trigrams
 from detectors.facts import Finding, ProjectFacts, Severity
 from detectors.names import tokens
 from detectors.similarity import TYPO_RANK, NameForms, Relation, relate
@@ -55,53 +56,14 @@ __all__ = [
 
 DETECTOR = "typosquat"
 
-# Weight of each relation kind, by where in a word the edit fell.  Keys are
-# "kind:where" or "kind"; see the module docstring for why they are ordered
-# the way they are.
-DEFAULT_KIND_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {
-        "lookalike": 3.5,
-        "repeat": 4.0,
-        "transposition:inner": 3.4,
-        "transposition:start": 2.1,
-        "transposition:end": 2.2,
-        "doubling": 2.0,
-        "omission:inner": 2.3,
-        "omission:start": 0.9,
-        "omission:end": 0.9,
-        "keyboard:inner": 1.7,
-        "keyboard:end": 1.2,
-        "keyboard:start": -0.5,
-        "insertion:inner": 1.8,
-        "insertion:end": 1.1,
-        "insertion:start": -1.4,
-        "bitflip:inner": 0.1,
-        "bitflip:end": 0.3,
-        "bitflip:start": -0.3,
-        "substitution:inner": -0.3,
-        "substitution:end": 0.0,
-        "substitution:start": -1.7,
-        "plural": 0.7,
-        "compound": -0.2,
-        "separator": -0.5,
-        "reorder": -0.3,
-        "affix": -0.3,
-        "affix-edit:inner": 0.0,
-        "affix-edit:end": -0.5,
-        "affix-edit:start": -0.8,
-        "version": -2.3,
-        "two-edits:likely": -1.4,
-        "two-edits:possible": -1.8,
-        "two-edits:unlikely": -3.1,
-        "affix-two-edits:likely": -1.7,
-        "affix-two-edits:possible": -3.3,
-        "affix-two-edits:unlikely": -4.0,
-    }
-)
+# Weights of the score's features (see ``features``), fitted by logistic
+# regression on the labelled sample described in the module docstring.
+DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType({})
+DEFAULT_INTERCEPT = 0.0
 
-# Weight by the length of the target form the edits were counted on.
-DEFAULT_LENGTH_WEIGHTS: tuple[float, ...] = (-2.6, -2.6, -2.6, -2.6, -2.1, -1.6, -0.6, 0.0, 0.6, 0.9, 1.3, 1.7)
-
+# The py/python decorations that say "the Python package of X": added to a
+# popular name they make the classic squat ('python-requests').
+_PY_AFFIX = re.compile(r"(prefix|suffix) '(py|py3|python|python3)' (added|dropped)")
 _STRONG_KINDS = frozenset({"repeat", "transposition", "omission", "doubling"})
 
 
@@ -120,13 +82,9 @@ class TyposquatConfig:
     threshold: float = 0.45
     high_threshold: float = 0.9
     internal_threshold: float = 0.1
-    intercept: float = -1.86
-    kind_weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_KIND_WEIGHTS)
-    length_weights: tuple[float, ...] = DEFAULT_LENGTH_WEIGHTS
-    popularity_weight: float = 1.29
+    intercept: float = DEFAULT_INTERCEPT
+    weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_WEIGHTS)
     popularity_pivot: float = 7.0
-    known_word_weight: float = -1.64
-    strong_short_weight: float = 1.17
     unknown_downloads: int = 10_000_000
     allowlist: frozenset[tuple[str, str]] = field(default_factory=lambda: load_allowlist())
 
@@ -173,27 +131,71 @@ def _kind_key(relation: Relation) -> str:
     return f"{relation.kind}:{relation.where}"
 
 
+def features(
+    cand: NameForms,
+    target: Project,
+    target_forms: NameForms,
+    relation: Relation,
+    index: NameIndex,
+    config: TyposquatConfig,
+) -> dict[str, float]:
+    """The evidence ``score`` weighs, by name (see the module docstring)."""
+    found = {"kind:" + _kind_key(relation): 1.0}
+    if relation.kind == "affix" and _PY_AFFIX.search(relation.words):
+        found["py_affix"] = 1.0
+    crowd = index.crowding[index.ident(target.name)]
+    found["crowding"] = math.log2(1 + crowd)
+    if relation.kind in _STRONG_KINDS and relation.length <= 6:
+        found["strong_short"] = 1.0
+    if relation.distance == 0 and relation.kind in ("affix", "version"):
+        # The whole target is there, decorated: its full length is what a
+        # reader recognises, not the length of its core.
+        found[f"length:{min(max(len(target_forms.compact), 4), 12)}"] = 1.0
+    else:
+        found[f"length:{min(max(relation.length, 4), 12)}"] = 1.0
+    if relation.length <= 5 and crowd == 0:
+        found["short_alone"] = 1.0
+    if target.kind != "internal":
+        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
+        found["popularity"] = math.log10(max(downloads, 1)) - config.popularity_pivot
+    target_words = set(tokens(target_forms.canonical))
+    changed = [w for w in tokens(cand.canonical) if w not in target_words]
+    if changed and all(w in index.words for w in changed):
+        found["known_word"] = 1.0
+    if relation.distance:
+        rarest = _rarest(cand.compact, target_forms.compact, index)
+        if rarest is not None:
+            found["rare_letters"] = 1.0 / (1.0 + rarest)
+            found["letters_seen"] = math.log2(1 + rarest)
+    return found
+
+
+def _rarest(cand: str, target: str, index: NameIndex) -> int | None:
+    """In how many protected names the rarest letter triple the edit introduced occurs.
+
+    An honest neighbour of a popular name is usually a word of its own
+    ('identity', 'unicorn') whose letter triples are everywhere; a slip of the
+    hand leaves triples hardly any project name has ('reqyest').  None when
+    the edit introduced no new triple.
+    """
+    have = set(trigrams(target))
+    counts = index.trigrams
+    return min((counts.get(t, 0) for t in trigrams(cand) if t not in have), default=None)
+
+
 def score(
     cand: NameForms,
     target: Project,
     target_forms: NameForms,
     relation: Relation,
-    vocabulary: frozenset[str],
+    index: NameIndex,
     config: TyposquatConfig,
 ) -> float:
     """Probability-like score in (0, 1) that ``cand`` was made to imitate ``target``."""
-    weights = config.kind_weights
-    key = _kind_key(relation)
-    logit = config.intercept + weights.get(key, weights.get(relation.kind, 0.0))
-    lengths = config.length_weights
-    logit += lengths[min(relation.length, len(lengths) - 1)]
-    logit += _popularity_logit(target, config)
-    target_words = set(tokens(target_forms.canonical))
-    changed = [w for w in tokens(cand.canonical) if w not in target_words]
-    if changed and all(w in vocabulary for w in changed):
-        logit += config.known_word_weight
-    if relation.length <= 6 and relation.kind in _STRONG_KINDS:
-        logit += config.strong_short_weight
+    weights = config.weights
+    logit = config.intercept
+    for name, value in features(cand, target, target_forms, relation, index, config).items():
+        logit += weights.get(name, 0.0) * value
     return 1.0 / (1.0 + math.exp(-logit))
 
 
@@ -226,18 +228,11 @@ def find_matches(
         relation = relate(cand, target_forms, two_edits_too=_two_edits_can_matter(target, target_forms, floor, config))
         if relation is None:
             continue
-        value = score(cand, target, target_forms, relation, index.words, config)
+        value = score(cand, target, target_forms, relation, index, config)
         if value >= minimum:
             matches.append(Match(target, relation, value))
     matches.sort(key=lambda m: (-m.score, -(m.target.downloads or 0), m.target.name))
     return matches
-
-
-def _popularity_logit(target: Project, config: TyposquatConfig) -> float:
-    if target.kind == "internal":
-        return 0.0
-    downloads = target.downloads if target.downloads is not None else config.unknown_downloads
-    return config.popularity_weight * (math.log10(max(downloads, 1)) - config.popularity_pivot)
 
 
 def _two_edits_can_matter(target: Project, forms: NameForms, floor: float, config: TyposquatConfig) -> bool:
@@ -248,12 +243,15 @@ def _two_edits_can_matter(target: Project, forms: NameForms, floor: float, confi
     """
     if floor == -math.inf:
         return True
-    weights = config.kind_weights
-    best_kind = max((v for k, v in weights.items() if "two-edits" in k), default=0.0)
-    lengths = config.length_weights
-    best_length = lengths[min(len(forms.compact), len(lengths) - 1)]
-    bonus = max(config.strong_short_weight, 0.0)
-    return config.intercept + best_kind + best_length + bonus + _popularity_logit(target, config) >= floor
+    weights = config.weights
+    best = max((v for k, v in weights.items() if "two-edits" in k), default=0.0)
+    best += max((v for k, v in weights.items() if k.startswith("length:")), default=0.0)
+    best += sum(max(weights.get(k, 0.0), 0.0) for k in ("strong_short", "known_word", "rare_letters"))
+    best += max(weights.get("letters_seen", 0.0), 0.0) * 16 + max(weights.get("crowding", 0.0), 0.0) * 16
+    if target.kind != "internal":
+        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
+        best += weights.get("popularity", 0.0) * (math.log10(max(downloads, 1)) - config.popularity_pivot)
+    return config.intercept + best >= floor
 
 
 def _at_least_as_popular(own: Project, target: Project) -> bool:

@@ -9,12 +9,20 @@ response is cut short, so no client ever completes an unverified file.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
+
+from starlette.concurrency import run_in_threadpool
 
 from mirror import metrics
 from mirror.fetch import StoreError, UpstreamError, prime
 from mirror.store import VerificationError
+
+if TYPE_CHECKING:
+    from mirror.services import FileTarget, Services
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METADATA_SUFFIX = ".metadata"
@@ -36,19 +44,35 @@ class BlobResponse(FileResponse):
 
 
 @router.get("/files/{sha256}/{filename}", include_in_schema=False)
-def get_file(sha256: str, filename: str, request: Request) -> Response:
-    if not SHA256.match(sha256) or "/" in filename or "\\" in filename or len(filename) > 512:
+async def get_file(sha256: str, filename: str, request: Request) -> Response:
+    if (
+        not SHA256.match(sha256)
+        or "/" in filename
+        or "\\" in filename
+        or len(filename) > 512
+        or not filename.isprintable()  # NUL and other controls: PostgreSQL text cannot even hold NUL
+    ):
         return PlainTextResponse("indexguard: no such file.\n", status_code=404)
     services = request.app.state.services
+    # Warm path: a recently allowed file already in the store costs no thread hop.
+    target = services.warm_file(sha256, filename)
+    if target is not None:
+        path = services.store.path(target.sha256)
+        if path.exists():
+            metrics.FILE_HIT.inc()
+            return _blob_response(path, target, filename)
+    return await run_in_threadpool(_serve, services, sha256, filename, request)
+
+
+def _serve(services: Services, sha256: str, filename: str, request: Request) -> Response:
     target = services.file_target(sha256, filename, request)
     if isinstance(target, Response):
         return target
-    headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
-    media_type = "text/plain; charset=utf-8" if target.is_metadata else _media_type(filename)
     path = services.store.path(target.sha256)
     if path.exists():
         metrics.FILE_HIT.inc()
-        return BlobResponse(path, media_type=media_type, headers=headers, filename=None)
+        return _blob_response(path, target, filename)
+    headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
     if target.size is not None:
         headers["Content-Length"] = str(target.size)
     metrics.FILE_MISS.inc()
@@ -61,10 +85,17 @@ def get_file(sha256: str, filename: str, request: Request) -> Response:
             f"indexguard: could not fetch '{filename}' from upstream: {exc}\n", status_code=502
         )
     # A fetch failure raised mid-stream makes the server cut the connection.
-    return StreamingResponse(chunks, media_type=media_type, headers=headers)
+    return StreamingResponse(chunks, media_type=_media_type(target, filename), headers=headers)
 
 
-def _media_type(filename: str) -> str:
+def _blob_response(path: Path, target: FileTarget, filename: str) -> Response:
+    headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
+    return BlobResponse(path, media_type=_media_type(target, filename), headers=headers, filename=None)
+
+
+def _media_type(target: FileTarget, filename: str) -> str:
+    if target.is_metadata:
+        return "text/plain; charset=utf-8"
     if filename.endswith(".whl") or filename.endswith(".zip"):
         return "application/zip"
     if filename.endswith(".tar.gz"):

@@ -134,6 +134,8 @@ class Services:
         self.monotonic = monotonic
         # project -> when (monotonic) the slow path last found it public and allowed.
         self._allowed_at: dict[str, float] = {}
+        # (sha256, filename) -> (when allowed, target): the warm file path.
+        self._allowed_files: dict[tuple[str, str], tuple[float, FileTarget]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -152,6 +154,7 @@ class Services:
     def after_decision(self, project: str) -> None:
         """Make a decision visible at once in this process: re-filter the page, drop caches."""
         self._allowed_at.pop(project, None)
+        self._forget_files(project)
         self.screening.forget(project)
         self.pages.rebuild(project)
 
@@ -177,6 +180,18 @@ class Services:
         if allowed_at is None or self.monotonic() - allowed_at >= WARM_RECHECK_SECONDS:
             return None
         return self.pages.cached(project)
+
+    def warm_file(self, sha256: str, filename: str) -> FileTarget | None:
+        """A file target when memory alone can answer (allowed within RECHECK_SECONDS)."""
+        hit = self._allowed_files.get((sha256, filename))
+        if hit is None or self.monotonic() - hit[0] >= WARM_RECHECK_SECONDS:
+            return None
+        return hit[1]
+
+    def _forget_files(self, project: str) -> None:
+        for key, (_, target) in list(self._allowed_files.items()):
+            if target.project == project:
+                self._allowed_files.pop(key, None)
 
     def project_page(self, project: str, request: Request) -> ServedPage | Response:
         """The page to serve, or the response that refuses it (403/404)."""
@@ -211,6 +226,7 @@ class Services:
         self.internal.forget(project)
         self._internal_served.pop(project, None)
         self._allowed_at.pop(project, None)
+        self._forget_files(project)
 
     def _internal_page(self, project: str) -> ServedPage | Response:
         page = self.internal.page(project)
@@ -229,6 +245,15 @@ class Services:
     # -- files -------------------------------------------------------------
 
     def file_target(self, sha256: str, filename: str, request: Request) -> FileTarget | Response:
+        """The blob to serve for a file URL, or the response that refuses it."""
+        target = self._file_target(sha256, filename)
+        if isinstance(target, FileTarget):
+            if len(self._allowed_files) > 100_000:
+                self._allowed_files.clear()
+            self._allowed_files[(sha256, filename)] = (self.monotonic(), target)
+        return target
+
+    def _file_target(self, sha256: str, filename: str) -> FileTarget | Response:
         is_metadata = filename.endswith(".metadata")
         dist_name = filename.removesuffix(".metadata") if is_metadata else filename
         with self.sessions() as session:

@@ -1,5 +1,9 @@
 """api tokens and admin sessions
 
+Tokens (stored as sha256 only) for the admin API, the admin pages and
+package clients; server-side sessions so that the browser cookie never
+carries a token.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-25 22:03:45.609759

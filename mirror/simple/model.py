@@ -8,8 +8,8 @@ disagree about what a project contains.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 # The highest Simple API version whose features we implement end to end:
 # 1.1 PEP 700 (versions, size, upload-time), 1.2 PEP 708 (tracks,

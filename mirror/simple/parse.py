@@ -8,7 +8,10 @@ Two levels of refusal keep one bad entry from hiding good ones:
 * The page as a whole is refused (``PageError``) when it cannot be read at
   all or its page-level structure is wrong: too large, not UTF-8, not JSON,
   the wrong JSON shape, an API major version other than 1, a bad project
-  name, too many entries, malformed repository metadata (PEP 708 / 792).
+  name, too many entries, malformed repository metadata (PEP 708 / 792),
+  HTML that the stdlib parser chokes on, leaves a tag or comment open (a
+  truncated page, or a denial-of-service attempt), or carries far more
+  markup than its links need, or a ``<base href>`` that is not http(s).
 * A single file entry is skipped, and recorded in ``ProjectPage.skipped``,
   when anything in it is malformed: a filename that is not a valid wheel or
   sdist name, a URL that is not http(s), a hash that is not hex of the
@@ -25,11 +28,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
+from datetime import datetime
 from html.parser import HTMLParser
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
+from packaging.utils import (
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 from packaging.version import Version
 
 from mirror.simple.model import DistFile, ProjectList, ProjectPage, Skipped
@@ -70,7 +79,7 @@ _UPLOAD_TIME = re.compile(
     r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z"
 )
 _UNTERMINATED = re.compile(r"<[A-Za-z/!?]")
-_SERIAL_COMMENT = re.compile(r"\s*SERIAL\s+([0-9]{1,%d})\s*" % _MAX_SERIAL_DIGITS)
+_SERIAL_COMMENT = re.compile(rf"\s*SERIAL\s+([0-9]{{1,{_MAX_SERIAL_DIGITS}}})\s*")
 
 
 class PageError(ValueError):
@@ -95,8 +104,12 @@ def parse_project_page(
     """Parse a project page in whichever format the response's Content-Type names."""
     fmt = _format_of(content_type)
     if fmt == "json":
-        return parse_project_json(body, base_url=base_url, max_bytes=max_bytes, max_files=max_files)
-    return parse_project_html(body, base_url=base_url, max_bytes=max_bytes, max_files=max_files)
+        return parse_project_json(
+            body, base_url=base_url, max_bytes=max_bytes, max_files=max_files
+        )
+    return parse_project_html(
+        body, base_url=base_url, max_bytes=max_bytes, max_files=max_files
+    )
 
 
 def parse_project_list(
@@ -108,7 +121,9 @@ def parse_project_list(
 ) -> ProjectList:
     """Parse the root index in whichever format the response's Content-Type names."""
     if _format_of(content_type) == "json":
-        return parse_project_list_json(body, max_bytes=max_bytes, max_projects=max_projects)
+        return parse_project_list_json(
+            body, max_bytes=max_bytes, max_projects=max_projects
+        )
     return parse_project_list_html(body, max_bytes=max_bytes, max_projects=max_projects)
 
 
@@ -129,7 +144,9 @@ def parse_project_json(
     name = _project_name(_field(doc, "name", str, "the page"))
     raw_files = _field(doc, "files", list, "the page")
     if len(raw_files) > max_files:
-        raise PageError(f"the page lists {len(raw_files)} files, more than the limit of {max_files}")
+        raise PageError(
+            f"the page lists {len(raw_files)} files, more than the limit of {max_files}"
+        )
     files, file_versions, skipped = [], set(), []
     for index, raw in enumerate(raw_files):
         try:
@@ -146,7 +163,9 @@ def parse_project_json(
         version_list = _unique_texts(_text_list(versions, "versions", max_files))
     status, reason = _json_status(doc.get("project-status"))
     tracks = _url_list(meta.get("tracks"), "meta.tracks", base_url)
-    alternates = _url_list(doc.get("alternate-locations"), "alternate-locations", base_url)
+    alternates = _url_list(
+        doc.get("alternate-locations"), "alternate-locations", base_url
+    )
     return ProjectPage(
         name=name,
         files=tuple(files),
@@ -183,7 +202,12 @@ def parse_project_html(
         try:
             dist, version = _html_file(attrs, text, page_base)
         except _Skip as why:
-            skipped.append(Skipped(_clip(text.strip() or attrs.get("href") or f"link {index}"), str(why)))
+            skipped.append(
+                Skipped(
+                    _clip(text.strip() or attrs.get("href") or f"link {index}"),
+                    str(why),
+                )
+            )
         else:
             files.append(dist)
             file_versions.add(version)
@@ -194,10 +218,14 @@ def parse_project_html(
         files=tuple(files),
         versions=_sorted_versions(file_versions),
         status=_status_value(status) if status is not None else None,
-        status_reason=_page_text(reason, "project status reason") if reason is not None else None,
+        status_reason=_page_text(reason, "project status reason")
+        if reason is not None
+        else None,
         tracks=_url_list(scan.metas.get("pypi:tracks", []), "pypi:tracks", page_base),
         alternate_locations=_url_list(
-            scan.metas.get("pypi:alternate-locations", []), "pypi:alternate-locations", page_base
+            scan.metas.get("pypi:alternate-locations", []),
+            "pypi:alternate-locations",
+            page_base,
         ),
         last_serial=scan.serial,
         skipped=tuple(skipped),
@@ -205,28 +233,42 @@ def parse_project_html(
 
 
 def parse_project_list_json(
-    body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_projects: int = DEFAULT_MAX_PROJECTS
+    body: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_projects: int = DEFAULT_MAX_PROJECTS,
 ) -> ProjectList:
     """Parse the PEP 691 root index; invalid project names are skipped."""
     doc = _load_json(body, max_bytes)
     meta = _check_meta(doc)
     projects = _field(doc, "projects", list, "the index")
     if len(projects) > max_projects:
-        raise PageError(f"the index lists {len(projects)} projects, more than the limit of {max_projects}")
+        raise PageError(
+            f"the index lists {len(projects)} projects, more than the limit of {max_projects}"
+        )
     names, skipped = [], []
     for index, entry in enumerate(projects):
         raw = entry.get("name") if isinstance(entry, dict) else None
         if not isinstance(raw, str):
-            skipped.append(Skipped(_entry_label(entry, index), "not an object with a string 'name'"))
+            skipped.append(
+                Skipped(
+                    _entry_label(entry, index), "not an object with a string 'name'"
+                )
+            )
             continue
         _collect_name(raw, names, skipped)
     return ProjectList(
-        names=_unique_texts(names), last_serial=_serial(meta.get("_last-serial")), skipped=tuple(skipped)
+        names=_unique_texts(names),
+        last_serial=_serial(meta.get("_last-serial")),
+        skipped=tuple(skipped),
     )
 
 
 def parse_project_list_html(
-    body: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_projects: int = DEFAULT_MAX_PROJECTS
+    body: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_projects: int = DEFAULT_MAX_PROJECTS,
 ) -> ProjectList:
     """Parse the PEP 503 root index: one link per project, its text the name."""
     scan = _scan_html(body, max_bytes, max_projects)
@@ -235,20 +277,26 @@ def parse_project_list_html(
     skipped: list[Skipped] = []
     for _attrs, text in scan.anchors:
         _collect_name(text.strip(), names, skipped)
-    return ProjectList(names=_unique_texts(names), last_serial=scan.serial, skipped=tuple(skipped))
+    return ProjectList(
+        names=_unique_texts(names), last_serial=scan.serial, skipped=tuple(skipped)
+    )
 
 
 # -- content types -----------------------------------------------------------
 
 
 def _format_of(content_type: str) -> str:
-    """"json" or "html" for a Simple API Content-Type; PageError for anything else."""
+    """ "json" or "html" for a Simple API Content-Type; PageError for anything else."""
     media, *params = (content_type or "").split(";")
     media = media.strip().lower()
     for param in params:
         key, _, value = param.partition("=")
-        if key.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise PageError(f"unsupported charset in content type {_clip(content_type)!r}; only UTF-8 is read")
+        if key.strip().lower() == "charset" and value.strip().strip(
+            '"'
+        ).lower() not in ("utf-8", "utf8"):
+            raise PageError(
+                f"unsupported charset in content type {_clip(content_type)!r}; only UTF-8 is read"
+            )
     if media == JSON:
         return "json"
     if media in (HTML, TEXT_HTML):
@@ -293,7 +341,9 @@ def _json_file(raw: Any, base_url: str) -> tuple[DistFile, Version]:
     if metadata is None:
         metadata = raw.get("dist-info-metadata")
     if metadata is not None and not isinstance(metadata, (bool, dict)):
-        raise _Skip(f"core-metadata must be a boolean or an object, not {_json_type(metadata)}")
+        raise _Skip(
+            f"core-metadata must be a boolean or an object, not {_json_type(metadata)}"
+        )
     size = _file_field(raw, "size", int)
     if isinstance(size, bool) or (size is not None and size < 0):
         raise _Skip("size must be a non-negative integer")
@@ -309,7 +359,9 @@ def _json_file(raw: Any, base_url: str) -> tuple[DistFile, Version]:
         upload_time=_upload_time(upload_time),
         core_metadata=_json_metadata(metadata),
         gpg_sig=_file_field(raw, "gpg-sig", bool),
-        provenance=_file_url(provenance, base_url)[0] if provenance is not None else None,
+        provenance=_file_url(provenance, base_url)[0]
+        if provenance is not None
+        else None,
     )
     return dist, version
 
@@ -408,7 +460,9 @@ def _scan_html(body: bytes, max_bytes: int, max_links: int) -> _Scan:
     # markup would take minutes; a real page needs a few tags per link.
     markup_limit = 4 * max_links + 1024
     if text.count("<") > markup_limit:
-        raise PageError(f"the page has more than {markup_limit} tags, far more than its links could need")
+        raise PageError(
+            f"the page has more than {markup_limit} tags, far more than its links could need"
+        )
     scanner = _Scanner(max_links)
     try:
         scanner.feed(text)
@@ -420,15 +474,19 @@ def _scan_html(body: bytes, max_bytes: int, max_links: int) -> _Scan:
         leftover = getattr(scanner, "rawdata", "")
         if _UNTERMINATED.match(leftover):
             line, column = scanner.getpos()
-            raise PageError(f"unterminated tag, comment or declaration at line {line}, column {column + 1}")
+            raise PageError(
+                f"unterminated tag, comment or declaration at line {line}, column {column + 1}"
+            )
         scanner.close()
     except PageError:
         raise
     except Exception as exc:  # noqa: BLE001 - see below
-        # html.parser signals some malformed declarations ("<![", "<!x") with
+        # html.parser signals some malformed declarations ("<![foo[") with
         # AssertionError and may raise others on input its authors never
         # imagined; for us every one of them means "unreadable page".
-        raise PageError(f"the HTML could not be parsed: {type(exc).__name__}: {_clip(str(exc))}") from None
+        raise PageError(
+            f"the HTML could not be parsed: {type(exc).__name__}: {_clip(str(exc))}"
+        ) from None
     return scanner.scan
 
 
@@ -440,7 +498,9 @@ def _first_attributes(attrs: list[tuple[str, str | None]]) -> dict[str, str | No
     return first
 
 
-def _html_file(attrs: dict[str, str | None], text: str, base_url: str) -> tuple[DistFile, Version]:
+def _html_file(
+    attrs: dict[str, str | None], text: str, base_url: str
+) -> tuple[DistFile, Version]:
     url, fragment = _file_url(attrs.get("href") or "", base_url)
     filename = text.strip() or unquote(urlsplit(url).path.rsplit("/", 1)[-1])
     version = _check_filename(filename)
@@ -458,7 +518,9 @@ def _html_file(attrs: dict[str, str | None], text: str, base_url: str) -> tuple[
         yanked=_html_yanked(attrs),
         core_metadata=_html_metadata(metadata),
         gpg_sig=_html_gpg_sig(attrs.get("data-gpg-sig")),
-        provenance=_file_url(provenance, base_url)[0] if provenance is not None else None,
+        provenance=_file_url(provenance, base_url)[0]
+        if provenance is not None
+        else None,
     )
     return dist, version
 
@@ -484,7 +546,9 @@ def _html_metadata(value: str | None) -> bool | dict[str, str]:
         return {}
     name, sep, digest = value.partition("=")
     if not sep:
-        raise _Skip(f"data-core-metadata must be 'true' or '<hash>=<hex>', not {_clip(value)!r}")
+        raise _Skip(
+            f"data-core-metadata must be 'true' or '<hash>=<hex>', not {_clip(value)!r}"
+        )
     return _hashes([(name, digest)], need_sha256=False)
 
 
@@ -517,24 +581,36 @@ def _first_meta(metas: dict[str, list[str]], name: str) -> str | None:
 
 def _decode(body: bytes, max_bytes: int) -> str:
     if len(body) > max_bytes:
-        raise PageError(f"the page is {len(body)} bytes, more than the limit of {max_bytes}")
+        raise PageError(
+            f"the page is {len(body)} bytes, more than the limit of {max_bytes}"
+        )
     try:
         text = bytes(body).decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise PageError(f"the page is not UTF-8 (bad byte at offset {exc.start})") from None
-    return text[1:] if text.startswith("\ufeff") else text
+        raise PageError(
+            f"the page is not UTF-8 (bad byte at offset {exc.start})"
+        ) from None
+    return text.removeprefix("\ufeff")
 
 
 def _field(doc: dict[str, Any], key: str, kind: type, where: str) -> Any:
     value = doc.get(key)
     if not isinstance(value, kind):
-        expected = "a list" if kind is list else "an object" if kind is dict else "a string"
+        expected = (
+            "a list" if kind is list else "an object" if kind is dict else "a string"
+        )
         found = "missing" if value is None else f"{_json_type(value)}"
         raise PageError(f"{where} must have {key!r} as {expected}, found {found}")
     return value
 
 
-def _file_field(raw: dict[str, Any], key: str, kind: type | tuple[type, ...], *, required: bool = False) -> Any:
+def _file_field(
+    raw: dict[str, Any],
+    key: str,
+    kind: type | tuple[type, ...],
+    *,
+    required: bool = False,
+) -> Any:
     value = raw.get(key)
     if value is None:
         if required:
@@ -546,7 +622,10 @@ def _file_field(raw: dict[str, Any], key: str, kind: type | tuple[type, ...], *,
 
 
 def _check_filename(filename: str) -> Version:
-    if len(filename) > _MAX_FILENAME_LENGTH or _FILENAME_CHARS.fullmatch(filename) is None:
+    if (
+        len(filename) > _MAX_FILENAME_LENGTH
+        or _FILENAME_CHARS.fullmatch(filename) is None
+    ):
         raise _Skip("filename has characters or a length no distribution filename has")
     try:
         if filename.endswith(".whl"):
@@ -565,7 +644,9 @@ def _file_url(raw: str, base_url: str) -> tuple[str, str]:
     if not raw:
         raise _Skip("empty URL")
     if len(raw) > _MAX_URL_LENGTH or _BAD_URL_CHARS.search(raw):
-        raise _Skip("URL is too long or has whitespace, control characters or backslashes")
+        raise _Skip(
+            "URL is too long or has whitespace, control characters or backslashes"
+        )
     try:
         parts = urlsplit(raw)
         if not parts.scheme:
@@ -577,11 +658,15 @@ def _file_url(raw: str, base_url: str) -> tuple[str, str]:
     except ValueError:
         raise _Skip("malformed URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _Skip(f"URL scheme {parts.scheme!r} is not http or https, or the host is missing")
+        raise _Skip(
+            f"URL scheme {parts.scheme!r} is not http or https, or the host is missing"
+        )
     return urlunsplit(parts._replace(fragment="")), parts.fragment
 
 
-def _hashes(items: Iterable[tuple[Any, Any]], *, need_sha256: bool = True) -> dict[str, str]:
+def _hashes(
+    items: Iterable[tuple[Any, Any]], *, need_sha256: bool = True
+) -> dict[str, str]:
     """Validated, lower-cased digests of the algorithms we can verify."""
     hashes: dict[str, str] = {}
     for name, value in items:
@@ -612,8 +697,14 @@ def _yanked(value: bool | str | None) -> bool | str:
 def _upload_time(value: str | None) -> str | None:
     if value is None:
         return None
-    if _UPLOAD_TIME.fullmatch(value) is None:
-        raise _Skip(f"upload-time {_clip(value)!r} is not yyyy-mm-ddThh:mm:ss[.ffffff]Z")
+    try:
+        if _UPLOAD_TIME.fullmatch(value) is None:
+            raise ValueError
+        datetime.fromisoformat(value[:-1])  # a real date: no February 30th
+    except ValueError:
+        raise _Skip(
+            f"upload-time {_clip(value)!r} is not a yyyy-mm-ddThh:mm:ss[.ffffff]Z time"
+        ) from None
     return value
 
 
@@ -642,7 +733,9 @@ def _check_repository_version(values: list[str]) -> None:
         if match is None:
             raise PageError(f"repository version {_clip(value)!r} is not Major.Minor")
         if int(match.group(1)) != 1:
-            raise PageError(f"repository version {value.strip()} has major version {match.group(1)}; only 1 is understood")
+            raise PageError(
+                f"repository version {value.strip()} has major version {match.group(1)}; only 1 is understood"
+            )
 
 
 def _project_name(raw: str) -> str:
@@ -669,7 +762,9 @@ def _text_list(value: Any, what: str, limit: int) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise PageError(f"{what} must be a list of strings")
     if len(value) > limit:
-        raise PageError(f"{what} has {len(value)} entries, more than the limit of {limit}")
+        raise PageError(
+            f"{what} has {len(value)} entries, more than the limit of {limit}"
+        )
     return [_page_text(item, what) for item in value]
 
 
@@ -697,7 +792,11 @@ def _sorted_versions(found: set[Version]) -> tuple[str, ...]:
 
 def _serial(value: Any) -> int | None:
     # ``_last-serial`` is the public index's private key: a hint, not a contract.
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**_MAX_SERIAL_DIGITS:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value < 10**_MAX_SERIAL_DIGITS
+    ):
         return value
     return None
 
@@ -709,9 +808,14 @@ def _entry_label(raw: Any, index: int) -> str:
 
 
 def _json_type(value: Any) -> str:
-    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(
-        type(value), "null" if value is None else type(value).__name__
-    )
+    return {
+        dict: "object",
+        list: "array",
+        str: "string",
+        bool: "boolean",
+        int: "number",
+        float: "number",
+    }.get(type(value), "null" if value is None else type(value).__name__)
 
 
 def _clip(text: str, limit: int = 120) -> str:

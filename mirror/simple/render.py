@@ -10,8 +10,9 @@ reach clients that splice it into other documents.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from html import escape
-from typing import Any, Mapping
+from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -57,13 +58,16 @@ def render_list_json(projects: ProjectList) -> bytes:
     meta: dict[str, Any] = {"api-version": API_VERSION}
     if projects.last_serial is not None:
         meta["_last-serial"] = projects.last_serial
-    return _dump({"meta": meta, "projects": [{"name": name} for name in projects.names]})
+    return _dump(
+        {"meta": meta, "projects": [{"name": name} for name in projects.names]}
+    )
 
 
 def render_list_html(projects: ProjectList) -> bytes:
     """The root index as HTML: one link per project, to its normalized URL."""
     links = [
-        f'<a href="{escape(canonicalize_name(name))}/">{escape(name)}</a>' for name in projects.names
+        f'<a href="{escape(canonicalize_name(name))}/">{escape(name)}</a>'
+        for name in projects.names
     ]
     head = [_meta("pypi:repository-version", API_VERSION)]
     return _document(head, "Simple index", links, projects.last_serial)
@@ -146,7 +150,9 @@ def _metadata_attr(value: bool | Mapping[str, str]) -> str | None:
 def _require_sha256(f: DistFile) -> str:
     sha256 = f.hashes.get("sha256")
     if not sha256:
-        raise ValueError(f"{f.filename!r} has no sha256 digest; the mirror never lists unverifiable files")
+        raise ValueError(
+            f"{f.filename!r} has no sha256 digest; the mirror never lists unverifiable files"
+        )
     return sha256
 
 
@@ -154,10 +160,17 @@ def _meta(name: str, content: str) -> str:
     return f'<meta name="{escape(name)}" content="{escape(content)}">'
 
 
-def _document(head: list[str], title: str, links: list[str], serial: int | None) -> bytes:
+def _document(
+    head: list[str], title: str, links: list[str], serial: int | None
+) -> bytes:
     lines = ["<!DOCTYPE html>", "<html>", "  <head>"]
     lines += [f"    {line}" for line in head]
-    lines += [f"    <title>{title}</title>", "  </head>", "  <body>", f"    <h1>{title}</h1>"]
+    lines += [
+        f"    <title>{title}</title>",
+        "  </head>",
+        "  <body>",
+        f"    <h1>{title}</h1>",
+    ]
     lines += [f"    {link}" for link in links]
     lines += ["  </body>", "</html>"]
     if serial is not None:
@@ -166,4 +179,6 @@ def _document(head: list[str], title: str, links: list[str], serial: int | None)
 
 
 def _dump(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return json.dumps(
+        doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+    ).encode("ascii")

@@ -73,8 +73,9 @@ def test_token_list_and_revoke(mirror, database_url, tmp_path, capsys) -> None:
 def test_review_commands_against_a_running_mirror(mirror, index_server, tmp_path, capsys, reviewer_token) -> None:
     quarantine(mirror, index_server, tmp_path)
     remote = ["--url", mirror.url, "--token", reviewer_token]
+    severity = Api(mirror, reviewer_token).ok("GET", f"projects/{TYPOSQUAT}")["findings"][0]["severity"]
     code, out, _ = run(capsys, "review", "list", *remote)
-    assert code == 0 and "Quarantined projects: 1" in out and TYPOSQUAT in out and "1 high" in out
+    assert code == 0 and "Quarantined projects: 1" in out and TYPOSQUAT in out and f"1 {severity}" in out
     assert "PROJECT" in out.splitlines()[1] and "WAITING SINCE" in out.splitlines()[1]
     code, out, _ = run(capsys, "review", "show", TYPOSQUAT, *remote)
     assert code == 0 and "quarantined" in out.splitlines()[0] and "from 'requests'" in out
@@ -95,15 +96,31 @@ def test_review_commands_against_a_running_mirror(mirror, index_server, tmp_path
     capsys.readouterr()
 
 
-def test_review_takes_url_and_token_from_the_environment(mirror, index_server, tmp_path, reviewer_token) -> None:
+def test_review_takes_url_and_token_from_the_environment(
+    mirror, index_server, tmp_path, reviewer_token, capsys, monkeypatch
+) -> None:
     quarantine(mirror, index_server, tmp_path)
     env = {"INDEXGUARD_URL": mirror.url, "INDEXGUARD_TOKEN": reviewer_token}
-    listed = indexguard("review", "list", "--json", env=env)
+    listed = indexguard("review", "list", "--json", env=env)  # the installed command, in its own process
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout)["counts"]["projects"] == 1
-    missing = indexguard("review", "list", env={"INDEXGUARD_URL": mirror.url})
-    assert missing.returncode == 2 and "INDEXGUARD_TOKEN" in missing.stderr
-    wrong = indexguard("review", "list", env={**env, "INDEXGUARD_TOKEN": "igt_wrong"})
-    assert wrong.returncode == 1 and "401" in wrong.stderr
-    down = indexguard("review", "list", env={**env, "INDEXGUARD_URL": "http://127.0.0.1:9/"})
-    assert down.returncode == 1 and "cannot reach" in down.stderr
+    monkeypatch.setenv("INDEXGUARD_URL", mirror.url)
+    monkeypatch.delenv("INDEXGUARD_TOKEN", raising=False)
+    code, _, err = run(capsys, "review", "list")
+    assert code == 2 and "INDEXGUARD_TOKEN" in err
+    monkeypatch.setenv("INDEXGUARD_TOKEN", "igt_wrong")
+    code, _, err = run(capsys, "review", "list")
+    assert code == 1 and "401" in err
+    monkeypatch.setenv("INDEXGUARD_TOKEN", reviewer_token)
+    monkeypatch.setenv("INDEXGUARD_URL", "http://127.0.0.1:9/")
+    code, _, err = run(capsys, "review", "list")
+    assert code == 1 and "cannot reach" in err
+
+
+def test_token_commands_default_to_sqlite_in_the_storage_directory(tmp_path, capsys) -> None:
+    storage = str(tmp_path / "data")
+    code, out, _ = run(capsys, "admin", "token", "create", "--role", "admin", "--name", "root", "--storage", storage)
+    assert code == 0 and out.strip().startswith("igt_")
+    assert (tmp_path / "data" / "indexguard.db").exists()
+    code, out, _ = run(capsys, "admin", "token", "list", "--storage", storage)
+    assert code == 0 and "root" in out and "admin" in out

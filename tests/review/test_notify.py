@@ -177,7 +177,8 @@ def test_a_receiver_that_is_down_at_first_gets_it_later(start_mirror, index_serv
     finally:
         receiver.stop()
     stats = notifier.stats()
-    assert stats["sent"] == 1 and stats["failed"] == 0 and stats["attempts"] >= 3
+    # A second attempt only starts after a failed one.
+    assert stats["sent"] == 1 and stats["failed"] == 0 and stats["attempts"] >= 2
     assert receiver.bodies[0]["project"] == TYPOSQUAT
 
 
@@ -229,3 +230,12 @@ def test_a_client_error_is_not_retried() -> None:
     notifier.notify("deny", {"project": "x"})
     assert notifier.wait_idle(timeout=30)
     assert statuses == [404] and notifier.stats()["failed"] == 1
+
+
+def test_a_receiver_that_never_comes_up_is_given_up_after_max_attempts(caplog) -> None:
+    url = f"http://127.0.0.1:{free_port()}/hooks/{SECRET}"  # nothing ever listens here
+    notifier = WebhookNotifier(NotifySettings(webhook_url=url, timeout=5.0, max_attempts=3, backoff=0.01))
+    assert notifier.notify("quarantine", {"project": "x"}) is True  # queued, not sent: returns at once
+    assert notifier.wait_idle(timeout=60)
+    assert notifier.stats() == {"sent": 0, "failed": 1, "dropped": 0, "attempts": 3, "pending": 0}
+    assert "after 3 attempt(s)" in caplog.text and SECRET not in caplog.text

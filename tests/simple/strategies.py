@@ -18,7 +18,9 @@ from packaging.version import Version
 from mirror.simple.model import DistFile, ProjectList, ProjectPage
 
 HEX = "0123456789abcdef"
-_ALGORITHMS = sorted(n for n in hashlib.algorithms_guaranteed if not n.startswith("shake_"))
+_ALGORITHMS = sorted(
+    n for n in hashlib.algorithms_guaranteed if not n.startswith("shake_")
+)
 
 # Printable text including markup and quote characters that must be escaped,
 # with tab/newline/return (allowed) but no other control characters.
@@ -29,12 +31,16 @@ safe_text = st.text(
     max_size=40,
 )
 
-project_names = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True).filter(
-    lambda n: "--" not in n
+project_names = st.from_regex(
+    r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True
+).filter(lambda n: "--" not in n)
+display_names = st.from_regex(
+    r"[A-Za-z0-9]([A-Za-z0-9._-]{0,10}[A-Za-z0-9])?", fullmatch=True
 )
-display_names = st.from_regex(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,10}[A-Za-z0-9])?", fullmatch=True)
 versions = st.builds(
-    lambda parts, post: Version(".".join(map(str, parts)) + (f".post{post}" if post is not None else "")),
+    lambda parts, post: Version(
+        ".".join(map(str, parts)) + (f".post{post}" if post is not None else "")
+    ),
     st.lists(st.integers(0, 30), min_size=1, max_size=3),
     st.none() | st.integers(0, 3),
 )
@@ -55,11 +61,17 @@ hashes = st.builds(
 
 hosts = st.sampled_from(["127.0.0.1:8080", "files.example", "[::1]", "a-b.example:443"])
 url_paths = st.lists(
-    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:@", min_size=1, max_size=8),
+    st.text(
+        alphabet="abcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:@",
+        min_size=1,
+        max_size=8,
+    ),
     max_size=3,
 ).map("/".join)
 urls = st.builds(
-    lambda scheme, host, path, query: f"{scheme}://{host}/{path}" + (f"?{query}" if query else ""),
+    lambda scheme, host, path, query: (
+        f"{scheme}://{host}/{path}" + (f"?{query}" if query else "")
+    ),
     st.sampled_from(["http", "https"]),
     hosts,
     url_paths,
@@ -67,7 +79,11 @@ urls = st.builds(
 )
 
 upload_times = st.datetimes(min_value=datetime(1000, 1, 1)).map(
-    lambda d: d.strftime("%Y-%m-%dT%H:%M:%S") + (f".{d.microsecond:06d}" if d.microsecond else "") + "Z"
+    lambda d: (
+        d.strftime("%Y-%m-%dT%H:%M:%S")
+        + (f".{d.microsecond:06d}" if d.microsecond else "")
+        + "Z"
+    )
 )
 
 
@@ -84,7 +100,10 @@ def filenames(draw, name: str) -> tuple[str, Version]:
 def dist_files(draw, name: str) -> DistFile:
     filename, _ = draw(filenames(name))
     metadata = draw(
-        st.just(False) | st.just({}) | st.builds(lambda h: {"sha256": h}, digest("sha256")) | hashes
+        st.just(False)
+        | st.just({})
+        | st.builds(lambda h: {"sha256": h}, digest("sha256"))
+        | hashes
     )
     return DistFile(
         filename=filename,
@@ -100,7 +119,9 @@ def dist_files(draw, name: str) -> DistFile:
     )
 
 
-statuses = st.sampled_from(["active", "archived", "quarantined", "deprecated", "some-future-state"])
+statuses = st.sampled_from(
+    ["active", "archived", "quarantined", "deprecated", "some-future-state"]
+)
 
 
 @st.composite
@@ -137,13 +158,17 @@ def html_view(page: ProjectPage) -> ProjectPage:
             core_metadata=(
                 {"sha256": f.core_metadata["sha256"]}
                 if isinstance(f.core_metadata, dict) and "sha256" in f.core_metadata
-                else {} if isinstance(f.core_metadata, dict) else f.core_metadata
+                else {}
+                if isinstance(f.core_metadata, dict)
+                else f.core_metadata
             ),
         )
         for f in page.files
     )
     found = sorted({_file_version(f.filename) for f in files})
-    return replace(page, files=files, versions=tuple(dict.fromkeys(str(v) for v in found)))
+    return replace(
+        page, files=files, versions=tuple(dict.fromkeys(str(v) for v in found))
+    )
 
 
 def _file_version(filename: str) -> Version:

@@ -29,7 +29,9 @@ from mirror.simple.render import render_project_html, render_project_json
 from .strategies import project_pages
 
 EXAMPLES = int(os.environ.get("INDEXGUARD_FUZZ_EXAMPLES", "150"))
-fuzz = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fuzz = settings(
+    max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 REGRESSIONS = Path(__file__).parent / "regressions"
 BASE = "http://127.0.0.1:8080/simple/sample/"
 SMALL = 64 * 1024  # small limits keep each example cheap
@@ -72,16 +74,45 @@ json_values = st.recursive(
     | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=30)
-    | st.sampled_from(["sha256", "1.0", "1.4", "2.0", "sample-1.0.tar.gz", "https://x/", "javascript:x"]),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    | st.sampled_from(
+        [
+            "sha256",
+            "1.0",
+            "1.4",
+            "2.0",
+            "sample-1.0.tar.gz",
+            "https://x/",
+            "javascript:x",
+        ]
+    ),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 FILE_KEYS = [
-    "filename", "url", "hashes", "requires-python", "yanked", "core-metadata",
-    "dist-info-metadata", "gpg-sig", "size", "upload-time", "provenance",
+    "filename",
+    "url",
+    "hashes",
+    "requires-python",
+    "yanked",
+    "core-metadata",
+    "dist-info-metadata",
+    "gpg-sig",
+    "size",
+    "upload-time",
+    "provenance",
 ]
-PAGE_KEYS = ["meta", "name", "files", "versions", "project-status", "alternate-locations"]
+PAGE_KEYS = [
+    "meta",
+    "name",
+    "files",
+    "versions",
+    "project-status",
+    "alternate-locations",
+]
 
 
 @fuzz
@@ -92,9 +123,13 @@ def test_arbitrary_json_documents(value: object) -> None:
 
 @fuzz
 @given(project_pages(), st.data())
-def test_valid_json_with_fields_replaced_by_junk(page: ProjectPage, data: st.DataObject) -> None:
+def test_valid_json_with_fields_replaced_by_junk(
+    page: ProjectPage, data: st.DataObject
+) -> None:
     doc = json.loads(render_project_json(page))
-    key = data.draw(st.sampled_from(PAGE_KEYS + ["meta.api-version", "meta.tracks", "file"]))
+    key = data.draw(
+        st.sampled_from(PAGE_KEYS + ["meta.api-version", "meta.tracks", "file"])
+    )
     junk = data.draw(json_values)
     if key == "file" and doc["files"]:
         entry = data.draw(st.sampled_from(doc["files"]))
@@ -121,9 +156,29 @@ def test_mutated_valid_html(page: ProjectPage, data: st.DataObject) -> None:
         at = data.draw(st.integers(0, len(body)))
         action = data.draw(st.sampled_from(["insert", "delete", "replace"]))
         chunk = data.draw(
-            st.sampled_from([b"<", b">", b'"', b"'", b"&", b"<a ", b"</a>", b"<![", b"<!", b"<?", b"-->",
-                             b"<meta name=pypi:repository-version content=", b"data-yanked", b"#", b"=",
-                             b"\x00", b"\xff", b"<base href=", b"javascript:"])
+            st.sampled_from(
+                [
+                    b"<",
+                    b">",
+                    b'"',
+                    b"'",
+                    b"&",
+                    b"<a ",
+                    b"</a>",
+                    b"<![",
+                    b"<!",
+                    b"<?",
+                    b"-->",
+                    b"<meta name=pypi:repository-version content=",
+                    b"data-yanked",
+                    b"#",
+                    b"=",
+                    b"\x00",
+                    b"\xff",
+                    b"<base href=",
+                    b"javascript:",
+                ]
+            )
             | st.binary(max_size=6)
         )
         if action == "insert":

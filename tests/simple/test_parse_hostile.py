@@ -22,8 +22,14 @@ from mirror.simple.parse import (
 
 BASE = "http://127.0.0.1:8080/simple/sample/"
 SHA = "ab" * 32
-GOOD = {"filename": "sample-1.0.tar.gz", "url": "https://f.example/sample-1.0.tar.gz", "hashes": {"sha256": SHA}}
-GOOD_LINK = f'<a href="https://f.example/sample-1.0.tar.gz#sha256={SHA}">sample-1.0.tar.gz</a>'
+GOOD = {
+    "filename": "sample-1.0.tar.gz",
+    "url": "https://f.example/sample-1.0.tar.gz",
+    "hashes": {"sha256": SHA},
+}
+GOOD_LINK = (
+    f'<a href="https://f.example/sample-1.0.tar.gz#sha256={SHA}">sample-1.0.tar.gz</a>'
+)
 
 
 def json_page(*files, **top) -> bytes:
@@ -39,7 +45,10 @@ def json_page(*files, **top) -> bytes:
     ("body", "message"),
     [
         (b"\xff\xfe{}", "not UTF-8"),
-        (b'{"meta": {"api-version": "1.0"}, "name": "caf\xe9", "files": []}', "not UTF-8"),
+        (
+            b'{"meta": {"api-version": "1.0"}, "name": "caf\xe9", "files": []}',
+            "not UTF-8",
+        ),
         (b"", "not valid JSON"),
         (b"{", "not valid JSON"),
         (b"[]", "must be an object"),
@@ -47,11 +56,20 @@ def json_page(*files, **top) -> bytes:
         (b'{"name": "sample", "files": []}', "meta"),
         (b'{"meta": [], "name": "sample", "files": []}', "meta"),
         (b'{"meta": {}, "name": "sample", "files": []}', "api-version"),
-        (b'{"meta": {"api-version": 1.0}, "name": "sample", "files": []}', "api-version"),
-        (b'{"meta": {"api-version": "2.0"}, "name": "sample", "files": []}', "major version 2"),
+        (
+            b'{"meta": {"api-version": 1.0}, "name": "sample", "files": []}',
+            "api-version",
+        ),
+        (
+            b'{"meta": {"api-version": "2.0"}, "name": "sample", "files": []}',
+            "major version 2",
+        ),
         (b'{"meta": {"api-version": "1.0"}, "files": []}', "'name'"),
         (b'{"meta": {"api-version": "1.0"}, "name": 5, "files": []}', "'name'"),
-        (b'{"meta": {"api-version": "1.0"}, "name": "../../etc", "files": []}', "not a valid project name"),
+        (
+            b'{"meta": {"api-version": "1.0"}, "name": "../../etc", "files": []}',
+            "not a valid project name",
+        ),
         (b'{"meta": {"api-version": "1.0"}, "name": "sample"}', "'files'"),
         (b'{"meta": {"api-version": "1.0"}, "name": "sample", "files": {}}', "'files'"),
         (b"[" * 5000, "nests too deeply"),
@@ -73,11 +91,20 @@ def test_unreadable_json_pages(body: bytes, message: str) -> None:
         ({"project-status": {"status": 3}}, "project-status.status"),
         ({"project-status": {"status": "archived", "reason": ["x"]}}, "reason"),
         ({"project-status": {"status": "<script>"}}, "not a status marker"),
-        ({"project-status": {"status": "archived", "reason": "a\x1b[31mred"}}, "control characters"),
+        (
+            {"project-status": {"status": "archived", "reason": "a\x1b[31mred"}},
+            "control characters",
+        ),
         ({"alternate-locations": "https://x/"}, "alternate-locations"),
         ({"alternate-locations": ["javascript:alert(1)"]}, "alternate-locations"),
-        ({"meta": {"api-version": "1.2", "tracks": ["file:///etc/passwd"]}}, "meta.tracks"),
-        ({"meta": {"api-version": "1.2", "tracks": [{"url": "https://x/"}]}}, "meta.tracks"),
+        (
+            {"meta": {"api-version": "1.2", "tracks": ["file:///etc/passwd"]}},
+            "meta.tracks",
+        ),
+        (
+            {"meta": {"api-version": "1.2", "tracks": [{"url": "https://x/"}]}},
+            "meta.tracks",
+        ),
     ],
 )
 def test_malformed_page_metadata(top, message) -> None:
@@ -105,13 +132,19 @@ def test_too_many_files() -> None:
     with pytest.raises(PageError, match="more than 4 links"):
         parse_project_list_html(b'<a href="/x/">x</a>' * 5, max_projects=4)
     with pytest.raises(PageError, match="more than the limit"):
-        parse_project_list_json(json.dumps({"meta": {"api-version": "1.0"}, "projects": [{"name": "x"}] * 5}).encode(), max_projects=4)
+        parse_project_list_json(
+            json.dumps(
+                {"meta": {"api-version": "1.0"}, "projects": [{"name": "x"}] * 5}
+            ).encode(),
+            max_projects=4,
+        )
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        b"<![foo[ x ]]>" + GOOD_LINK.encode(),  # html.parser raises AssertionError on these
+        b"<![foo[ x ]]>"
+        + GOOD_LINK.encode(),  # html.parser raises AssertionError on these
         b"<a href='x'>\xc3\x28</a>",
     ],
 )
@@ -143,24 +176,41 @@ def test_dispatch_refuses_unknown_types(content_type, message) -> None:
 
 @pytest.mark.parametrize(
     "content_type",
-    ["application/vnd.pypi.simple.v1+json", "Application/Vnd.PyPI.Simple.V1+JSON; charset=utf-8"],
+    [
+        "application/vnd.pypi.simple.v1+json",
+        "Application/Vnd.PyPI.Simple.V1+JSON; charset=utf-8",
+    ],
 )
 def test_dispatch_json(content_type) -> None:
     assert parse_project_page(json_page(), content_type, BASE).files[0].sha256 == SHA
 
 
 @pytest.mark.parametrize(
-    "content_type", ["text/html", "text/html; charset=UTF-8", 'text/html;charset="utf-8"', "application/vnd.pypi.simple.v1+html"]
+    "content_type",
+    [
+        "text/html",
+        "text/html; charset=UTF-8",
+        'text/html;charset="utf-8"',
+        "application/vnd.pypi.simple.v1+html",
+    ],
 )
 def test_dispatch_html(content_type) -> None:
-    assert parse_project_page(GOOD_LINK.encode(), content_type, BASE).files[0].sha256 == SHA
+    assert (
+        parse_project_page(GOOD_LINK.encode(), content_type, BASE).files[0].sha256
+        == SHA
+    )
 
 
 # -- entry-level skips -----------------------------------------------------------
 
 
 def entry(**fields) -> dict:
-    return {**GOOD, "filename": "sample-2.0.tar.gz", "url": "https://f.example/sample-2.0.tar.gz", **fields}
+    return {
+        **GOOD,
+        "filename": "sample-2.0.tar.gz",
+        "url": "https://f.example/sample-2.0.tar.gz",
+        **fields,
+    }
 
 
 @pytest.mark.parametrize(
@@ -194,7 +244,10 @@ def entry(**fields) -> dict:
         (entry(hashes={"sha256": "ab" * 31}), "sha256 digest is not 64 hex digits"),
         (entry(hashes={"sha256": "zz" * 32}), "sha256 digest is not 64 hex digits"),
         (entry(hashes={"sha256": "ab" * 32 + "\n"}), "not 64 hex digits"),
-        (entry(hashes={"sha256": "٠" * 64}), "not 64 hex digits"),  # Arabic-Indic digits are not hex
+        (
+            entry(hashes={"sha256": "٠" * 64}),
+            "not 64 hex digits",
+        ),  # Arabic-Indic digits are not hex
         (entry(hashes={"sha256": SHA, "md5": "00"}), "md5 digest is not 32 hex digits"),
         (entry(hashes={"SHA256": SHA, "sha256": "cd" * 32}), "two different sha256"),
         (entry(hashes={"md5": "00" * 16}), "no sha256"),
@@ -217,6 +270,8 @@ def entry(**fields) -> dict:
         (entry(**{"upload-time": "yesterday"}), "upload-time"),
         (entry(**{"upload-time": "2023-01-02 03:04:05Z"}), "upload-time"),
         (entry(**{"upload-time": "2023-13-02T03:04:05Z"}), "upload-time"),
+        (entry(**{"upload-time": "2023-02-30T03:04:05Z"}), "upload-time"),
+        (entry(**{"upload-time": "2023-01-02T03:04:05.1234567Z"}), "upload-time"),
         (entry(**{"upload-time": "2023-01-02T03:04:05+00:00"}), "upload-time"),
         (entry(**{"upload-time": 1700000000}), "'upload-time' has the wrong type"),
         (entry(provenance="javascript:x"), "scheme"),
@@ -235,22 +290,61 @@ def test_a_bad_json_entry_is_skipped_and_the_good_one_kept(bad, reason) -> None:
     ("bad", "reason"),
     [
         (f'<a href="https://f.example/evil.exe#sha256={SHA}">evil.exe</a>', "filename"),
-        (f'<a href="https://f.example/x#sha256={SHA}">../../sample-2.0.tar.gz</a>', "filename"),
-        (f'<a href="javascript:alert(1)#sha256={SHA}">sample-2.0.tar.gz</a>', "scheme 'javascript'"),
-        (f'<a href="JavaScript:alert(1)">sample-2.0.tar.gz</a>', "scheme 'javascript'"),
+        (
+            f'<a href="https://f.example/x#sha256={SHA}">../../sample-2.0.tar.gz</a>',
+            "filename",
+        ),
+        (
+            f'<a href="javascript:alert(1)#sha256={SHA}">sample-2.0.tar.gz</a>',
+            "scheme 'javascript'",
+        ),
+        ('<a href="JavaScript:alert(1)">sample-2.0.tar.gz</a>', "scheme 'javascript'"),
         (f'<a href="data:,x#sha256={SHA}">sample-2.0.tar.gz</a>', "scheme 'data'"),
-        (f'<a href="file:///tmp/sample-2.0.tar.gz#sha256={SHA}">sample-2.0.tar.gz</a>', "scheme 'file'"),
-        (f'<a href="java&#x09;script:alert(1)#sha256={SHA}">sample-2.0.tar.gz</a>', "whitespace"),
+        (
+            f'<a href="file:///tmp/sample-2.0.tar.gz#sha256={SHA}">sample-2.0.tar.gz</a>',
+            "scheme 'file'",
+        ),
+        (
+            f'<a href="java&#x09;script:alert(1)#sha256={SHA}">sample-2.0.tar.gz</a>',
+            "whitespace",
+        ),
         ('<a href="">sample-2.0.tar.gz</a>', "empty URL"),
-        ('<a href="https://f.example/sample-2.0.tar.gz">sample-2.0.tar.gz</a>', "no sha256"),
-        ('<a href="https://f.example/sample-2.0.tar.gz#egg=sample">sample-2.0.tar.gz</a>', "no sha256"),
-        ('<a href="https://f.example/sample-2.0.tar.gz#md5=00000000000000000000000000000000">sample-2.0.tar.gz</a>', "no sha256"),
-        ('<a href="https://f.example/sample-2.0.tar.gz#sha256=abc">sample-2.0.tar.gz</a>', "not 64 hex digits"),
-        (f'<a href="https://f.example/s.tgz#sha256={SHA}" data-gpg-sig="maybe">sample-2.0.tar.gz</a>', "data-gpg-sig"),
-        (f'<a href="https://f.example/s.tgz#sha256={SHA}" data-core-metadata="sha256=xyz">sample-2.0.tar.gz</a>', "not 64 hex digits"),
-        (f'<a href="https://f.example/s.tgz#sha256={SHA}" data-core-metadata="yes">sample-2.0.tar.gz</a>', "data-core-metadata"),
-        (f'<a href="https://f.example/s.tgz#sha256={SHA}" data-yanked="\x1b[2J">sample-2.0.tar.gz</a>', "control characters"),
-        (f'<a href="https://f.example/s.tgz#sha256={SHA}" data-provenance="ftp://x/">sample-2.0.tar.gz</a>', "scheme 'ftp'"),
+        (
+            '<a href="https://f.example/sample-2.0.tar.gz">sample-2.0.tar.gz</a>',
+            "no sha256",
+        ),
+        (
+            '<a href="https://f.example/sample-2.0.tar.gz#egg=sample">sample-2.0.tar.gz</a>',
+            "no sha256",
+        ),
+        (
+            '<a href="https://f.example/sample-2.0.tar.gz#md5=00000000000000000000000000000000">sample-2.0.tar.gz</a>',
+            "no sha256",
+        ),
+        (
+            '<a href="https://f.example/sample-2.0.tar.gz#sha256=abc">sample-2.0.tar.gz</a>',
+            "not 64 hex digits",
+        ),
+        (
+            f'<a href="https://f.example/s.tgz#sha256={SHA}" data-gpg-sig="maybe">sample-2.0.tar.gz</a>',
+            "data-gpg-sig",
+        ),
+        (
+            f'<a href="https://f.example/s.tgz#sha256={SHA}" data-core-metadata="sha256=xyz">sample-2.0.tar.gz</a>',
+            "not 64 hex digits",
+        ),
+        (
+            f'<a href="https://f.example/s.tgz#sha256={SHA}" data-core-metadata="yes">sample-2.0.tar.gz</a>',
+            "data-core-metadata",
+        ),
+        (
+            f'<a href="https://f.example/s.tgz#sha256={SHA}" data-yanked="\x1b[2J">sample-2.0.tar.gz</a>',
+            "control characters",
+        ),
+        (
+            f'<a href="https://f.example/s.tgz#sha256={SHA}" data-provenance="ftp://x/">sample-2.0.tar.gz</a>',
+            "scheme 'ftp'",
+        ),
     ],
 )
 def test_a_bad_html_link_is_skipped_and_the_good_one_kept(bad, reason) -> None:
@@ -261,7 +355,9 @@ def test_a_bad_html_link_is_skipped_and_the_good_one_kept(bad, reason) -> None:
 
 
 def test_skipped_labels_are_safe_to_log() -> None:
-    parsed = parse_project_json(json_page(entry(filename="x\x1b[2J\ud800" * 100)), base_url=BASE)
+    parsed = parse_project_json(
+        json_page(entry(filename="x\x1b[2J\ud800" * 100)), base_url=BASE
+    )
     label = parsed.skipped[0].entry
     assert "\x1b" not in label and "\ud800" not in label and len(label) <= 123
     label.encode("utf-8")
@@ -269,7 +365,9 @@ def test_skipped_labels_are_safe_to_log() -> None:
 
 def test_skipped_entries_do_not_change_page_equality() -> None:
     clean = parse_project_json(json_page(), base_url=BASE)
-    noisy = parse_project_json(json_page("junk", entry(filename="evil.exe")), base_url=BASE)
+    noisy = parse_project_json(
+        json_page("junk", entry(filename="evil.exe")), base_url=BASE
+    )
     assert len(noisy.skipped) == 2
     assert clean == noisy
 
@@ -289,9 +387,18 @@ def test_skipped_entries_do_not_change_page_equality() -> None:
         GOOD_LINK.encode() + b"</" * 50_000,
         b"<!--" + b"x" * 100_000,
         b"<script>" + b"</x" * 50_000,
-        GOOD_LINK.encode() + b'<a href="https://f.example/sample-2.0.tar.gz',  # truncated transfer
+        GOOD_LINK.encode()
+        + b'<a href="https://f.example/sample-2.0.tar.gz',  # truncated transfer
     ],
-    ids=["open-tags", "quoted-gt", "open-attr", "end-tags", "comment", "script", "truncated"],
+    ids=[
+        "open-tags",
+        "quoted-gt",
+        "open-attr",
+        "end-tags",
+        "comment",
+        "script",
+        "truncated",
+    ],
 )
 def test_unterminated_markup_is_refused(body: bytes) -> None:
     with pytest.raises(PageError, match="unterminated"):
@@ -304,5 +411,17 @@ def test_markup_out_of_proportion_to_links_is_refused() -> None:
     with pytest.raises(PageError, match="tags"):
         parse_project_html(b"<p>" * 2000, base_url=BASE, max_files=100)
     # A real page's markup is well within the allowance.
-    links = "".join(f'<a href="https://f.example/s#sha256={SHA}">sample-1.{i}.tar.gz</a><br/>\n' for i in range(100))
-    assert len(parse_project_html(f"<html><head><title>x</title></head><body>{links}</body></html>".encode(), base_url=BASE, max_files=100).files) == 100
+    links = "".join(
+        f'<a href="https://f.example/s#sha256={SHA}">sample-1.{i}.tar.gz</a><br/>\n'
+        for i in range(100)
+    )
+    assert (
+        len(
+            parse_project_html(
+                f"<html><head><title>x</title></head><body>{links}</body></html>".encode(),
+                base_url=BASE,
+                max_files=100,
+            ).files
+        )
+        == 100
+    )

@@ -21,7 +21,9 @@ def page(links: str = "", head: str = "") -> bytes:
 
 
 def link(filename="holygrail-1.0.tar.gz", attrs="", href=None) -> str:
-    href = href if href is not None else f"https://files.example/{filename}#sha256={SHA}"
+    href = (
+        href if href is not None else f"https://files.example/{filename}#sha256={SHA}"
+    )
     return f'<a href="{href}" {attrs}>{filename}</a><br/>\n'
 
 
@@ -89,10 +91,16 @@ def test_yanked_variants(attrs, expected) -> None:
         ('data-core-metadata="true"', {}),
         ('data-core-metadata="TRUE"', {}),
         (f'data-core-metadata="sha256={SHA_META}"', {"sha256": SHA_META}),
-        (f'data-dist-info-metadata="sha256={SHA_META}"', {"sha256": SHA_META}),  # legacy name
+        (
+            f'data-dist-info-metadata="sha256={SHA_META}"',
+            {"sha256": SHA_META},
+        ),  # legacy name
         ('data-dist-info-metadata="true"', {}),
         # PEP 714: the new attribute wins over the legacy one.
-        (f'data-core-metadata="sha256={SHA_META}" data-dist-info-metadata="true"', {"sha256": SHA_META}),
+        (
+            f'data-core-metadata="sha256={SHA_META}" data-dist-info-metadata="true"',
+            {"sha256": SHA_META},
+        ),
         ("data-core-metadata", False),  # valueless: as pip reads it, absent
     ],
 )
@@ -100,13 +108,22 @@ def test_core_metadata_variants(attrs, expected) -> None:
     assert only_file(page(link(attrs=attrs))).core_metadata == expected
 
 
-@pytest.mark.parametrize(("attrs", "expected"), [("", None), ('data-gpg-sig="false"', False), ('data-gpg-sig="true"', True)])
+@pytest.mark.parametrize(
+    ("attrs", "expected"),
+    [("", None), ('data-gpg-sig="false"', False), ('data-gpg-sig="true"', True)],
+)
 def test_gpg_sig(attrs, expected) -> None:
     assert only_file(page(link(attrs=attrs))).gpg_sig is expected
 
 
 def test_hash_comes_from_the_fragment() -> None:
-    f = only_file(page(link(href=f"https://files.example/holygrail-1.0.tar.gz#SHA256={SHA.upper()}")))
+    f = only_file(
+        page(
+            link(
+                href=f"https://files.example/holygrail-1.0.tar.gz#SHA256={SHA.upper()}"
+            )
+        )
+    )
     assert f.hashes == {"sha256": SHA}
     assert f.url == "https://files.example/holygrail-1.0.tar.gz"
 
@@ -114,11 +131,26 @@ def test_hash_comes_from_the_fragment() -> None:
 @pytest.mark.parametrize(
     ("href", "expected"),
     [
-        (f"../../packages/holygrail-1.0.tar.gz#sha256={SHA}", "http://127.0.0.1:8080/packages/holygrail-1.0.tar.gz"),
-        (f"/files/holygrail-1.0.tar.gz#sha256={SHA}", "http://127.0.0.1:8080/files/holygrail-1.0.tar.gz"),
-        (f"holygrail-1.0.tar.gz#sha256={SHA}", "http://127.0.0.1:8080/simple/holygrail/holygrail-1.0.tar.gz"),
-        (f"//cdn.example/h/holygrail-1.0.tar.gz#sha256={SHA}", "http://cdn.example/h/holygrail-1.0.tar.gz"),
-        (f"  https://x.example/holygrail-1.0.tar.gz?a=1&amp;b=2#sha256={SHA}  ", "https://x.example/holygrail-1.0.tar.gz?a=1&b=2"),
+        (
+            f"../../packages/holygrail-1.0.tar.gz#sha256={SHA}",
+            "http://127.0.0.1:8080/packages/holygrail-1.0.tar.gz",
+        ),
+        (
+            f"/files/holygrail-1.0.tar.gz#sha256={SHA}",
+            "http://127.0.0.1:8080/files/holygrail-1.0.tar.gz",
+        ),
+        (
+            f"holygrail-1.0.tar.gz#sha256={SHA}",
+            "http://127.0.0.1:8080/simple/holygrail/holygrail-1.0.tar.gz",
+        ),
+        (
+            f"//cdn.example/h/holygrail-1.0.tar.gz#sha256={SHA}",
+            "http://cdn.example/h/holygrail-1.0.tar.gz",
+        ),
+        (
+            f"  https://x.example/holygrail-1.0.tar.gz?a=1&amp;b=2#sha256={SHA}  ",
+            "https://x.example/holygrail-1.0.tar.gz?a=1&b=2",
+        ),
     ],
 )
 def test_relative_urls(href, expected) -> None:
@@ -126,27 +158,38 @@ def test_relative_urls(href, expected) -> None:
 
 
 def test_base_element_changes_where_relative_urls_point() -> None:
-    body = page(link(href=f"holygrail-1.0.tar.gz#sha256={SHA}"), head='<base href="https://mirror.example/pkgs/">')
+    body = page(
+        link(href=f"holygrail-1.0.tar.gz#sha256={SHA}"),
+        head='<base href="https://mirror.example/pkgs/">',
+    )
     assert only_file(body).url == "https://mirror.example/pkgs/holygrail-1.0.tar.gz"
 
 
 def test_hostile_base_element_refuses_the_page() -> None:
     with pytest.raises(PageError, match="base"):
-        parse_project_html(page(link(), head='<base href="javascript:alert(1)//">'), base_url=BASE)
+        parse_project_html(
+            page(link(), head='<base href="javascript:alert(1)//">'), base_url=BASE
+        )
 
 
 def test_filename_falls_back_to_the_url_when_the_link_text_is_empty() -> None:
-    body = page(f'<a href="https://files.example/holygrail-1.0.tar.gz#sha256={SHA}"></a>')
+    body = page(
+        f'<a href="https://files.example/holygrail-1.0.tar.gz#sha256={SHA}"></a>'
+    )
     assert only_file(body).filename == "holygrail-1.0.tar.gz"
 
 
 def test_link_text_whitespace_and_entities() -> None:
-    body = page(f'<a href="https://f.example/x#sha256={SHA}">\n  holygrail-1.0&#46;tar.gz\n</a>')
+    body = page(
+        f'<a href="https://f.example/x#sha256={SHA}">\n  holygrail-1.0&#46;tar.gz\n</a>'
+    )
     assert only_file(body).filename == "holygrail-1.0.tar.gz"
 
 
 def test_duplicate_attributes_keep_the_first() -> None:
-    body = page(f'<a href="https://good.example/holygrail-1.0.tar.gz#sha256={SHA}" href="https://evil.example/x">holygrail-1.0.tar.gz</a>')
+    body = page(
+        f'<a href="https://good.example/holygrail-1.0.tar.gz#sha256={SHA}" href="https://evil.example/x">holygrail-1.0.tar.gz</a>'
+    )
     assert only_file(body).url == "https://good.example/holygrail-1.0.tar.gz"
 
 
@@ -161,12 +204,20 @@ def test_unclosed_anchors_end_at_the_next_one() -> None:
         f'<a href="https://f.example/holygrail-1.1.tar.gz#sha256={SHA}">holygrail-1.1.tar.gz'
     )
     parsed = parse_project_html(body, base_url=BASE)
-    assert [f.filename for f in parsed.files] == ["holygrail-1.0.tar.gz", "holygrail-1.1.tar.gz"]
+    assert [f.filename for f in parsed.files] == [
+        "holygrail-1.0.tar.gz",
+        "holygrail-1.1.tar.gz",
+    ]
 
 
 def test_links_inside_script_are_not_files() -> None:
-    body = page(f'<script>var s = \'<a href="https://f.example/holygrail-9.tar.gz#sha256={SHA}">holygrail-9.tar.gz</a>\';</script>' + link())
-    assert [f.filename for f in parse_project_html(body, base_url=BASE).files] == ["holygrail-1.0.tar.gz"]
+    body = page(
+        f"<script>var s = '<a href=\"https://f.example/holygrail-9.tar.gz#sha256={SHA}\">holygrail-9.tar.gz</a>';</script>"
+        + link()
+    )
+    assert [f.filename for f in parse_project_html(body, base_url=BASE).files] == [
+        "holygrail-1.0.tar.gz"
+    ]
 
 
 def test_project_status_metas() -> None:
@@ -183,7 +234,10 @@ def test_tracks_and_alternate_locations_metas() -> None:
         '<meta name="pypi:alternate-locations" content="https://c.example/simple/holygrail/">'
     )
     parsed = parse_project_html(page(head=head), base_url=BASE)
-    assert parsed.tracks == ("https://a.example/simple/holygrail/", "https://b.example/simple/holygrail/")
+    assert parsed.tracks == (
+        "https://a.example/simple/holygrail/",
+        "https://b.example/simple/holygrail/",
+    )
     assert parsed.alternate_locations == ("https://c.example/simple/holygrail/",)
 
 
@@ -206,12 +260,21 @@ def test_repository_major_version_2_is_refused(version) -> None:
 
 
 def test_serial_comment() -> None:
-    assert parse_project_html(page() + b"\n<!--SERIAL 123456-->", base_url=BASE).last_serial == 123456
+    assert (
+        parse_project_html(
+            page() + b"\n<!--SERIAL 123456-->", base_url=BASE
+        ).last_serial
+        == 123456
+    )
     assert parse_project_html(page(), base_url=BASE).last_serial is None
 
 
 def test_versions_are_derived_from_the_files() -> None:
-    links = link("holygrail-2.0.tar.gz") + link("holygrail-1.0-py3-none-any.whl") + link("holygrail-1.0.tar.gz")
+    links = (
+        link("holygrail-2.0.tar.gz")
+        + link("holygrail-1.0-py3-none-any.whl")
+        + link("holygrail-1.0.tar.gz")
+    )
     assert parse_project_html(page(links), base_url=BASE).versions == ("1.0", "2.0")
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import httpx
 import pytest
@@ -18,13 +18,20 @@ HTML_PAGE = f'<!DOCTYPE html><a href="../../files/sample-1.0.tar.gz#sha256={SHA}
 JSON_PAGE = {
     "meta": {"api-version": "1.1"},
     "name": "sample",
-    "files": [{"filename": "sample-1.0.tar.gz", "url": "../../files/sample-1.0.tar.gz", "hashes": {"sha256": SHA}, "size": 3}],
+    "files": [
+        {
+            "filename": "sample-1.0.tar.gz",
+            "url": "../../files/sample-1.0.tar.gz",
+            "hashes": {"sha256": SHA},
+            "size": 3,
+        }
+    ],
     "versions": ["1.0"],
 }
 
 
 class Index(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path in ("/simple/sample", "/simple/other"):
             self.send_response(301)
             self.send_header("Location", self.path + "/")
@@ -63,8 +70,12 @@ def index() -> Iterator[str]:
 
 @pytest.mark.parametrize("accept", ["text/html", "application/vnd.pypi.simple.v1+json"])
 def test_fetched_page_after_redirect(index: str, accept: str) -> None:
-    response = httpx.get(f"{index}/simple/sample", headers={"Accept": accept}, follow_redirects=True)
-    page = parse_project_page(response.content, response.headers["content-type"], str(response.url))
+    response = httpx.get(
+        f"{index}/simple/sample", headers={"Accept": accept}, follow_redirects=True
+    )
+    page = parse_project_page(
+        response.content, response.headers["content-type"], str(response.url)
+    )
     assert page.name == "sample"
     [f] = page.files
     # Resolved against /simple/sample/ (after the redirect), not /simple/sample.
@@ -78,5 +89,9 @@ def test_fetched_page_after_redirect(index: str, accept: str) -> None:
 
 def test_unexpected_content_type_from_the_server(index: str) -> None:
     response = httpx.get(f"{index}/simple/other", follow_redirects=True)
-    with pytest.raises(PageError, match="unsupported content type 'application/octet-stream'"):
-        parse_project_page(response.content, response.headers["content-type"], str(response.url))
+    with pytest.raises(
+        PageError, match="unsupported content type 'application/octet-stream'"
+    ):
+        parse_project_page(
+            response.content, response.headers["content-type"], str(response.url)
+        )

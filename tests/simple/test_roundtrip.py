@@ -13,7 +13,12 @@ from mirror.simple.parse import (
     parse_project_list_json,
     parse_project_page,
 )
-from mirror.simple.render import render_list_html, render_list_json, render_project_html, render_project_json
+from mirror.simple.render import (
+    render_list_html,
+    render_list_json,
+    render_project_html,
+    render_project_json,
+)
 
 from .strategies import html_view, page_url, project_lists, project_pages
 
@@ -33,8 +38,16 @@ def test_json_round_trip(page: ProjectPage) -> None:
 def test_html_round_trip(page: ProjectPage) -> None:
     # HTML cannot carry PEP 700 fields or extra digests; what it can carry survives.
     expressible = html_view(page)
-    assert parse_project_html(render_project_html(page), base_url=page_url(page.name)) == expressible
-    assert parse_project_html(render_project_html(expressible), base_url=page_url(page.name)) == expressible
+    assert (
+        parse_project_html(render_project_html(page), base_url=page_url(page.name))
+        == expressible
+    )
+    assert (
+        parse_project_html(
+            render_project_html(expressible), base_url=page_url(page.name)
+        )
+        == expressible
+    )
 
 
 @roundtrip
