@@ -253,6 +253,11 @@ class PageService:
         return self._save_fetched(project, result, now)
 
     def _save_fetched(self, project: str, result: Fetched, now: datetime) -> ServedPage:
+        if result.page.skipped:
+            log.info(
+                "upstream page for %s: skipped %d unusable entries (first: %s)",
+                project, len(result.page.skipped), result.page.skipped[0],
+            )
         for attempt in range(3):
             try:
                 with self.sessions.begin() as session:

@@ -18,7 +18,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, pass_context
 from packaging.utils import InvalidName, canonicalize_name
@@ -216,9 +216,9 @@ def admin_root() -> Response:
 
 
 @router.get("/login")
-def login_form(request: Request, next: str = "/admin/") -> Response:
+def login_form(request: Request, next_url: str = Query("/admin/", alias="next")) -> Response:
     token = secrets.token_urlsafe(32)
-    response = _render(request, "login.html", title="Sign in", login_csrf=token, next=_safe_next(next))
+    response = _render(request, "login.html", title="Sign in", login_csrf=token, next=_safe_next(next_url))
     response.set_cookie(
         LOGIN_COOKIE, token, max_age=3600, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
     )
@@ -227,7 +227,10 @@ def login_form(request: Request, next: str = "/admin/") -> Response:
 
 @router.post("/login")
 def login(
-    request: Request, token: str = Form(""), csrf_token: str = Form(""), next: str = Form("/admin/")
+    request: Request,
+    token: str = Form(""),
+    csrf_token: str = Form(""),
+    next_url: str = Form("/admin/", alias="next"),
 ) -> Response:
     if not websession.csrf_matches(request.cookies.get(LOGIN_COOKIE), csrf_token):
         return _refuse(request, 403, "The sign-in form expired or was not sent from this browser. Reload it and try again.")
@@ -237,7 +240,7 @@ def login(
         fresh = secrets.token_urlsafe(32)
         message = "That token is not valid." if principal is None else "That token is for package clients, not for review."
         response = _render(
-            request, "login.html", 401, title="Sign in", login_csrf=fresh, next=_safe_next(next), error=message
+            request, "login.html", 401, title="Sign in", login_csrf=fresh, next=_safe_next(next_url), error=message
         )
         response.set_cookie(
             LOGIN_COOKIE, fresh, max_age=3600, path=COOKIE_PATH, httponly=True, samesite="strict", secure=_secure(request)
@@ -247,7 +250,7 @@ def login(
     lifetime = timedelta(hours=_settings(request).session_hours)
     with services.sessions.begin() as session:
         session_id, started = websession.start(session, principal, services.clock(), lifetime)
-    response = RedirectResponse(_safe_next(next), status_code=303)
+    response = RedirectResponse(_safe_next(next_url), status_code=303)
     response.set_cookie(
         COOKIE,
         session_id,
