@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 POSTGRES_URL = os.environ.get("INDEXGUARD_TEST_DATABASE_URL", "")
 DATABASES = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
 def _pg_admin_url() -> str:
