@@ -138,6 +138,7 @@ class Services:
         self._allowed_files: dict[tuple[str, str], tuple[float, FileTarget]] = {}
 
     def close(self) -> None:
+        self.notifier.close()
         self.engine.dispose()
 
     # -- Simple API --------------------------------------------------------

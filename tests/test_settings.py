@@ -34,6 +34,8 @@ def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_example_config_documents_exactly_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("INDEXGUARD_STORAGE", raising=False)
     from mirror.internal import InternalSettings
+    from mirror.notify import NotifySettings
+    from mirror.review.settings import ReviewSettings
     from mirror.policy import PolicyConfig
 
     example = load_settings(Path(__file__).resolve().parents[1] / "config.example.toml")
@@ -42,6 +44,8 @@ def test_example_config_documents_exactly_the_defaults(monkeypatch: pytest.Monke
         assert getattr(example, section) == getattr(defaults, section), section
     assert PolicyConfig.from_mapping(example.extra["policy"]) == PolicyConfig.from_mapping({})
     assert InternalSettings.from_mapping(example.extra["internal"]) == InternalSettings.from_mapping({})
+    assert ReviewSettings.from_mapping(example.extra["review"]) == ReviewSettings.from_mapping({})
+    assert NotifySettings.from_mapping(example.extra["notify"]) == NotifySettings.from_mapping({})
 
 
 @pytest.mark.parametrize(
