@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from detectors.names import canonical, tokens
@@ -70,6 +71,22 @@ def _add(table: dict[str, Ids], key: str, ident: int) -> None:
             table[key] = (have, ident)
     elif ident not in have:
         table[key] = have + (ident,)
+
+
+def _merge_lengths(
+    buckets: dict[tuple[str, int], list[tuple[str, int]]],
+) -> dict[tuple[str, int], tuple[tuple[str, ...], tuple[int, ...]]]:
+    """Buckets keyed by (letter, signed length) merged so that one key holds every length within two.
+
+    A name of length n can be two edits from names of length n-2 to n+2;
+    merging at build time turns five look-ups per letter into one.
+    """
+    merged: dict[tuple[str, int], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+    for letter, signed in {(letter, signed + shift) for letter, signed in buckets for shift in range(-2, 3)}:
+        entries = [e for shift in range(-2, 3) for e in buckets.get((letter, signed + shift), ())]
+        if entries:
+            merged[(letter, signed)] = (tuple(n for n, _ in entries), tuple(i for _, i in entries))
+    return merged
 
 
 def _crowding(near: dict[str, Ids], size: int) -> list[int]:
@@ -144,7 +161,7 @@ class NameIndex:
                 flat = forms.compact
                 long.setdefault((flat[0], len(flat)), []).append((flat, ident))
                 long.setdefault((flat[-1], -len(flat)), []).append((flat, ident))
-        self._long = {key: tuple(entries) for key, entries in long.items()}
+        self._long = _merge_lengths(long)
         self.crowding: list[int] = _crowding(self._near, len(self.projects))
         self.words = frozenset(words)
         # How many protected names contain each letter triple: the typosquat
@@ -200,16 +217,15 @@ class NameIndex:
         # the first and the last letter no longer read as the same name, and
         # skipping them keeps this to a handful of distance computations.
         found: list[int] = []
-        size = len(compact)
-        long, distance = self._long, OSA.distance
-        first, last = compact[0], compact[-1]
-        for length in range(size - 2, size + 3):
-            for key in ((first, length), (last, -length)):
-                bucket = long.get(key)
-                if bucket is not None:
-                    for name, ident in bucket:
-                        if distance(compact, name, score_cutoff=2) == 2:
-                            found.append(ident)
+        long, extract, size = self._long, process.extract, len(compact)
+        for key in ((compact[0], size), (compact[-1], -size)):
+            bucket = long.get(key)
+            if bucket is not None:
+                names, ids = bucket
+                # One C-level pass over the bucket instead of a Python call
+                # per name; names one edit away are harmless extras.
+                for _, _, at in extract(compact, names, scorer=OSA.distance, score_cutoff=2, limit=None):
+                    found.append(ids[at])
         return found
 
     def ident(self, name: str) -> int:

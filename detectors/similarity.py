@@ -52,6 +52,9 @@ class NameForms:
         folded = fold_lookalikes(flat)
         keys = {flat[:i] + flat[i + 1 :] for i in range(len(flat))}
         keys.add(flat)
+        for stem in _fuzzy_stems(flat):
+            keys.add(stem)
+            keys.update([stem[:i] + stem[i + 1 :] for i in range(len(stem))])
         if base != flat:
             keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
             keys.add(base)
@@ -65,6 +68,53 @@ class NameForms:
             squeezed=squeeze(base),
             token_key=token_key(canon),
         )
+
+
+# The decorations whose misspelt forms are still read as "the Python package
+# of": 'web3-pyy', 'web3-p6', 'pyytorch'.
+_DECORATIONS = ("py", "python")
+_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _one_edit_from(word: str) -> frozenset[str]:
+    """Every string one deletion, insertion, substitution or transposition from ``word``."""
+    found = set()
+    for i in range(len(word) + 1):
+        for char in _ALPHABET:
+            found.add(word[:i] + char + word[i:])
+            if i < len(word):
+                found.add(word[:i] + char + word[i + 1 :])
+        if i < len(word):
+            found.add(word[:i] + word[i + 1 :])
+        if i + 1 < len(word):
+            found.add(word[:i] + word[i + 1] + word[i] + word[i + 2 :])
+    found.discard(word)
+    return frozenset(found)
+
+
+# Misspelt decorations.  At the start both letters of 'py' must be there
+# ('pyy', 'ppy', 'pty'): 'pa' or 'po' begin too many honest names.  At the
+# end a 'p' is enough ('-po', '-p6').
+_MISSPELT_PREFIXES = frozenset(w for w in _one_edit_from("py") if "p" in w and "y" in w) | _one_edit_from("python")
+_MISSPELT_SUFFIXES = frozenset(w for w in _one_edit_from("py") if "p" in w and len(w) > 1) | _one_edit_from("python")
+
+
+def _fuzzy_stems(flat: str) -> list[str]:
+    """``flat`` without a leading or trailing decoration that is one edit from 'py' or 'python'.
+
+    An intact decoration is already stripped by ``core``; these are the
+    misspelt ones, which an attacker types as readily as the name itself.
+    """
+    stems = []
+    size = len(flat)
+    for cut in (2, 3, 5, 6, 7):
+        if size - cut < 3:
+            break
+        if flat[:cut] in _MISSPELT_PREFIXES:
+            stems.append(flat[cut:])
+        if flat[size - cut :] in _MISSPELT_SUFFIXES:
+            stems.append(flat[: size - cut])
+    return stems
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +359,23 @@ def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
     return None if best is None else (best[1], best[2])
 
 
+def _decorated_edit(cand: str, target: str) -> Relation | None:
+    """``cand`` as ``target`` with a py/python decoration and one edit in either of them."""
+    extra = len(cand) - len(target)
+    for word in _DECORATIONS:
+        if not len(word) - 1 <= extra <= len(word) + 1:
+            continue
+        for label, decorated in (("prefix", word + target), ("suffix", target + word)):
+            edit = single_edit(cand, decorated)
+            if edit is None:
+                continue
+            intact = cand.endswith(target) if label == "prefix" else cand.startswith(target)
+            where = "affix" if intact else edit.where
+            words = f"{label} '{word}' added and {edit.words}"
+            return Relation("decorated-edit", words, 1, len(target), where, (edit.kind,))
+    return None
+
+
 def _swap(cand: str, target: str) -> str | None:
     """Words for two letters exchanged across a third ('colomara' for 'colorama'), else None.
 
@@ -410,6 +477,10 @@ def relate(cand: NameForms, target: NameForms, *, two_edits_too: bool = True) ->
             _, affix = _affix_words(cand.compact, target.compact, cand.core, target.core)
             kind = "version" if edit.kind == "version" else "affix-edit"
             return Relation(kind, f"{affix} and {edit.words}", 1, core_length, edit.where, (edit.kind,))
+
+    decorated = _decorated_edit(cand.compact, target.compact)
+    if decorated is not None:
+        return decorated
 
     if not two_edits_too:
         return None

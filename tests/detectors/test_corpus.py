@@ -4,7 +4,7 @@ import io
 
 import pytest
 
-from detectors.corpus import NameIndex, PopularCorpus, Project, load_ml_projects
+from detectors.corpus import NameIndex, PopularCorpus, Project, load_ml_projects, trigrams
 from detectors.similarity import NameForms
 
 
@@ -68,3 +68,21 @@ def test_two_edit_candidates_only_for_long_popular_names() -> None:
 def test_ml_list_parsing_ignores_comments_and_blank_lines() -> None:
     assert load_ml_projects("# comment\ntorch\n\nvllm  # serving\n") == ["torch", "vllm"]
     assert "transformers" in load_ml_projects()
+
+
+def test_crowding_counts_the_protected_names_one_edit_away() -> None:
+    index = NameIndex([Project("six", 10), Project("sax", 5), Project("six2", 3), Project("colorama", 2)])
+    assert index.crowding[index.ident("six")] == 2
+    assert index.crowding[index.ident("colorama")] == 0
+
+
+def test_trigrams_mark_both_ends_and_are_counted_once_per_name() -> None:
+    assert trigrams("abc") == ["^ab", "abc", "bc$"]
+    index = NameIndex([Project("aaaa", 1), Project("aab", 1)])
+    assert index.trigrams["aaa"] == 1 and index.trigrams["^aa"] == 2
+
+
+def test_two_edit_candidates_reach_every_length_within_two() -> None:
+    index = NameIndex([Project("requests", 10**9)], two_edit_min_length=7, two_edit_min_downloads=10**8)
+    for name in ["reqest", "requestsxx", "rqeuests", "xrequestx"[:-1]]:
+        assert {index.projects[i].name for i in index.candidates(NameForms.of(name))} == {"requests"}, name

@@ -28,6 +28,8 @@ def kind(candidate: str, target: str) -> str | None:
         ("reqest", "requests", "two-edits"),
         ("django-q", "django", "compound"),
         ("websocket", "websockets", "plural"),
+        ("pysereal", "pyserial", "vowel"),
+        ("colomara", "colorama", "swap"),
     ],
 )
 def test_relation_names_the_simplest_transformation(candidate: str, target: str, expected: str) -> None:
@@ -63,3 +65,15 @@ def test_two_edits_prefers_typo_like_explanations() -> None:
     assert pair is not None
     assert {pair[0].kind, pair[1].kind} <= {"transposition", "omission", "plural"}
     assert two_edits("flask", "requests") is None
+
+
+def test_a_swap_across_one_letter_is_one_relation_not_two_substitutions() -> None:
+    relation = relate(NameForms.of("colomara"), NameForms.of("colorama"))
+    assert relation is not None and relation.words == "two letters swapped ('ram' to 'mar')"
+    # Two unrelated letters changed two apart are no swap.
+    assert kind("colomaxa", "colorama") != "swap"
+
+
+def test_a_vowel_for_a_vowel_is_told_apart_from_other_substitutions() -> None:
+    assert single_edit("pysereal", "pyserial").kind == "vowel"
+    assert single_edit("pysbrial", "pyserial").kind != "vowel"

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from detectors.corpus import PopularCorpus
 from detectors.facts import ProjectFacts, Severity
-from detectors.typosquat import TyposquatConfig, detect, find_matches, load_allowlist, ordinal
+from detectors.similarity import NameForms
+from detectors.typosquat import TyposquatConfig, detect, features, find_matches, load_allowlist, ordinal
 from tests.detectors.conftest import NOW, POPULAR
 
 CONFIG = TyposquatConfig(allowlist=frozenset())
@@ -137,3 +138,29 @@ def test_result_does_not_depend_on_corpus_order(name: str, rng: random.Random) -
     two = [(m.target.name, round(m.score, 9)) for m in find_matches(name, second, CONFIG)]
     assert one == two
     assert all(second.get(n).rank == r for n, r in ranked.items())
+
+
+def test_an_edit_that_makes_unusual_letters_scores_higher_than_one_that_makes_a_word(corpus) -> None:
+    # Same target, same kind and place of edit; 'requezts' leaves letter
+    # triples no protected name has.
+    odd = find_matches("requezts", corpus, CONFIG)[0]
+    assert odd.target.name == "requests"
+    target = corpus.get("requests")
+    forms = corpus.forms[corpus.ident("requests")]
+    found = features(NameForms.of("requezts"), target, forms, odd.relation, corpus, CONFIG)
+    assert found["rare_letters"] == 1.0 and found["popularity"] > 2
+
+
+def test_a_crowded_short_target_needs_more_than_a_lone_one() -> None:
+    lone = PopularCorpus.from_rows([("web3", 5_000_000)])
+    crowded = PopularCorpus.from_rows([("web3", 5_000_000), ("webb", 1_000), ("wed3", 1_000), ("web2", 1_000)])
+    assert find_matches("wweb3", lone, CONFIG)[0].score > find_matches("wweb3", crowded, CONFIG)[0].score
+
+
+def test_python_decoration_of_a_popular_name_outranks_another_added_word() -> None:
+    # Both added words are words other protected names use.
+    corpus = PopularCorpus.from_rows([("colorama", 200_000_000), ("python-dateutil", 10**8), ("azure-sdk", 10**6)])
+    decorated = find_matches("python-colorama", corpus, CONFIG)[0]
+    family = find_matches("colorama-sdk", corpus, CONFIG)[0]
+    assert decorated.target.name == family.target.name == "colorama"
+    assert decorated.score > family.score
