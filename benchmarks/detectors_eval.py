@@ -30,10 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from detectors.corpus import PopularCorpus  # noqa: E402
-from detectors.names import canonical  # noqa: E402
-from detectors.similarity import NameForms  # noqa: E402
-from detectors.typosquat import TyposquatConfig, features, find_matches  # noqa: E402
+from detectors.corpus import PopularCorpus
+from detectors.names import canonical
+from detectors.similarity import NameForms
+from detectors.typosquat import TyposquatConfig, features, find_matches
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9)

@@ -12,8 +12,12 @@ protected name:
   strings within one edit share a key (the symmetric-deletion trick), so all
   single edits are found by hashing the candidate's own deletions;
 * the long and heavily used names for which two typos are still worth
-  reporting (see ``two_edit_min_*``), bucketed by length and first or last
-  letter so that only a handful of distances are computed per name.
+  reporting (see ``two_edit_min_*``), bucketed by first or last letter and
+  length (each bucket holding every length within two), so that two C-level
+  distance passes over a few dozen names cover them;
+* two facts the typosquat score weighs: how many protected names contain
+  each letter triple (``trigrams``), and how many protected names lie one
+  edit from each name (``crowding``).
 
 Candidates found this way are then explained and scored by
 ``detectors.similarity`` and ``detectors.typosquat``.

@@ -117,9 +117,9 @@ def core(name: str) -> str:
     stacked decorations ('py-requests-sdk-v2') fall away too, but never below
     three characters.
     """
-    if "-" not in name and not name.startswith("py") and not name.endswith(("py", "py3", "python", "python3")):
-        if not name[-1].isdigit():
-            return name  # the common case: one plain word
+    plain = "-" not in name and not name.startswith("py") and not name.endswith(("py", "py3", "python", "python3"))
+    if plain and not name[-1].isdigit():
+        return name  # the common case: one plain word
     words = tokens(name)
     changed = True
     while changed and len(words) > 1:

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 
 from rapidfuzz.distance import OSA
 
-from detectors.names import canonical, compact, core, fold_lookalikes, squeeze, token_key
+from detectors.names import (
+    canonical,
+    compact,
+    core,
+    fold_lookalikes,
+    squeeze,
+    token_key,
+)
 
 __all__ = ["Edit", "NameForms", "Relation", "relate", "single_edit", "two_edits", "word_boundaries"]
 

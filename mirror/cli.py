@@ -99,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if upgrade.returncode != 0:
         return upgrade.returncode
     os.environ[SCHEMA_READY_ENV] = "1"
+    _limit_malloc_arenas()
     common = dict(
         host=settings.server.host,
         port=settings.server.port,
@@ -113,6 +114,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         uvicorn.run(create_app(settings), **common)
     return 0
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas (as MALLOC_ARENA_MAX does).
+
+    Each worker thread otherwise gets an arena of its own, and a server
+    with a thread pool holds tens of MiB of freed but unreturned memory.
+    Worker processes inherit the setting through the environment.
+    """
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

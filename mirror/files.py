@@ -8,14 +8,21 @@ response is cut short, so no client ever completes an unverified file.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
-
+from fastapi.responses import (
+    FileResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Send
 
 from mirror import metrics
 from mirror.fetch import StoreError, UpstreamError, prime
@@ -32,15 +39,56 @@ router = APIRouter()
 
 
 class BlobResponse(FileResponse):
-    """A stored blob, read in 256 KiB pieces instead of Starlette's 64 KiB.
+    """A stored blob, read on the event loop when the page cache already holds it.
 
-    Each piece costs a worker-thread hop and a trip through the ASGI stack;
-    at 64 KiB that overhead, not the disk or the socket, limited a warm
-    download to about a third of what a static server manages.  Memory per
-    download stays flat at about one piece.
+    Starlette reads every 64 KiB piece in a worker thread; those thread hops,
+    not the disk or the socket, held a warm download to under half of what a
+    static server manages.  A ``preadv`` with ``RWF_NOWAIT`` never blocks: it
+    reads cached pages at once and reports a miss, and only a miss goes to a
+    thread.  Memory per download stays flat at one piece.
     """
 
-    chunk_size = 256 * 1024
+    chunk_size = 1024 * 1024
+
+    async def _handle_simple(self, send: Send, send_header_only: bool, send_pathsend: bool) -> None:
+        if send_header_only or send_pathsend or not _NOWAIT:
+            return await super()._handle_simple(send, send_header_only, send_pathsend)
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            offset = 0
+            while offset < size:
+                want = min(self.chunk_size, size - offset)
+                chunk = _read_cached(fd, want, offset)
+                if chunk is None:
+                    chunk = await anyio.to_thread.run_sync(os.pread, fd, want, offset)
+                if not chunk:  # the blob shrank under us: never pretend it ended well
+                    raise OSError(f"short read of {self.path}")
+                offset += len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": offset < size})
+            if size == 0:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            os.close(fd)
+
+
+_NOWAIT = getattr(os, "RWF_NOWAIT", None)
+
+
+def _read_cached(fd: int, size: int, offset: int) -> bytes | bytearray | None:
+    """Read from the page cache without blocking; None when the disk would be needed.
+
+    A full read hands over the buffer itself: one allocation per piece, no copy.
+    """
+    buffer = bytearray(size)
+    try:
+        got = os.preadv(fd, [buffer], offset, _NOWAIT)
+    except OSError:  # BlockingIOError: not cached; others: let the thread path report it
+        return None
+    if got == size:
+        return buffer
+    return bytes(memoryview(buffer)[:got]) if got else None
 
 
 @router.get("/files/{sha256}/{filename}", include_in_schema=False)

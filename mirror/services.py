@@ -138,7 +138,8 @@ class Services:
         self._allowed_files: dict[tuple[str, str], tuple[float, FileTarget]] = {}
 
     def close(self) -> None:
-        self.notifier.close()
+        if self.notifier is not None:
+            self.notifier.close()
         self.engine.dispose()
 
     # -- Simple API --------------------------------------------------------

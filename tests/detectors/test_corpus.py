@@ -4,7 +4,13 @@ import io
 
 import pytest
 
-from detectors.corpus import NameIndex, PopularCorpus, Project, load_ml_projects, trigrams
+from detectors.corpus import (
+    NameIndex,
+    PopularCorpus,
+    Project,
+    load_ml_projects,
+    trigrams,
+)
 from detectors.similarity import NameForms
 
 

@@ -8,7 +8,14 @@ from hypothesis import strategies as st
 from detectors.corpus import PopularCorpus
 from detectors.facts import ProjectFacts, Severity
 from detectors.similarity import NameForms
-from detectors.typosquat import TyposquatConfig, detect, features, find_matches, load_allowlist, ordinal
+from detectors.typosquat import (
+    TyposquatConfig,
+    detect,
+    features,
+    find_matches,
+    load_allowlist,
+    ordinal,
+)
 from tests.detectors.conftest import NOW, POPULAR
 
 CONFIG = TyposquatConfig(allowlist=frozenset())
