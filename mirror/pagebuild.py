@@ -20,6 +20,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from mirror.clock import parse_utc
 from mirror.simple.model import DistFile, ProjectPage
 
 FILES_PREFIX = "../../files/"
@@ -104,7 +105,7 @@ def build_page(
                 size=f.size,
                 upstream_url=f.url,
                 metadata_sha256=_metadata_sha256(f),
-                upload_time=_parse_time(f.upload_time),
+                upload_time=parse_utc(f.upload_time),
             )
             built.new_pins.append(pin)
         elif pin.sha256 != sha256:
@@ -140,12 +141,3 @@ def _metadata_sha256(f: DistFile) -> str | None:
         return value.lower() if value else None
     return None
 
-
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None

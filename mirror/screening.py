@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import detectors
 from detectors.facts import DownloadStats, Finding, InternalNames, ProjectFacts, ReleaseFacts, Severity
 from mirror import metrics, policy as policy_mod
-from mirror.clock import Clock
+from mirror.clock import Clock, parse_utc
 from mirror.db.models import FindingRow, Project, Release, Snapshot
 from mirror.decisions import decide_project, decide_release, effective_project_state, release_blocked
 from mirror.events import record_event
@@ -140,7 +140,7 @@ class Screening:
             previous_roles=previous.get("roles") if previous else None,
             emails=emails,
             previous_emails=frozenset(previous["emails"]) if previous and previous.get("emails") is not None else None,
-            ownership_changed_at=_parse_dt(previous.get("ownership_changed_at")) if previous else None,
+            ownership_changed_at=parse_utc(previous.get("ownership_changed_at")) if previous else None,
             downloads=self.downloads(project),
         )
 
@@ -163,7 +163,7 @@ class Screening:
         ownership_changed_at = None
         snapshot = self._latest_snapshot(project, session)
         if snapshot:
-            ownership_changed_at = _parse_dt(snapshot.get("ownership_changed_at"))
+            ownership_changed_at = parse_utc(snapshot.get("ownership_changed_at"))
         for version in _versions_of(page):
             if canonicalize_version(version) in known:
                 continue
@@ -321,7 +321,7 @@ def release_upload_times(page: ProjectPage | None, data: Mapping[str, Any] | Non
     times: dict[str, datetime] = {}
 
     def add(version: str, value: Any) -> None:
-        when = _parse_dt(value)
+        when = parse_utc(value)
         if when is not None and (version not in times or when < times[version]):
             times[version] = when
 
@@ -385,17 +385,6 @@ def _emails(data: Mapping[str, Any] | None) -> frozenset[str] | None:
                     found.add(part.lower())
     return frozenset(found)
 
-
-def _parse_dt(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 def _finding_row(project: str, finding: Finding, now: datetime, version: str | None = None) -> FindingRow:
