@@ -91,6 +91,15 @@ class _Download:
     changed: threading.Condition = field(default_factory=threading.Condition)
     done: bool = False
     error: BaseException | None = None
+    # Set once a temp file of this attempt exists (here, or in the process we
+    # wait for).  Before that, any temp file is a killed leader's leftover,
+    # possibly being cleaned up, and must not be followed.
+    ready: bool = False
+
+    def mark_ready(self) -> None:
+        with self.changed:
+            self.ready = True
+            self.changed.notify_all()
 
     def notify(self) -> None:
         with self.changed:
@@ -192,7 +201,8 @@ class FileFetcher:
                     else:
                         yield from self._read_blob(blob)  # nothing sent yet: serve it whole
                         return
-                    partial = self.store.open_partial(sha256)
+                    if download.ready or download.done:
+                        partial = self.store.open_partial(sha256)
                     if partial is None:
                         if download.done:
                             if download.error is not None:
@@ -265,6 +275,7 @@ class FileFetcher:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     waited = False
                 except BlockingIOError:
+                    download.mark_ready()  # the leader cleaned up before it started writing
                     fcntl.flock(fd, fcntl.LOCK_EX)  # another process leads; its result decides
                     waited = True
                 if not self.store.has(download.sha256):
@@ -308,6 +319,7 @@ class FileFetcher:
                     f"upstream file is {declared} bytes, more than the {limit} allowed"
                 )
             with self.store.open_temp(sha256) as temp:
+                download.mark_ready()
                 for chunk in body.iter_chunks():
                     if not chunk:
                         continue

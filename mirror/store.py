@@ -187,9 +187,12 @@ class BlobStore:
                 continue
             try:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    # Shared, not exclusive: a writer's exclusive lock still stops
+                    # us, while a reader probing the file neither stops us nor
+                    # mistakes our probe for a live writer.
+                    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    continue  # a live writer (or a reader probing it) holds the lock
+                    continue  # a live writer holds the lock
                 opened = os.fstat(fd)
                 if not stat.S_ISREG(opened.st_mode) or now - opened.st_mtime < max_age:
                     continue
