@@ -195,22 +195,16 @@ class NameIndex:
         """Ids of protected names that may be within reach of ``forms``; a superset."""
         found: set[int] = set()
         exact, near = self._exact, self._near
-        for key in (forms.folded, forms.folded_core, forms.squeezed, forms.token_key):
-            ids = exact.get(key)
-            if ids is None:
-                continue
+        # Set intersections in C instead of a dictionary call per key; most
+        # names hit nothing, and then no Python loop runs at all.
+        hits = [exact[key] for key in exact.keys() & (forms.folded, forms.folded_core, forms.squeezed, forms.token_key)]
+        hits += [near[key] for key in near.keys() & forms.near_keys]
+        for ids in hits:
             if isinstance(ids, int):
                 found.add(ids)
             else:
                 found.update(ids)
         compact = forms.compact
-        # One set intersection in C instead of a dictionary call per key.
-        for key in near.keys() & forms.near_keys:
-            ids = near[key]
-            if isinstance(ids, int):
-                found.add(ids)
-            else:
-                found.update(ids)
         if self._long and compact:
             found.update(self._two_edit_candidates(compact))
         return found

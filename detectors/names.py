@@ -94,7 +94,12 @@ def squeeze(text: str) -> str:
     """
     if _DOUBLE.search(text) is None:
         return text
-    return _REPEATS.sub(r"\1", text)
+    # A function as replacement: the r"\1" template is parsed in Python on every call.
+    return _REPEATS.sub(_first_group, text)
+
+
+def _first_group(match: re.Match[str]) -> str:
+    return match[1]
 
 
 def token_key(name: str) -> str:
@@ -133,6 +138,8 @@ def core(name: str) -> str:
             words = words[:-1]
             changed = True
     text = "".join(words)
+    if not text[-1].isdigit() and not text.startswith("py") and not text.endswith(_GLUED_SUFFIXES):
+        return text  # nothing glued on: the loop below would change nothing
     changed = True
     while changed:
         changed = False

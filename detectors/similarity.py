@@ -29,7 +29,17 @@ from detectors.names import (
     token_key,
 )
 
-__all__ = ["Edit", "NameForms", "Relation", "relate", "single_edit", "two_edits", "word_boundaries"]
+__all__ = [
+    "Edit",
+    "NameForms",
+    "Relation",
+    "relate",
+    "relate_by_two_edits",
+    "relate_closely",
+    "single_edit",
+    "two_edits",
+    "word_boundaries",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +116,22 @@ _MISSPELT_PREFIXES = frozenset(w for w in _one_edit_from("py") if "p" in w and "
 _MISSPELT_SUFFIXES = frozenset(w for w in _one_edit_from("py") if "p" in w and len(w) > 1) | _one_edit_from("python")
 
 
+# Every cut below is at least two letters long, so its first (last) two
+# letters must begin (end) some misspelt decoration.
+_PREFIX_HEADS = frozenset(w[:2] for w in _MISSPELT_PREFIXES)
+_SUFFIX_TAILS = frozenset(w[-2:] for w in _MISSPELT_SUFFIXES)
+
+
 def _fuzzy_stems(flat: str) -> list[str]:
     """``flat`` without a leading or trailing decoration that is one edit from 'py' or 'python'.
 
     An intact decoration is already stripped by ``core``; these are the
     misspelt ones, which an attacker types as readily as the name itself.
     """
-    stems = []
+    stems: list[str] = []
     size = len(flat)
+    if flat[:2] not in _PREFIX_HEADS and flat[-2:] not in _SUFFIX_TAILS:
+        return stems  # most names: neither end can start a misspelt decoration
     for cut in (2, 3, 5, 6, 7):
         if size - cut < 3:
             break
@@ -373,6 +391,8 @@ def _decorated_edit(cand: str, target: str) -> Relation | None:
         if not len(word) - 1 <= extra <= len(word) + 1:
             continue
         for label, decorated in (("prefix", word + target), ("suffix", target + word)):
+            if not _one_edit_apart(cand, decorated):
+                continue
             edit = single_edit(cand, decorated)
             if edit is None:
                 continue
@@ -447,6 +467,27 @@ def relate(cand: NameForms, target: NameForms, *, two_edits_too: bool = True) ->
     ``two_edits_too=False`` skips the two-edit explanations, the only costly
     ones, when the caller knows they could not matter.
     """
+    relation = relate_closely(cand, target)
+    if relation is None and two_edits_too and cand.canonical != target.canonical:
+        return relate_by_two_edits(cand, target)
+    return relation
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    # ``single_edit`` explains at most one edit; the C distance rules out the
+    # rest before its Python loops run.
+    return -1 <= len(a) - len(b) <= 1 and _distance(a, b, score_cutoff=1) <= 1
+
+
+_distance = OSA.distance
+
+
+def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
+    """``relate`` without the two-edit explanations: every cheap one, in the same order.
+
+    Callers that must decide whether two edits could matter ask this first
+    and pay for that decision only when nothing simpler explains the name.
+    """
     if cand.canonical == target.canonical:
         return None
     length = len(target.compact)
@@ -460,11 +501,12 @@ def relate(cand: NameForms, target: NameForms, *, two_edits_too: bool = True) ->
     if "-" in target.token_key and cand.token_key == target.token_key:
         return Relation("reorder", "the same words reordered", 0, length)
 
-    target_words = word_boundaries(target.canonical)
-    cand_words = word_boundaries(cand.canonical)
-    edit = single_edit(cand.compact, target.compact, target_words, cand_words)
-    if edit is not None:
-        return Relation(edit.kind, edit.words, 1, length, edit.where, (edit.kind,))
+    if _one_edit_apart(cand.compact, target.compact):
+        target_words = word_boundaries(target.canonical)
+        cand_words = word_boundaries(cand.canonical)
+        edit = single_edit(cand.compact, target.compact, target_words, cand_words)
+        if edit is not None:
+            return Relation(edit.kind, edit.words, 1, length, edit.where, (edit.kind,))
 
     swapped = _swap(cand.compact, target.compact)
     if swapped is not None:
@@ -478,27 +520,27 @@ def relate(cand: NameForms, target: NameForms, *, two_edits_too: bool = True) ->
     if cand.squeezed == target.squeezed:
         return Relation("doubling", "doubled letters", 0, core_length, "inner", ("repeat", "repeat"))
 
-    if has_affix:
+    if has_affix and _one_edit_apart(cand.core, target.core):
         edit = single_edit(cand.core, target.core)
         if edit is not None:
             _, affix = _affix_words(cand.compact, target.compact, cand.core, target.core)
             kind = "version" if edit.kind == "version" else "affix-edit"
             return Relation(kind, f"{affix} and {edit.words}", 1, core_length, edit.where, (edit.kind,))
 
-    decorated = _decorated_edit(cand.compact, target.compact)
-    if decorated is not None:
-        return decorated
+    return _decorated_edit(cand.compact, target.compact)
 
-    if not two_edits_too:
-        return None
+
+def relate_by_two_edits(cand: NameForms, target: NameForms) -> Relation | None:
+    """The two-edit explanations ``relate`` falls back to, for a pair ``relate_closely`` left unexplained."""
     pair = two_edits(cand.compact, target.compact)
     if pair is not None:
         words = f"two typos ({pair[0].words}; {pair[1].words})"
-        return Relation("two-edits", words, 2, length, "inner", (pair[0].kind, pair[1].kind))
+        return Relation("two-edits", words, 2, len(target.compact), "inner", (pair[0].kind, pair[1].kind))
+    has_affix = cand.core != cand.compact or target.core != target.compact
     if has_affix:
         pair = two_edits(cand.core, target.core)
         if pair is not None:
             _, affix = _affix_words(cand.compact, target.compact, cand.core, target.core)
             words = f"{affix} and two typos ({pair[0].words}; {pair[1].words})"
-            return Relation("affix-two-edits", words, 2, core_length, "inner", (pair[0].kind, pair[1].kind))
+            return Relation("affix-two-edits", words, 2, len(target.core), "inner", (pair[0].kind, pair[1].kind))
     return None

@@ -53,7 +53,13 @@ from types import MappingProxyType
 from detectors.corpus import NameIndex, Project, trigrams
 from detectors.facts import Finding, ProjectFacts, Severity
 from detectors.names import tokens
-from detectors.similarity import TYPO_RANK, NameForms, Relation, relate
+from detectors.similarity import (
+    TYPO_RANK,
+    NameForms,
+    Relation,
+    relate_by_two_edits,
+    relate_closely,
+)
 
 __all__ = [
     "Match",
@@ -305,9 +311,16 @@ def find_matches(
         if own is not None and _at_least_as_popular(own, target):
             continue
         target_forms = index.forms[ident]
-        relation = relate(cand, target_forms, two_edits_too=_two_edits_can_matter(target, target_forms, floor, config))
+        relation = relate_closely(cand, target_forms)
         if relation is None:
-            continue
+            # Explaining two edits is the one costly step: only where it could score.
+            if not _two_edits_can_matter(target, target_forms, floor, config):
+                continue
+            if _two_edit_ceiling(ident, target, target_forms, index, config) < floor:
+                continue
+            relation = relate_by_two_edits(cand, target_forms)
+            if relation is None:
+                continue
         value = score(cand, target, target_forms, relation, index, config)
         if value >= minimum:
             matches.append(Match(target, relation, value))
@@ -328,6 +341,35 @@ def _two_edits_can_matter(target: Project, forms: NameForms, floor: float, confi
         downloads = target.downloads if target.downloads is not None else config.unknown_downloads
         best += config.weights.get("popularity", 0.0) * (math.log10(max(downloads, 1)) - config.popularity_pivot)
     return best >= floor
+
+
+_TWO_EDIT_KINDS = tuple(
+    f"kind:{kind}:{level}" for kind in ("two-edits", "affix-two-edits") for level in ("likely", "possible", "unlikely")
+)
+# Float sums in another order may differ in the last bits; the ceiling stays above them.
+_CEILING_SLACK = 1e-9
+
+
+def _two_edit_ceiling(ident: int, target: Project, forms: NameForms, index: NameIndex, config: TyposquatConfig) -> float:
+    """The highest logit a two-edit relation to this one target could score (see ``features``).
+
+    Tighter than ``_two_edits_can_matter``: the target's crowding, popularity
+    and possible lengths are known, and most two-edit candidates of a popular
+    name are honest names in a crowded neighbourhood, so the costly two-edit
+    explanation is skipped wherever it could not reach the threshold anyway.
+    """
+    weights = config.weights
+    get = weights.get
+    best = config.intercept + max(get(key, 0.0) for key in _TWO_EDIT_KINDS)
+    best += get("crowding", 0.0) * math.log2(1 + index.crowding[ident])
+    lengths = {min(max(len(forms.compact), 4), 12), min(max(len(forms.core), 4), 12)}
+    best += max(get(f"length:{n}", 0.0) for n in lengths)
+    best += sum(max(get(key, 0.0), 0.0) for key in ("short_alone", "known_word", "rare_letters"))
+    best += max(get("letters_seen", 0.0), 0.0) * math.log2(1 + len(index))
+    if target.kind != "internal":
+        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
+        best += get("popularity", 0.0) * (math.log10(max(downloads, 1)) - config.popularity_pivot)
+    return best + _CEILING_SLACK
 
 
 def _best_two_edit_logit(config: TyposquatConfig) -> float:
