@@ -369,7 +369,7 @@ def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
         steps.add(cand + target[j])
     best: tuple[int, Edit, Edit] | None = None
     distance = OSA.distance
-    for middle in steps:
+    for middle in sorted(steps):  # sorted: equal explanations resolve the same in every process
         if distance(middle, target, score_cutoff=1) != 1:
             continue
         first = single_edit(middle, target)
