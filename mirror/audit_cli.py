@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Sequence, TextIO
+from typing import Any, TextIO
 
 from packaging.utils import InvalidName, canonicalize_name
 
@@ -152,24 +152,3 @@ def summary_table(summary: AuditSummary) -> str:
             lines.append(f"{title}:")
             lines.extend(f"  {item}" for item in items)
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run these two commands without the rest of the CLI (handy when another command fails to import)."""
-    from mirror.settings import SettingsError
-
-    parser = argparse.ArgumentParser(prog="indexguard")
-    add_parsers(parser.add_subparsers(metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    if not hasattr(args, "handler"):
-        parser.print_help()
-        return EXIT_USAGE
-    try:
-        return int(args.handler(args) or 0)
-    except SettingsError as exc:
-        print(f"indexguard: configuration error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-if __name__ == "__main__":
-    sys.exit(main())

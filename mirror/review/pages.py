@@ -332,6 +332,17 @@ def project_page(request: Request, name: str) -> Response:
     return _project_view(request, current, name)
 
 
+def _checked_project(request: Request, csrf_token: str, name: str) -> tuple[WebSession, str] | Response:
+    """A form POST's session (CSRF-checked) and canonical project name, or the refusal."""
+    checked = _checked_post(request, csrf_token)
+    if isinstance(checked, Response):
+        return checked
+    canonical = _canonical(name)
+    if canonical is None:
+        return _refuse(request, 404, "That is not a valid project name.", checked.principal, checked.csrf_token)
+    return checked, canonical
+
+
 def _project_view(
     request: Request, current: WebSession, name: str, *, status: int = 200, error: str | None = None,
     reason_text: str = "", hours_text: str = "",
@@ -405,12 +416,10 @@ def decide_project_form(
     reason: str = Form(""),
     hours: str = Form(""),
 ) -> Response:
-    checked = _checked_post(request, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    canonical = _canonical(name)
-    if canonical is None:
-        return _refuse(request, 404, "That is not a valid project name.", checked.principal, checked.csrf_token)
+    found = _checked_project(request, csrf_token, name)
+    if isinstance(found, Response):
+        return found
+    checked, canonical = found
 
     def again(message: str, status: int = 400) -> Response:
         return _project_view(request, checked, canonical, status=status, error=message, reason_text=reason, hours_text=hours)
@@ -462,12 +471,10 @@ def decide_release_form(
     action: str = Form(""),
     reason: str = Form(""),
 ) -> Response:
-    checked = _checked_post(request, csrf_token)
-    if isinstance(checked, Response):
-        return checked
-    canonical = _canonical(name)
-    if canonical is None:
-        return _refuse(request, 404, "That is not a valid project name.", checked.principal, checked.csrf_token)
+    found = _checked_project(request, csrf_token, name)
+    if isinstance(found, Response):
+        return found
+    checked, canonical = found
     if action not in ("allow", "deny"):
         return _project_view(request, checked, canonical, status=400, error="Choose Allow or Deny.")
     if not reason.strip() or len(reason) > 2000:

@@ -126,11 +126,11 @@ def write_config(tmp_path: Path, index_server, database_url: str, **audit_settin
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mirror.audit_cli", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "mirror.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_audit_command_exits_3_on_new_critical_findings(index_server, tmp_path, database_url, capsys) -> None:
-    from mirror.audit_cli import main
+    from mirror.cli import main
 
     config = write_config(tmp_path, index_server, database_url)
     # Someone registers our internal name on the public index: dependency confusion.
