@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import functools
 import io
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -38,8 +39,9 @@ from rapidfuzz.distance import OSA
 
 from detectors.names import canonical, tokens
 from detectors.similarity import NameForms
+from detectors.vocabulary import Vocabulary
 
-__all__ = ["NameIndex", "PopularCorpus", "Project", "load_ml_projects", "trigrams"]
+__all__ = ["NameIndex", "PopularCorpus", "Project", "load_aliases", "load_ml_projects", "trigrams"]
 
 # A single id is stored as a bare int: most keys name one project, and a
 # one-element tuple would cost 48 bytes more for each of ~200,000 keys.
@@ -48,16 +50,25 @@ Ids = int | tuple[int, ...]
 
 @dataclass(frozen=True, slots=True)
 class Project:
-    """A protected name: a popular project, a curated ML project, or an internal one.
+    """A protected name: a popular project, a curated ML project, an internal one, or an alias.
 
     ``downloads`` is the monthly download count when known (``None`` =
-    unknown, never zero); ``rank`` its position in the popularity list.
+    unknown, never zero); ``rank`` its position in the popularity list.  An
+    alias (kind 'alias') is another name people use for the project
+    ``alias_of`` ('pytorch' for 'torch') and carries that project's rank and
+    downloads.
     """
 
     name: str
     downloads: int | None = None
     rank: int | None = None
     kind: str = "popular"
+    alias_of: str | None = None
+
+    @property
+    def meant(self) -> str:
+        """The project a user who types this name wants: the alias's project, else the name."""
+        return self.alias_of or self.name
 
 
 def trigrams(flat: str) -> list[str]:
@@ -118,6 +129,8 @@ class NameIndex:
     also get double-deletion keys: two typos in a short or little-used name
     would match too many honest names to be worth reporting.  Names without a
     download count (curated or internal names) qualify on length alone.
+    ``vocabulary`` is the table of words projects describe themselves with
+    that the typosquat score consults (the bundled one by default).
     """
 
     def __init__(
@@ -126,7 +139,9 @@ class NameIndex:
         *,
         two_edit_min_length: int = 7,
         two_edit_min_downloads: int = 100_000_000,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
+        self.vocabulary = vocabulary if vocabulary is not None else Vocabulary.bundled()
         self.projects: list[Project] = []
         self.forms: list[NameForms] = []
         self._by_name: dict[str, int] = {}
@@ -142,11 +157,11 @@ class NameIndex:
                 continue
             ident = len(self.projects)
             forms = NameForms.of(project.name)
-            project = Project(forms.canonical, project.downloads, project.rank, project.kind)
+            project = replace(project, name=forms.canonical)
             self.projects.append(project)
             # The deletion keys go into the index below; keeping them on
             # every entry as well would double the corpus's memory.
-            self.forms.append(replace(forms, near_keys=frozenset()))
+            self.forms.append(forms._replace(near_keys=frozenset()))
             self._by_name[forms.canonical] = ident
             self._by_folded.setdefault(forms.folded, ident)
             words.update(tokens(forms.canonical))
@@ -168,6 +183,9 @@ class NameIndex:
         self._long = _merge_lengths(long)
         self.crowding: list[int] = _crowding(self._near, len(self.projects))
         self.words = frozenset(words)
+        # How many projects describe themselves with each protected name:
+        # the typosquat score asks whether an edit broke a word people use.
+        self.word_weights = array("d", [self.vocabulary.weight(forms.compact) for forms in self.forms])
         # How many protected names contain each letter triple: the typosquat
         # score asks whether an edit made letters no project name has.
         self.trigrams: dict[str, int] = counts
@@ -260,13 +278,17 @@ class PopularCorpus(NameIndex):
         rows: Iterable[tuple[str, int | None]],
         *,
         extra: Iterable[str] = (),
+        aliases: Iterable[tuple[str, str]] | None = None,
         limit: int | None = None,
         **index_options: int,
     ) -> PopularCorpus:
         """Build from (name, downloads) rows, most popular first; ``extra`` are curated names.
 
         A curated name that is also popular keeps its rank and downloads and
-        is marked as curated ('ml').
+        is marked as curated ('ml').  ``aliases`` are (alias, project) pairs,
+        the bundled list by default; an alias of a project that is not in the
+        corpus is left out, and an alias replaces a popular entry of the same
+        name (the list holds only names that mean their project).
         """
         extra_names = {canonical(n) for n in extra}
         projects: list[Project] = []
@@ -282,7 +304,7 @@ class PopularCorpus(NameIndex):
             projects.append(Project(canon, downloads, rank, kind))
         for name in sorted(extra_names - seen):
             projects.append(Project(name, None, None, "ml"))
-        return cls(projects, **index_options)
+        return cls(_with_aliases(projects, load_aliases() if aliases is None else aliases), **index_options)
 
     @classmethod
     def from_csv(
@@ -290,6 +312,7 @@ class PopularCorpus(NameIndex):
         path: str | Path | io.TextIOBase,
         *,
         extra: Iterable[str] = (),
+        aliases: Iterable[tuple[str, str]] | None = None,
         limit: int | None = None,
         **index_options: int,
     ) -> PopularCorpus:
@@ -300,8 +323,8 @@ class PopularCorpus(NameIndex):
         """
         if isinstance(path, (str, Path)):
             with open(path, newline="", encoding="utf-8") as handle:
-                return cls.from_csv(handle, extra=extra, limit=limit, **index_options)
-        return cls.from_rows(_read_rows(path), extra=extra, limit=limit, **index_options)
+                return cls.from_csv(handle, extra=extra, aliases=aliases, limit=limit, **index_options)
+        return cls.from_rows(_read_rows(path), extra=extra, aliases=aliases, limit=limit, **index_options)
 
     @classmethod
     def bundled(cls) -> PopularCorpus:
@@ -333,16 +356,49 @@ def _read_rows(handle: io.TextIOBase) -> Iterator[tuple[str, int | None]]:
         yield name, count
 
 
+def _with_aliases(projects: list[Project], aliases: Iterable[tuple[str, str]]) -> list[Project]:
+    by_name = {project.name: at for at, project in enumerate(projects)}
+    result = list(projects)
+    for alias, meant in aliases:
+        alias, meant = canonical(alias), canonical(meant)
+        target = by_name.get(meant)
+        if target is None or alias == meant:
+            continue
+        real = projects[target]
+        entry = Project(alias, real.downloads, real.rank, "alias", real.name)
+        if alias in by_name:
+            result[by_name[alias]] = entry
+        else:
+            by_name[alias] = len(result)
+            result.append(entry)
+    return result
+
+
+def _data_lines(text: str) -> Iterator[str]:
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line:
+            yield line
+
+
 def load_ml_projects(text: str | None = None) -> list[str]:
     """Names from the curated ML list (one per line, '#' comments); bundled list by default."""
     if text is None:
         text = resources.files("detectors").joinpath("data/ml_projects.txt").read_text(encoding="utf-8")
-    names = []
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        if line:
-            names.append(line)
-    return names
+    return list(_data_lines(text))
+
+
+def load_aliases(text: str | None = None) -> list[tuple[str, str]]:
+    """(alias, project) pairs from the 'alias project' format; the bundled list by default."""
+    if text is None:
+        text = resources.files("detectors").joinpath("data/aliases.txt").read_text(encoding="utf-8")
+    pairs = []
+    for number, line in enumerate(_data_lines(text), start=1):
+        fields = line.split()
+        if len(fields) != 2:
+            raise ValueError(f"aliases entry {number}: expected 'alias project', got {line!r}")
+        pairs.append((fields[0], fields[1]))
+    return pairs
 
 
 @functools.cache

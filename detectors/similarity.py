@@ -17,6 +17,7 @@ words), because the second happens constantly between honest projects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from rapidfuzz.distance import OSA
 
@@ -38,17 +39,19 @@ __all__ = [
     "relate_closely",
     "single_edit",
     "two_edits",
+    "two_edits_apart",
     "word_boundaries",
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class NameForms:
+class NameForms(NamedTuple):
     """The comparison forms of one valid project name, computed once.
 
     ``near_keys`` are the compact form and the core with each single
     deletion: the keys under which ``detectors.corpus`` files names one edit
     away (computed here so that checking against several indexes pays once).
+    A named tuple rather than a frozen dataclass: one is built for every
+    name checked, and a tuple is built five times faster.
     """
 
     canonical: str
@@ -69,9 +72,7 @@ class NameForms:
         folded = fold_lookalikes(flat)
         keys = {flat[:i] + flat[i + 1 :] for i in range(len(flat))}
         keys.add(flat)
-        for stem in _fuzzy_stems(flat):
-            keys.add(stem)
-            keys.update([stem[:i] + stem[i + 1 :] for i in range(len(stem))])
+        keys.update(_fuzzy_stems(flat))
         if base != flat:
             keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
             keys.add(base)
@@ -518,7 +519,13 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
         kind, words = _affix_words(cand.compact, target.compact, cand.core, target.core)
         return Relation(kind, words, 0, core_length)
     if cand.squeezed == target.squeezed:
-        return Relation("doubling", "doubled letters", 0, core_length, "inner", ("repeat", "repeat"))
+        if squeeze(cand.compact) == squeeze(target.compact):
+            return Relation("doubling", "doubled letters", 0, core_length, "inner", ("repeat", "repeat"))
+        # The cores match once squeezed but the decorations differ: a
+        # weaker tie than doubled letters in the very same name.
+        _, affix = _affix_words(cand.compact, target.compact, cand.core, target.core)
+        words = f"{affix} and doubled letters"
+        return Relation("affix-doubling", words, 0, core_length, "inner", ("repeat", "repeat"))
 
     if has_affix and _one_edit_apart(cand.core, target.core):
         edit = single_edit(cand.core, target.core)
@@ -528,6 +535,14 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
             return Relation(kind, f"{affix} and {edit.words}", 1, core_length, edit.where, (edit.kind,))
 
     return _decorated_edit(cand.compact, target.compact)
+
+
+def two_edits_apart(cand: NameForms, target: NameForms) -> bool:
+    """Whether ``relate_by_two_edits`` could explain the pair: a C-level test that saves its Python loops."""
+    if _distance(cand.compact, target.compact, score_cutoff=2) == 2:
+        return True
+    has_affix = cand.core != cand.compact or target.core != target.compact
+    return has_affix and _distance(cand.core, target.core, score_cutoff=2) == 2
 
 
 def relate_by_two_edits(cand: NameForms, target: NameForms) -> Relation | None:

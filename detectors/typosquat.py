@@ -10,39 +10,51 @@ Why the score looks the way it does
 -----------------------------------
 The score is a logistic model over a few features that generalise beyond any
 one name (``features``), with weights fitted by L2 logistic regression on a
-labelled sample of real malicious names and of honest popular names (the
-evaluation in ``benchmarks/detectors_eval.py``, whose ``--held-out`` option
-refits them on half the targets and measures on the other half):
+labelled sample of real malicious names and of honest popular names and
+stored in ``data/typosquat_weights.json`` (the evaluation in
+``benchmarks/detectors_eval.py`` writes them with ``--fit``, and its
+``--held-out`` option refits them on half the targets and measures on the
+other half):
 
 * *What kind of edit*: swapped, doubled or dropped letters inside a word are
   slips of the hand and almost never how honest projects are named, while a
   version digit, a plural 's', a new separate word or an extra first letter
   ('cchardet', 'aresponses') is how real families of projects are named.
+  Each single edit of an explanation counts, and so does its shape: only
+  slips, or something else, in a short or a long target.
 * *How long the target is*: every short name has dozens of honest neighbours
   one edit away, so a short target needs a stronger kind of edit.
 * *How popular the target is*: an attacker's payoff grows with the target's
   installs, so each tenfold of monthly downloads raises the odds.
-* *Whether the changed word is a word other projects use*: 'identity' next to
-  'identify' is a real word, 'reqeusts' is not.
+* *Whether the candidate is a word projects use*: 'unicorn' beside
+  'gunicorn' or 'identity' beside 'identify' is a word many projects
+  describe themselves with (``detectors.vocabulary``); 'reqeusts' is a
+  string nobody writes.  An edit that turns such a word into such a string
+  ('colour' into 'cuolor') counts for the squat.
 * *Whether the edit made unusual letters*: a slip leaves letter triples that
   hardly any project name has ('reqyest'), an honest name is built of common
-  ones ('unicorn' next to 'gunicorn').
-* *How crowded the target's neighbourhood is*: a name with many protected
-  names one edit away ('six') has honest neighbours by nature; a lone one
-  ('colorama') does not.
+  ones.
+* *How crowded the neighbourhoods are*: a target with many protected names
+  one edit away ('six') has honest neighbours by nature, and so does a
+  candidate near many protected names at once; a near copy of a lone name
+  ('colorama') near nothing else is suspect.
 * *Which decoration*: 'py'/'python' glued to a popular name is the classic
   squat ('python-requests'); other added words are how families are named.
+* *Aliases*: a slip in a name people use for a project ('ptorch' for
+  'pytorch', which means 'torch') imitates the project.
 * *Popularity asymmetry*: a candidate that is itself more popular than the
   target is not a squat of it; one that is in the popular list at all is
   reported only at low severity.
 
-The default threshold keeps false alarms on honest popular names at about
-half a percent; thresholds and weights live in ``TyposquatConfig``.
+The default threshold keeps false alarms on honest popular names at half a
+percent; thresholds live in ``TyposquatConfig``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -59,6 +71,7 @@ from detectors.similarity import (
     Relation,
     relate_by_two_edits,
     relate_closely,
+    two_edits_apart,
 )
 
 __all__ = [
@@ -67,89 +80,45 @@ __all__ = [
     "detect",
     "find_matches",
     "load_allowlist",
+    "load_weights",
     "ordinal",
 ]
 
 DETECTOR = "typosquat"
 
-# Weights of the score's features (see ``features``), fitted by logistic
-# regression on the labelled sample described in the module docstring.
-DEFAULT_INTERCEPT = -0.69
-DEFAULT_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {
-        "crowding": -0.60,
-        "kind:affix-edit:end": -0.96,
-        "kind:affix-edit:inner": -0.34,
-        "kind:affix-edit:start": -1.36,
-        "kind:affix-two-edits:likely": -2.26,
-        "kind:affix-two-edits:possible": -3.38,
-        "kind:affix-two-edits:unlikely": -3.19,
-        "kind:affix:inner": -1.88,
-        "kind:bitflip:end": 0.01,
-        "kind:bitflip:inner": -1.57,
-        "kind:bitflip:start": -1.29,
-        "kind:compound:end": -1.22,
-        "kind:compound:inner": -0.02,
-        "kind:decorated-edit:affix": 2.53,
-        "kind:decorated-edit:inner": 2.54,
-        "kind:decorated-edit:start": -0.16,
-        "kind:doubling:inner": 2.94,
-        "kind:insertion:end": 1.08,
-        "kind:insertion:inner": 1.66,
-        "kind:insertion:start": -1.89,
-        "kind:keyboard:end": 1.22,
-        "kind:keyboard:inner": 1.26,
-        "kind:keyboard:start": -1.29,
-        "kind:omission:end": 1.88,
-        "kind:omission:inner": 2.88,
-        "kind:omission:start": 1.32,
-        "kind:plural:end": 1.39,
-        "kind:reorder:inner": -0.57,
-        "kind:repeat:inner": 5.27,
-        "kind:separator:inner": -1.21,
-        "kind:substitution:end": -0.45,
-        "kind:substitution:inner": -0.43,
-        "kind:substitution:start": -2.83,
-        "kind:swap:inner": 0.38,
-        "kind:transposition:end": 3.12,
-        "kind:transposition:inner": 4.26,
-        "kind:transposition:start": 2.85,
-        "kind:two-edits:likely": -0.89,
-        "kind:two-edits:possible": -1.81,
-        "kind:two-edits:unlikely": -2.95,
-        "kind:version:end": -2.72,
-        "kind:version:inner": -2.71,
-        "kind:vowel:end": 0.61,
-        "kind:vowel:inner": 0.85,
-        "kind:vowel:start": -0.95,
-        "known_word": -1.26,
-        "length:10": 0.54,
-        "length:11": 0.77,
-        "length:12": 1.34,
-        "length:4": -1.70,
-        "length:5": -1.17,
-        "length:6": -0.18,
-        "length:7": -0.66,
-        "length:8": 0.76,
-        "length:9": 0.02,
-        "letters_seen": -0.22,
-        "popularity": 1.25,
-        "py_affix": 0.61,
-        "rare_letters": 0.42,
-        "short_alone": -0.98,
-        "strong_short": 0.34,
-        # Not in the labelled sample: set by hand to a slip as strong as a
-        # transposition, since to a reader the name is the same.
-        "kind:lookalike:inner": 4.0,
-        "kind:lookalike:start": 4.0,
-        "kind:lookalike:end": 4.0,
-    }
+# Weights with no labelled example to fit them on, set by hand: a look-alike
+# character is a slip as strong as a transposition, since to a reader the
+# name is the same.
+_HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {"kind:lookalike:inner": 4.0, "kind:lookalike:start": 4.0, "kind:lookalike:end": 4.0}
 )
+
+
+def load_weights(text: str | None = None) -> tuple[float, Mapping[str, float]]:
+    """The intercept and weights of a weights file (``benchmarks/detectors_eval.py --fit`` writes it).
+
+    The bundled file by default; weights set by hand fill in the features it lacks.
+    """
+    if text is None:
+        return _bundled_weights()
+    data = json.loads(text)
+    return float(data["intercept"]), MappingProxyType({**_HAND_SET_WEIGHTS, **data["weights"]})
+
+
+@functools.cache
+def _bundled_weights() -> tuple[float, Mapping[str, float]]:
+    return load_weights(resources.files("detectors").joinpath("data/typosquat_weights.json").read_text(encoding="utf-8"))
+
 
 # The py/python decorations that say "the Python package of X": added to a
 # popular name they make the classic squat ('python-requests').
 _PY_AFFIX = re.compile(r"(prefix|suffix) '(py|py3|python|python3)' (added|dropped)")
 _STRONG_KINDS = frozenset({"repeat", "transposition", "omission", "doubling"})
+# Edits a typing hand makes; an explanation made only of these is a 'strong' one.
+_SLIPS = frozenset({"repeat", "transposition", "omission", "lookalike", "swap"})
+# Edits that make a new name on purpose rather than by a slip.
+_DELIBERATE = frozenset({"version", "plural", "compound"})
+_TWO_EDIT_RELATIONS = ("two-edits", "affix-two-edits")
 
 
 @dataclass(frozen=True)
@@ -164,35 +133,42 @@ class TyposquatConfig:
     a count.  ``allowlist``: (candidate, target) pairs never reported.
     """
 
-    threshold: float = 0.52
+    threshold: float = 0.617
     high_threshold: float = 0.9
     internal_threshold: float = 0.1
-    intercept: float = DEFAULT_INTERCEPT
-    weights: Mapping[str, float] = field(default_factory=lambda: DEFAULT_WEIGHTS)
+    intercept: float = field(default_factory=lambda: load_weights()[0])
+    weights: Mapping[str, float] = field(default_factory=lambda: load_weights()[1])
     popularity_pivot: float = 7.0
     unknown_downloads: int = 10_000_000
     allowlist: frozenset[tuple[str, str]] = field(default_factory=lambda: load_allowlist())
-    _two_edit_bound: list[float] = field(default_factory=list, init=False, repr=False, compare=False)
+    _two_edit_bounds: Mapping[str, float] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for label in ("threshold", "high_threshold", "internal_threshold"):
             value = getattr(self, label)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"typosquat {label} must be within [0, 1], got {value}")
+        object.__setattr__(self, "_two_edit_bounds", _two_edit_bounds(self.weights))
 
 
 @dataclass(frozen=True)
 class Match:
-    """One protected name the candidate imitates, with the explanation and score."""
+    """One protected name the candidate imitates, with the explanation and score.
+
+    ``features`` are the evidence the score weighed (see ``features``).
+    """
 
     target: Project
     relation: Relation
     score: float
+    features: Mapping[str, float] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def description(self) -> str:
         """'one transposition ('ue' to 'eu') from 'requests' (7th most downloaded)'."""
         text = f"{self.relation.words} from '{self.target.name}'"
+        if self.target.alias_of is not None:
+            text += f", a name '{self.target.alias_of}' is known by"
         if self.target.kind == "internal":
             return f"{self.relation.words} from internal project '{self.target.name}'"
         if self.target.rank is not None:
@@ -210,11 +186,15 @@ def ordinal(number: int) -> str:
 
 
 def _kind_key(relation: Relation) -> str:
-    if relation.kind in ("two-edits", "affix-two-edits"):
+    if relation.kind in _TWO_EDIT_RELATIONS:
         typo = sum(TYPO_RANK.get(kind, 0) for kind in relation.edits)
         level = "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
         return f"{relation.kind}:{level}"
     return f"{relation.kind}:{relation.where}"
+
+
+def _is_short(target_forms: NameForms) -> bool:
+    return min(len(target_forms.compact), len(target_forms.core)) <= 5
 
 
 def features(
@@ -224,13 +204,71 @@ def features(
     relation: Relation,
     index: NameIndex,
     config: TyposquatConfig,
+    neighbours: int = 1,
 ) -> dict[str, float]:
-    """The evidence ``score`` weighs, by name (see the module docstring)."""
+    """The evidence ``score`` weighs, by name (see the module docstring).
+
+    ``neighbours`` is how many protected names the candidate is near at all.
+    """
+    word = index.vocabulary.weight(cand.compact)
+    found = _pair_features(cand, target, target_forms, index, config, neighbours, word)
+    if relation.distance:
+        found.update(_letter_features(trigrams(cand.compact), target_forms, index))
+    found.update(_relation_features(cand, target_forms, relation, index, word))
+    return found
+
+
+def _pair_features(
+    cand: NameForms,
+    target: Project,
+    target_forms: NameForms,
+    index: NameIndex,
+    config: TyposquatConfig,
+    neighbours: int,
+    word: float,
+) -> dict[str, float]:
+    """The features that do not depend on how the two names are related."""
+    found = {
+        "crowding": math.log2(1 + index.crowding[index.ident(target.name)]),
+        "neighbours": math.log2(max(neighbours, 1)),
+        "word": word,
+    }
+    if target.kind != "internal":
+        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
+        found["popularity"] = math.log10(max(downloads, 1)) - config.popularity_pivot
+    if target.alias_of is not None:
+        found["alias"] = 1.0
+    target_words = set(tokens(target_forms.canonical))
+    changed = [w for w in tokens(cand.canonical) if w not in target_words]
+    if changed and all(w in index.words for w in changed):
+        found["known_word"] = 1.0
+    return found
+
+
+def _letter_features(letters: list[str], target_forms: NameForms, index: NameIndex) -> dict[str, float]:
+    """Whether the letters an edit introduced are ones project names are made of.
+
+    ``letters`` are the candidate's letter triples (``trigrams``).  An honest
+    neighbour of a popular name is usually a word of its own ('identity',
+    'unicorn') whose triples are everywhere; a slip of the hand leaves
+    triples hardly any project name has ('reqyest').
+    """
+    marked = f"^{target_forms.compact}$"
+    counts = index.trigrams
+    # The triples the edit introduced: those the target does not contain.
+    rarest = min((counts.get(t, 0) for t in letters if t not in marked), default=None)
+    if rarest is None:
+        return {}
+    return {"rare_letters": 1.0 / (1.0 + rarest), "letters_seen": math.log2(1 + rarest)}
+
+
+def _relation_features(
+    cand: NameForms, target_forms: NameForms, relation: Relation, index: NameIndex, word: float
+) -> dict[str, float]:
+    """The features of the relation itself: its kind, its edits, and what they broke."""
     found = {"kind:" + _kind_key(relation): 1.0}
     if relation.kind == "affix" and _PY_AFFIX.search(relation.words):
         found["py_affix"] = 1.0
-    crowd = index.crowding[index.ident(target.name)]
-    found["crowding"] = math.log2(1 + crowd)
     if relation.kind in _STRONG_KINDS and relation.length <= 6:
         found["strong_short"] = 1.0
     if relation.distance == 0 and relation.kind in ("affix", "version"):
@@ -239,50 +277,28 @@ def features(
         found[f"length:{min(max(len(target_forms.compact), 4), 12)}"] = 1.0
     else:
         found[f"length:{min(max(relation.length, 4), 12)}"] = 1.0
-    if relation.length <= 5 and crowd == 0:
+    ident = index.ident(target_forms.canonical)
+    if relation.length <= 5 and index.crowding[ident] == 0:
         found["short_alone"] = 1.0
-    if target.kind != "internal":
-        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
-        found["popularity"] = math.log10(max(downloads, 1)) - config.popularity_pivot
-    target_words = set(tokens(target_forms.canonical))
-    changed = [w for w in tokens(cand.canonical) if w not in target_words]
-    if changed and all(w in index.words for w in changed):
-        found["known_word"] = 1.0
-    if relation.distance:
-        rarest = _rarest(cand.compact, target_forms.compact, index)
-        if rarest is not None:
-            found["rare_letters"] = 1.0 / (1.0 + rarest)
-            found["letters_seen"] = math.log2(1 + rarest)
+    for edit in relation.edits:
+        found[f"edit:{edit}"] = found.get(f"edit:{edit}", 0.0) + 1.0
+    slips = bool(relation.edits) and all(edit in _SLIPS for edit in relation.edits)
+    size = "short" if _is_short(target_forms) else "long"
+    found[f"shape:{size}:{'slips' if slips else 'other'}:{relation.kind}"] = 1.0
+    if relation.edits and _DELIBERATE.isdisjoint(relation.edits):
+        # A word made into a string nobody uses ('colour' into 'cuolor').
+        broken = index.word_weights[ident] - word
+        if broken > 0:
+            found["broken_word"] = broken
     return found
 
 
-def _rarest(cand: str, target: str, index: NameIndex) -> int | None:
-    """In how many protected names the rarest letter triple the edit introduced occurs.
-
-    An honest neighbour of a popular name is usually a word of its own
-    ('identity', 'unicorn') whose letter triples are everywhere; a slip of the
-    hand leaves triples hardly any project name has ('reqyest').  None when
-    the edit introduced no new triple.
-    """
-    have = set(trigrams(target))
-    counts = index.trigrams
-    return min((counts.get(t, 0) for t in trigrams(cand) if t not in have), default=None)
-
-
-def score(
-    cand: NameForms,
-    target: Project,
-    target_forms: NameForms,
-    relation: Relation,
-    index: NameIndex,
-    config: TyposquatConfig,
-) -> float:
-    """Probability-like score in (0, 1) that ``cand`` was made to imitate ``target``."""
+def _logit(found: Mapping[str, float], config: TyposquatConfig) -> float:
     weights = config.weights
     logit = config.intercept
-    for name, value in features(cand, target, target_forms, relation, index, config).items():
+    for name, value in found.items():
         logit += weights.get(name, 0.0) * value
-    return 1.0 / (1.0 + math.exp(-logit))
+    return logit
 
 
 def find_matches(
@@ -303,10 +319,15 @@ def find_matches(
     cand = name if isinstance(name, NameForms) else NameForms.of(name)
     own = index.get_canonical(cand.canonical)
     floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
+    idents = index.candidates(cand)
+    neighbours = len(idents) - (own is not None and index.ident(own.name) in idents)
+    # The candidate's vocabulary weight and letter triples, computed once when first needed.
+    word: float | None = None
+    letters: list[str] | None = None
     matches: list[Match] = []
-    for ident in index.candidates(cand):
+    for ident in idents:
         target = index.projects[ident]
-        if target.name == cand.canonical or (cand.canonical, target.name) in config.allowlist:
+        if cand.canonical in (target.name, target.meant) or (cand.canonical, target.meant) in config.allowlist:
             continue
         if own is not None and _at_least_as_popular(own, target):
             continue
@@ -314,76 +335,87 @@ def find_matches(
         relation = relate_closely(cand, target_forms)
         if relation is None:
             # Explaining two edits is the one costly step: only where it could score.
-            if not _two_edits_can_matter(target, target_forms, floor, config):
+            if not two_edits_apart(cand, target_forms):
                 continue
-            if _two_edit_ceiling(ident, target, target_forms, index, config) < floor:
+            if word is None:
+                word = index.vocabulary.weight(cand.compact)
+            if _two_edit_ceiling(target, ident, target_forms, index, config, neighbours, word) < floor:
                 continue
             relation = relate_by_two_edits(cand, target_forms)
             if relation is None:
                 continue
-        value = score(cand, target, target_forms, relation, index, config)
+        if word is None:
+            word = index.vocabulary.weight(cand.compact)
+        found = _pair_features(cand, target, target_forms, index, config, neighbours, word)
+        if relation.distance:
+            if letters is None:
+                letters = trigrams(cand.compact)
+            found.update(_letter_features(letters, target_forms, index))
+        found.update(_relation_features(cand, target_forms, relation, index, word))
+        value = 1.0 / (1.0 + math.exp(-_logit(found, config)))
         if value >= minimum:
-            matches.append(Match(target, relation, value))
+            matches.append(Match(target, relation, value, found))
     matches.sort(key=lambda m: (-m.score, -(m.target.downloads or 0), m.target.name))
     return matches
 
 
-def _two_edits_can_matter(target: Project, forms: NameForms, floor: float, config: TyposquatConfig) -> bool:
-    """Whether a two-edit relation to ``target`` could score at least ``floor`` (a logit).
-
-    Explaining two edits is the one costly step; skipping it where even the
-    most typo-like pair could not reach the threshold keeps checks fast.
-    """
-    if floor == -math.inf:
-        return True
-    best = config.intercept + _best_two_edit_logit(config)
-    if target.kind != "internal":
-        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
-        best += config.weights.get("popularity", 0.0) * (math.log10(max(downloads, 1)) - config.popularity_pivot)
-    return best >= floor
-
-
-_TWO_EDIT_KINDS = tuple(
-    f"kind:{kind}:{level}" for kind in ("two-edits", "affix-two-edits") for level in ("likely", "possible", "unlikely")
-)
 # Float sums in another order may differ in the last bits; the ceiling stays above them.
 _CEILING_SLACK = 1e-9
 
 
-def _two_edit_ceiling(ident: int, target: Project, forms: NameForms, index: NameIndex, config: TyposquatConfig) -> float:
-    """The highest logit a two-edit relation to this one target could score (see ``features``).
+def _two_edit_ceiling(
+    target: Project,
+    ident: int,
+    target_forms: NameForms,
+    index: NameIndex,
+    config: TyposquatConfig,
+    neighbours: int,
+    word: float,
+) -> float:
+    """The highest logit any two-edit relation to this target could score (see ``features``).
 
-    Tighter than ``_two_edits_can_matter``: the target's crowding, popularity
-    and possible lengths are known, and most two-edit candidates of a popular
-    name are honest names in a crowded neighbourhood, so the costly two-edit
-    explanation is skipped wherever it could not reach the threshold anyway.
+    Most two-edit candidates of a popular name are honest names in a crowded
+    neighbourhood: bounding the score from what is known before the
+    relation is explained lets ``find_matches`` skip the costly two-edit
+    explanation wherever it could not reach the threshold anyway.
     """
-    weights = config.weights
-    get = weights.get
-    best = config.intercept + max(get(key, 0.0) for key in _TWO_EDIT_KINDS)
+    get = config.weights.get
+    best = config.intercept + config._two_edit_bounds["short" if _is_short(target_forms) else "long"]
     best += get("crowding", 0.0) * math.log2(1 + index.crowding[ident])
-    lengths = {min(max(len(forms.compact), 4), 12), min(max(len(forms.core), 4), 12)}
-    best += max(get(f"length:{n}", 0.0) for n in lengths)
-    best += sum(max(get(key, 0.0), 0.0) for key in ("short_alone", "known_word", "rare_letters"))
-    best += max(get("letters_seen", 0.0), 0.0) * math.log2(1 + len(index))
+    best += get("neighbours", 0.0) * math.log2(max(neighbours, 1)) + get("word", 0.0) * word
     if target.kind != "internal":
         downloads = target.downloads if target.downloads is not None else config.unknown_downloads
         best += get("popularity", 0.0) * (math.log10(max(downloads, 1)) - config.popularity_pivot)
-    return best + _CEILING_SLACK
+    if target.alias_of is not None:
+        best += get("alias", 0.0)
+    lengths = {min(max(len(target_forms.compact), 4), 12), min(max(len(target_forms.core), 4), 12)}
+    best += max(get(f"length:{n}", 0.0) for n in lengths)
+    best += max(get("broken_word", 0.0) * (index.word_weights[ident] - word), 0.0)
+    # 'known_word' is 0 or 1, 'rare_letters' at most 1, 'letters_seen' at most log2(1 + len(index)).
+    best += max(get("known_word", 0.0), 0.0) + max(get("rare_letters", 0.0), 0.0)
+    return best + max(get("letters_seen", 0.0), 0.0) * math.log2(1 + len(index)) + _CEILING_SLACK
 
 
-def _best_two_edit_logit(config: TyposquatConfig) -> float:
-    """An upper bound of every weight but popularity a two-edit relation can collect."""
-    cached = config._two_edit_bound
-    if cached:
-        return cached[0]
-    weights = config.weights
-    best = max((v for k, v in weights.items() if "two-edits" in k), default=0.0)
-    best += max((v for k, v in weights.items() if k.startswith("length:")), default=0.0)
-    best += sum(max(weights.get(k, 0.0), 0.0) for k in ("strong_short", "known_word", "rare_letters", "short_alone"))
-    best += max(weights.get("letters_seen", 0.0), 0.0) * 16 + max(weights.get("crowding", 0.0), 0.0) * 16
-    cached.append(best)
-    return best
+def _two_edit_bounds(weights: Mapping[str, float]) -> dict[str, float]:
+    """Per target size, the most a two-edit relation's kind, edits, shape and shortness can add.
+
+    Every pair of edit kinds is tried, so the bound is exact for that part of
+    the score: a loose one would explain two edits for nothing.
+    """
+    get = weights.get
+    bounds = {}
+    for size in ("short", "long"):
+        best = -math.inf
+        for first, second in itertools.combinations_with_replacement(sorted(TYPO_RANK), 2):
+            typo = TYPO_RANK[first] + TYPO_RANK[second]
+            level = "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
+            slips = "slips" if first in _SLIPS and second in _SLIPS else "other"
+            edits = get(f"edit:{first}", 0.0) + get(f"edit:{second}", 0.0)
+            for kind in _TWO_EDIT_RELATIONS:
+                value = get(f"kind:{kind}:{level}", 0.0) + get(f"shape:{size}:{slips}:{kind}", 0.0) + edits
+                best = max(best, value)
+        bounds[size] = best + max(get("short_alone", 0.0), 0.0)
+    return bounds
 
 
 def _at_least_as_popular(own: Project, target: Project) -> bool:
@@ -424,7 +456,7 @@ def _finding(name: str, match: Match, severity: Severity, facts: ProjectFacts) -
     target = match.target
     evidence = {
         "candidate": name,
-        "target": target.name,
+        "target": target.meant,
         "target_kind": target.kind,
         "target_rank": target.rank,
         "target_downloads": target.downloads,
@@ -434,6 +466,8 @@ def _finding(name: str, match: Match, severity: Severity, facts: ProjectFacts) -
         "edits": match.relation.distance,
         "score": round(match.score, 4),
     }
+    if target.alias_of is not None:
+        evidence["alias"] = target.name
     if facts.corpus is not None:
         own = facts.corpus.get(name)
         if own is not None:
@@ -442,7 +476,7 @@ def _finding(name: str, match: Match, severity: Severity, facts: ProjectFacts) -
         detector=DETECTOR,
         severity=severity,
         title=match.description,
-        target=target.name,
+        target=target.meant,
         evidence=evidence,
     )
 

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import functools
 import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.corpus import PopularCorpus
+import pytest
+
+from detectors.corpus import PopularCorpus, load_aliases
 from detectors.facts import ProjectFacts, Severity
 from detectors.similarity import NameForms
 from detectors.typosquat import (
@@ -14,6 +17,7 @@ from detectors.typosquat import (
     features,
     find_matches,
     load_allowlist,
+    load_weights,
     ordinal,
 )
 from tests.detectors.conftest import NOW, POPULAR
@@ -133,14 +137,12 @@ def test_a_name_never_squats_itself(name: str) -> None:
 @settings(max_examples=60, deadline=None)
 @given(NAMES.filter(lambda n: "--" not in n), st.randoms(use_true_random=False))
 def test_result_does_not_depend_on_corpus_order(name: str, rng: random.Random) -> None:
-    shuffled = list(POPULAR)
-    rng.shuffle(shuffled)
-    # Ranks follow the row order, so keep them: only the insertion order changes.
+    # The projects keep their ranks (and aliases their projects): only the insertion order changes.
     ranked = {n: i for i, (n, _) in enumerate(POPULAR, start=1)}
     first = PopularCorpus.from_rows(POPULAR)
-    second = PopularCorpus(
-        [p for p in sorted(first.projects, key=lambda p: [n for n, _ in shuffled].index(p.name))]
-    )
+    shuffled = list(first.projects)
+    rng.shuffle(shuffled)
+    second = PopularCorpus(shuffled)
     one = [(m.target.name, round(m.score, 9)) for m in find_matches(name, first, CONFIG)]
     two = [(m.target.name, round(m.score, 9)) for m in find_matches(name, second, CONFIG)]
     assert one == two
@@ -171,3 +173,86 @@ def test_python_decoration_of_a_popular_name_outranks_another_added_word() -> No
     family = find_matches("colorama-sdk", corpus, CONFIG)[0]
     assert decorated.target.name == family.target.name == "colorama"
     assert decorated.score > family.score
+
+
+def test_a_slip_in_a_name_people_use_for_a_project_imitates_the_project(corpus) -> None:
+    # 'pytorch' is what people call 'torch' (the curated ML name in this corpus).
+    [finding] = flagged("ptorch", corpus)
+    assert finding.target == "torch" and finding.evidence["alias"] == "pytorch"
+    assert "from 'pytorch', a name 'torch' is known by" in finding.title
+    # The alias itself and the project are never reported against each other.
+    assert flagged("pytorch", corpus) == [] and flagged("torch", corpus) == []
+
+
+def test_an_alias_takes_its_projects_popularity_and_needs_the_project_in_the_corpus() -> None:
+    corpus = PopularCorpus.from_rows(
+        [("torch", 90_000_000), ("pytorch", 60_000)], aliases=[("pytorch", "torch"), ("cv2", "opencv-python")]
+    )
+    alias = corpus.get("pytorch")
+    assert alias.kind == "alias" and alias.alias_of == "torch" and alias.downloads == 90_000_000
+    assert corpus.get("cv2") is None  # its project is not in this corpus
+
+
+def test_alias_file_format_rejects_a_malformed_line() -> None:
+    assert load_aliases("# comment\nweb3.py web3\n") == [("web3.py", "web3")]
+    assert ("sklearn", "scikit-learn") in load_aliases()
+    with pytest.raises(ValueError, match="entry 2"):
+        load_aliases("bs4 beautifulsoup4\nlonely\n")
+
+
+def test_an_edit_that_breaks_a_word_people_use_counts_against_the_name() -> None:
+    # 'colour' is a word many projects use; 'cuolur' is a string nobody does.
+    corpus = PopularCorpus.from_rows([("colour", 3_000_000)])
+    [slip] = find_matches("cuolur", corpus, CONFIG)
+    assert slip.features["broken_word"] > 1 and slip.features["word"] == 0.0
+    # A version digit is a deliberate new name, not a broken word.
+    [version] = find_matches("colour2", corpus, CONFIG)
+    assert "broken_word" not in version.features
+
+
+def test_a_word_of_its_own_is_evidence_of_an_honest_name(corpus) -> None:
+    # 'gunicorn' minus its first letter is 'unicorn', a word projects use.
+    corpus = PopularCorpus.from_rows([("gunicorn", 200_000_000)])
+    word = find_matches("unicorn", corpus, CONFIG)[0]
+    slip = find_matches("gunicon", corpus, CONFIG)[0]
+    assert word.features["word"] > 1 and slip.features["word"] == 0.0
+    assert load_weights()[1]["word"] < 0 and word.score < slip.score
+
+
+def test_the_closest_of_two_targets_is_named() -> None:
+    # Doubled letters reach 'installer' only by also dropping the 'py':
+    # 'pyinstaller' is one doubled letter away.
+    corpus = PopularCorpus.from_rows([("installer", 300_000_000), ("pyinstaller", 100_000_000)])
+    best = find_matches("pyiinstaller", corpus, CONFIG)[0]
+    assert best.target.name == "pyinstaller" and best.relation.kind == "repeat"
+
+
+def _edit(name: str, at: int, letter: str, kind: int) -> str:
+    at %= len(name)
+    if kind == 0:
+        return name[:at] + letter + name[at + 1 :]  # substitution
+    if kind == 1:
+        return name[:at] + letter + name[at:]  # insertion
+    if kind == 2:
+        return name[:at] + name[at + 1 :]  # omission
+    return name[:at] + name[at + 1 : at + 2] + name[at : at + 1] + name[at + 2 :]  # transposition
+
+
+EDIT = st.tuples(st.integers(0, 20), st.sampled_from("aeiorstuy0-"), st.integers(0, 3))
+# One or two random edits of a popular name: where two-edit explanations happen.
+NEAR_MISSES = st.builds(
+    lambda name, edits: functools.reduce(lambda n, e: _edit(n, *e), edits, name),
+    st.sampled_from([n for n, _ in POPULAR]),
+    st.lists(EDIT, min_size=1, max_size=2),
+).filter(lambda n: len(n) > 1 and not n.startswith("-") and not n.endswith("-") and "--" not in n)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(NEAR_MISSES, NAMES.filter(lambda n: "--" not in n)), st.sampled_from([0.1, 0.3, 0.617, 0.9]))
+def test_skipping_explanations_below_the_threshold_never_changes_the_result(name: str, minimum: float) -> None:
+    # find_matches skips the two-edit explanation where a bound says it
+    # cannot reach the threshold; the bound must never be too low.
+    corpus = PopularCorpus.from_rows(POPULAR, extra=["torch"])
+    everything = [(m.target.name, m.score) for m in find_matches(name, corpus, CONFIG) if m.score >= minimum]
+    pruned = [(m.target.name, m.score) for m in find_matches(name, corpus, CONFIG, minimum=minimum)]
+    assert pruned == everything
