@@ -137,8 +137,8 @@ class NameIndex:
         self,
         projects: Iterable[Project],
         *,
-        two_edit_min_length: int = 7,
-        two_edit_min_downloads: int = 100_000_000,
+        two_edit_min_length: int = 8,
+        two_edit_min_downloads: int = 30_000_000,
         vocabulary: Vocabulary | None = None,
     ) -> None:
         self.vocabulary = vocabulary if vocabulary is not None else Vocabulary.bundled()
