@@ -39,6 +39,7 @@ from detectors import InternalNames, PopularCorpus, ProjectFacts, run_name_detec
 from detectors.confusion import sweep  # noqa: E402
 from detectors.corpus import load_ml_projects  # noqa: E402
 from detectors.typosquat import TyposquatConfig  # noqa: E402
+from detectors.vocabulary import Vocabulary  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PUBLIC = Path("/work/.library/env/packages/pypi.tsv")
@@ -147,9 +148,15 @@ def main(argv: list[str] | None = None) -> int:
     held, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     del twin
-    print(f"corpus: {len(corpus):,} names (15,000 popular + curated), built in {load_seconds:.2f} s")
+    tracemalloc.start()
+    words = Vocabulary.load()
+    words_held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"corpus: {len(corpus):,} names (15,000 popular + curated + aliases), built in {load_seconds:.2f} s")
     print(f"  memory: {held / 2**20:.1f} MiB held once built (tracemalloc), {peak / 2**20:.1f} MiB peak while "
           f"building; process peak RSS grew by {rss_growth:.1f} MiB")
+    print(f"  plus the vocabulary of {len(words):,} words: {words_held / 2**20:.1f} MiB; "
+          f"together {(held + words_held) / 2**20:.1f} MiB")
 
     internal = InternalNames.build(internal_names(1000, rng))
     if args.public.is_file():

@@ -3,7 +3,7 @@
 A mirror checks every project it has not seen before, and a re-audit checks
 thousands at a time, so a check has to cost a few dozen dictionary look-ups,
 not one comparison per protected name.  ``NameIndex`` precomputes, for every
-protected name:
+protected name, in one table of look-up keys (``NameForms.keys``):
 
 * exact keys: the look-alike-folded form, the affix-free core, the core with
   doubled letters squeezed, and the sorted words - equal keys mean "the same
@@ -11,13 +11,20 @@ protected name:
 * single-deletion neighbourhoods of the compact form and of the core - two
   strings within one edit share a key (the symmetric-deletion trick), so all
   single edits are found by hashing the candidate's own deletions;
+
+and besides:
+
 * the long and heavily used names for which two typos are still worth
   reporting (see ``two_edit_min_*``), bucketed by first or last letter and
   length (each bucket holding every length within two), so that two C-level
   distance passes over a few dozen names cover them;
-* two facts the typosquat score weighs: how many protected names contain
-  each letter triple (``trigrams``), and how many protected names lie one
-  edit from each name (``crowding``).
+* facts the typosquat score weighs: how many protected names contain each
+  letter triple (``trigrams``), how many protected names share a key with
+  each name (``crowding``), and how many projects use each name as a word
+  (``word_weights``, from ``detectors.vocabulary``).
+
+Aliases (``data/aliases.txt``: 'pytorch' for 'torch') are protected names of
+their own that stand for their project.
 
 Candidates found this way are then explained and scored by
 ``detectors.similarity`` and ``detectors.typosquat``.
@@ -104,15 +111,15 @@ def _merge_lengths(
     return merged
 
 
-def _crowding(near: dict[str, Ids], size: int) -> list[int]:
-    """For each name, how many other protected names lie one edit away.
+def _crowding(keys: dict[str, Ids], size: int) -> list[int]:
+    """For each name, how many other protected names share a look-up key with it.
 
     A name in a crowded neighbourhood ('six', 'tach') has honest neighbours
     by the dozen, so one edit away from it is weak evidence; a lone name
     ('web3', 'colorama') has none, and a near copy of it is suspect.
     """
     neighbours: dict[int, set[int]] = {}
-    for ids in near.values():
+    for ids in keys.values():
         if isinstance(ids, tuple):
             for ident in ids:
                 neighbours.setdefault(ident, set()).update(ids)
@@ -146,8 +153,7 @@ class NameIndex:
         self.forms: list[NameForms] = []
         self._by_name: dict[str, int] = {}
         self._by_folded: dict[str, int] = {}
-        self._exact: dict[str, Ids] = {}
-        self._near: dict[str, Ids] = {}
+        self._keys: dict[str, Ids] = {}
         long: dict[tuple[str, int], list[tuple[str, int]]] = {}
         self.words: frozenset[str] = frozenset()
         words: set[str] = set()
@@ -159,20 +165,16 @@ class NameIndex:
             forms = NameForms.of(project.name)
             project = replace(project, name=forms.canonical)
             self.projects.append(project)
-            # The deletion keys go into the index below; keeping them on
-            # every entry as well would double the corpus's memory.
-            self.forms.append(forms._replace(near_keys=frozenset()))
+            # The keys go into the index below; keeping them on every entry
+            # as well would double the corpus's memory.
+            self.forms.append(forms._replace(keys=frozenset()))
             self._by_name[forms.canonical] = ident
             self._by_folded.setdefault(forms.folded, ident)
             words.update(tokens(forms.canonical))
             for triple in set(trigrams(forms.compact)):
                 counts[triple] = counts.get(triple, 0) + 1
-            for key in {forms.folded, forms.folded_core, forms.squeezed}:
-                _add(self._exact, key, ident)
-            if "-" in forms.token_key:
-                _add(self._exact, forms.token_key, ident)
-            for key in forms.near_keys:
-                _add(self._near, key, ident)
+            for key in forms.keys:
+                _add(self._keys, key, ident)
             eligible = len(forms.compact) >= two_edit_min_length and (
                 project.downloads is None or project.downloads >= two_edit_min_downloads
             )
@@ -181,7 +183,7 @@ class NameIndex:
                 long.setdefault((flat[0], len(flat)), []).append((flat, ident))
                 long.setdefault((flat[-1], -len(flat)), []).append((flat, ident))
         self._long = _merge_lengths(long)
-        self.crowding: list[int] = _crowding(self._near, len(self.projects))
+        self.crowding: list[int] = _crowding(self._keys, len(self.projects))
         self.words = frozenset(words)
         # How many projects describe themselves with each protected name:
         # the typosquat score asks whether an edit broke a word people use.
@@ -212,12 +214,10 @@ class NameIndex:
     def candidates(self, forms: NameForms) -> set[int]:
         """Ids of protected names that may be within reach of ``forms``; a superset."""
         found: set[int] = set()
-        exact, near = self._exact, self._near
-        # Set intersections in C instead of a dictionary call per key; most
+        keys = self._keys
+        # A set intersection in C instead of a dictionary call per key; most
         # names hit nothing, and then no Python loop runs at all.
-        hits = [exact[key] for key in exact.keys() & (forms.folded, forms.folded_core, forms.squeezed, forms.token_key)]
-        hits += [near[key] for key in near.keys() & forms.near_keys]
-        for ids in hits:
+        for ids in [keys[key] for key in keys.keys() & forms.keys]:
             if isinstance(ids, int):
                 found.add(ids)
             else:

@@ -47,11 +47,13 @@ __all__ = [
 class NameForms(NamedTuple):
     """The comparison forms of one valid project name, computed once.
 
-    ``near_keys`` are the compact form and the core with each single
-    deletion: the keys under which ``detectors.corpus`` files names one edit
-    away (computed here so that checking against several indexes pays once).
-    A named tuple rather than a frozen dataclass: one is built for every
-    name checked, and a tuple is built five times faster.
+    ``keys`` are every form under which ``detectors.corpus`` files a name:
+    the look-alike-folded form, the squeezed core and the sorted words
+    (equal keys mean "the same name to a reader"), and the compact form and
+    the core with each single deletion (names one edit apart share one).
+    They are computed here so that checking against several indexes pays
+    once.  A named tuple rather than a frozen dataclass: one is built for
+    every name checked, and a tuple is built five times faster.
     """
 
     canonical: str
@@ -61,7 +63,7 @@ class NameForms(NamedTuple):
     folded_core: str
     squeezed: str
     token_key: str
-    near_keys: frozenset[str]
+    keys: frozenset[str]
 
     @classmethod
     def of(cls, name: str) -> NameForms:
@@ -70,22 +72,16 @@ class NameForms(NamedTuple):
         flat = compact(canon)
         base = core(canon)
         folded = fold_lookalikes(flat)
+        folded_core = folded if base == flat else fold_lookalikes(base)
+        squeezed = squeeze(base)
+        words = token_key(canon)
         keys = {flat[:i] + flat[i + 1 :] for i in range(len(flat))}
-        keys.add(flat)
+        keys.update((flat, folded, folded_core, squeezed, words))
         keys.update(_fuzzy_stems(flat))
         if base != flat:
             keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
             keys.add(base)
-        return cls(
-            near_keys=frozenset(keys),
-            canonical=canon,
-            compact=flat,
-            folded=folded,
-            core=base,
-            folded_core=folded if base == flat else fold_lookalikes(base),
-            squeezed=squeeze(base),
-            token_key=token_key(canon),
-        )
+        return cls(canon, flat, folded, base, folded_core, squeezed, words, frozenset(keys))
 
 
 # The decorations whose misspelt forms are still read as "the Python package

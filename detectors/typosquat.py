@@ -133,7 +133,7 @@ class TyposquatConfig:
     a count.  ``allowlist``: (candidate, target) pairs never reported.
     """
 
-    threshold: float = 0.612
+    threshold: float = 0.62
     high_threshold: float = 0.9
     internal_threshold: float = 0.1
     intercept: float = field(default_factory=lambda: load_weights()[0])

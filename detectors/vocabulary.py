@@ -8,15 +8,17 @@ word in their one-line summary (see ``detectors/data/README.md`` for where
 the counts come from).
 
 The table holds about 140,000 words.  As a dictionary of strings it would
-cost some 13 MiB per process; it is kept instead as two sorted arrays - a
-64-bit digest per word and its count on a log scale - which cost about
-1.3 MiB and answer a look-up with one binary search.
+cost some 13 MiB in every process that screens names; it is kept instead as
+one sorted array of 64-bit entries - a 56-bit digest of the word and its
+count on a log scale in the low byte - which costs 1.1 MiB and answers a
+look-up with one binary search.
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import io
 import math
 from array import array
 from bisect import bisect_left
@@ -31,48 +33,56 @@ _SCALE = 40
 
 
 def _digest(word: str) -> int:
-    return int.from_bytes(blake2b(word.encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(blake2b(word.encode(), digest_size=7).digest(), "little")
 
 
 class Vocabulary:
     """How often each word occurs, as ``log10(1 + count)``; 0.0 for unknown words."""
 
     def __init__(self, counts: Iterable[tuple[str, int]]) -> None:
-        pairs = sorted((_digest(word), min(255, round(_SCALE * math.log10(1 + count)))) for word, count in counts)
-        self._keys = array("Q", [key for key, _ in pairs])
-        self._weights = array("B", [weight for _, weight in pairs])
+        entries = (_digest(word) << 8 | min(255, round(_SCALE * math.log10(1 + count))) for word, count in counts)
+        self._entries = array("Q", sorted(entries))
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._entries)
 
     def weight(self, word: str) -> float:
         """``log10(1 + count)`` of ``word``, to within 1/80; 0.0 when no project uses it."""
         key = _digest(word)
-        at = bisect_left(self._keys, key)
-        if at < len(self._keys) and self._keys[at] == key:
-            return self._weights[at] / _SCALE
+        at = bisect_left(self._entries, key << 8)
+        if at < len(self._entries) and self._entries[at] >> 8 == key:
+            return (self._entries[at] & 0xFF) / _SCALE
         return 0.0
 
     @classmethod
-    def from_text(cls, text: str) -> Vocabulary:
+    def from_lines(cls, lines: Iterable[str]) -> Vocabulary:
         """Parse 'word<TAB>count' lines; raises ValueError naming a malformed line."""
-        counts = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line:
-                continue
-            word, _, count = line.partition("\t")
-            if not word or not count.isdigit():
-                raise ValueError(f"vocabulary line {number}: expected 'word<TAB>count', got {line!r}")
-            counts.append((word, int(count)))
-        return cls(counts)
+        return cls(_parse(lines))
+
+    @classmethod
+    def load(cls) -> Vocabulary:
+        """Read the table shipped with IndexGuard (``data/description_words.tsv.gz``)."""
+        data = resources.files("detectors").joinpath("data/description_words.tsv.gz").read_bytes()
+        with io.TextIOWrapper(gzip.GzipFile(fileobj=io.BytesIO(data)), encoding="utf-8") as lines:
+            return cls.from_lines(lines)
 
     @classmethod
     def bundled(cls) -> Vocabulary:
-        """The table shipped with IndexGuard, loaded once per process."""
+        """The shipped table, read once per process."""
         return _bundled()
+
+
+def _parse(lines: Iterable[str]) -> Iterable[tuple[str, int]]:
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        word, _, count = line.partition("\t")
+        if not word or not count.isdigit():
+            raise ValueError(f"vocabulary line {number}: expected 'word<TAB>count', got {line!r}")
+        yield word, int(count)
 
 
 @functools.cache
 def _bundled() -> Vocabulary:
-    data = resources.files("detectors").joinpath("data/description_words.tsv.gz").read_bytes()
-    return Vocabulary.from_text(gzip.decompress(data).decode("utf-8"))
+    return Vocabulary.load()

@@ -16,10 +16,10 @@ def test_weight_is_the_log_of_the_count_and_zero_for_unknown_words() -> None:
 
 
 def test_text_format_is_word_tab_count_and_a_bad_line_is_named() -> None:
-    vocabulary = Vocabulary.from_text("alpha\t3\nbeta\t0\n\n")
+    vocabulary = Vocabulary.from_lines(["alpha\t3\n", "beta\t0\n", "\n"])
     assert vocabulary.weight("alpha") > 0 and vocabulary.weight("beta") == 0.0
     with pytest.raises(ValueError, match="line 2"):
-        Vocabulary.from_text("alpha\t3\nbeta three\n")
+        Vocabulary.from_lines(["alpha\t3", "beta three"])
 
 
 def test_bundled_table_knows_words_projects_use_and_not_slips_of_the_hand() -> None:
