@@ -41,6 +41,12 @@ THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7, 0.8, 0.9)
 FP_BUDGET = 0.005
 FIT_C = 1.0
 FIT_POSITIVE_WEIGHT = 2.0
+# Issue 3's goals for the default threshold, on this protocol.
+GOALS = {
+    "recall": lambda value: value >= 0.95,
+    "right target": lambda value: value >= 0.95,
+    "false positives": lambda value: value <= FP_BUDGET,
+}
 WEIGHTS_FILE = Path(__file__).resolve().parent.parent / "detectors" / "data" / "typosquat_weights.json"
 
 Pairs = list[tuple[str, dict[str, float]]]
@@ -215,6 +221,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{threshold:9.3f}  {len(flagged) / len(squats):7.3f}  {right / max(len(flagged), 1):12.3f}  "
             f"{false_pos:10d}  {false_pos / len(honest):8.4f}{mark}"
         )
+        if threshold == default:
+            measured = {
+                "recall": len(flagged) / len(squats),
+                "right target": right / max(len(flagged), 1),
+                "false positives": false_pos / len(honest),
+            }
+    missed = [name for name, value in measured.items() if not GOALS[name](value)]
+    print("\ngoals at the default threshold: recall >= 0.95, right target >= 0.95, false positives <= 0.5%: "
+          + ("met" if not missed else "missed (" + ", ".join(missed) + ")"))
     if args.held_out:
         held_out(squats, honest, corpus)
     if args.misses:
@@ -228,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nwrong target at the default threshold:")
         for name, target, value, found, words in [r for r in squat_results if r[2] >= default and r[3] != r[1]]:
             print(f"  {name:30} {target:25} {value:.2f} {words}")
-    return 0
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ import resource
 import sys
 import time
 import tracemalloc
+from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,7 +45,10 @@ from detectors.vocabulary import Vocabulary  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PUBLIC = Path("/work/.library/env/packages/pypi.tsv")
 POPULAR = ROOT / "detectors" / "data" / "popular_packages.csv"
-NOW = __import__("datetime").datetime(2026, 5, 1, tzinfo=__import__("datetime").timezone.utc)
+# Issue 3's goals.
+MIN_NAMES_PER_SECOND = 20_000
+MAX_CORPUS_MIB = 50
+NOW = datetime(2026, 5, 1, tzinfo=timezone.utc)
 
 
 def public_names(path: Path) -> list[str]:
@@ -184,7 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     from detectors import DetectorConfig
 
     config = DetectorConfig(typosquat=TyposquatConfig())
-    rate("run_name_detectors (confusion + typosquat)", sample, check, baseline)
+    speed = rate("run_name_detectors (confusion + typosquat)", sample, check, baseline)
+    memory = (held + words_held) / 2**20
+    met = speed >= MIN_NAMES_PER_SECOND and memory <= MAX_CORPUS_MIB
+    print(f"\ngoals: >= {MIN_NAMES_PER_SECOND:,} names/s on one core, corpus <= {MAX_CORPUS_MIB} MiB: "
+          + ("met" if met else "missed"))
 
     if everything and not args.no_sweep:
         squat = TyposquatConfig()
@@ -197,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{hits} public names equal or near an internal name")
         print(f"  per internal name: {cpu / len(internal.names) * 1000:.1f} ms CPU of the whole sweep")
         one_name_against_everything(everything, sorted(internal.names)[:5])
-    return 0
+    return 0 if met else 1
 
 
 if __name__ == "__main__":
