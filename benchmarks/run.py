@@ -37,7 +37,7 @@ def _run_in_process(name: str, args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _supports_quick(name: str) -> bool:
-    """Whether a benchmark written by someone else takes --quick (asked via --help)."""
+    """Whether a benchmark takes --quick (asked via --help)."""
     probe = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", "--help"], cwd=common.ROOT,
                            capture_output=True, text=True, timeout=120)
     return "--quick" in probe.stdout
