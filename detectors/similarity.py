@@ -48,9 +48,10 @@ class NameForms(NamedTuple):
     """The comparison forms of one valid project name, computed once.
 
     ``keys`` are every form under which ``detectors.corpus`` files a name:
-    the look-alike-folded form, the squeezed core and the sorted words
-    (equal keys mean "the same name to a reader"), and the compact form and
-    the core with each single deletion (names one edit apart share one).
+    the look-alike-folded name and core, the squeezed core and the sorted
+    words (equal keys mean "the same name to a reader"), and the compact
+    form and the core with each single deletion (names one edit apart share
+    one).
     They are computed here so that checking against several indexes pays
     once.  A named tuple rather than a frozen dataclass: one is built for
     every name checked, and a tuple is built five times faster.

@@ -114,7 +114,7 @@ def _bundled_weights() -> tuple[float, Mapping[str, float]]:
 # popular name they make the classic squat ('python-requests').
 _PY_AFFIX = re.compile(r"(prefix|suffix) '(py|py3|python|python3)' (added|dropped)")
 _STRONG_KINDS = frozenset({"repeat", "transposition", "omission", "doubling"})
-# Edits a typing hand makes; an explanation made only of these is a 'strong' one.
+# Edits a typing hand makes: an explanation made only of these is all slips.
 _SLIPS = frozenset({"repeat", "transposition", "omission", "lookalike", "swap"})
 # Edits that make a new name on purpose rather than by a slip.
 _DELIBERATE = frozenset({"version", "plural", "compound"})
@@ -131,6 +131,8 @@ class TyposquatConfig:
     list is short and a near miss of an internal name has no honest reason).
     ``unknown_downloads``: monthly downloads assumed for a curated name without
     a count.  ``allowlist``: (candidate, target) pairs never reported.
+    ``intercept`` and ``weights``: the score's model, the fitted one shipped
+    in ``data/typosquat_weights.json`` by default.
     """
 
     threshold: float = 0.62
@@ -187,10 +189,14 @@ def ordinal(number: int) -> str:
 
 def _kind_key(relation: Relation) -> str:
     if relation.kind in _TWO_EDIT_RELATIONS:
-        typo = sum(TYPO_RANK.get(kind, 0) for kind in relation.edits)
-        level = "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
-        return f"{relation.kind}:{level}"
+        return f"{relation.kind}:{_typo_level(relation.edits)}"
     return f"{relation.kind}:{relation.where}"
+
+
+def _typo_level(edits: tuple[str, ...]) -> str:
+    """How typical of a typing hand a pair of edits is, in three steps."""
+    typo = sum(TYPO_RANK.get(kind, 0) for kind in edits)
+    return "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
 
 
 def _is_short(target_forms: NameForms) -> bool:
@@ -210,10 +216,25 @@ def features(
 
     ``neighbours`` is how many protected names the candidate is near at all.
     """
-    word = index.vocabulary.weight(cand.compact)
+    word, letters = index.vocabulary.weight(cand.compact), trigrams(cand.compact)
+    return _features(cand, word, letters, target, target_forms, relation, index, config, neighbours)
+
+
+def _features(
+    cand: NameForms,
+    word: float,
+    letters: list[str],
+    target: Project,
+    target_forms: NameForms,
+    relation: Relation,
+    index: NameIndex,
+    config: TyposquatConfig,
+    neighbours: int,
+) -> dict[str, float]:
+    """``features``, given the candidate's vocabulary weight and letter triples (computed once per name)."""
     found = _pair_features(cand, target, target_forms, index, config, neighbours, word)
     if relation.distance:
-        found.update(_letter_features(trigrams(cand.compact), target_forms, index))
+        found.update(_letter_features(letters, target_forms, index))
     found.update(_relation_features(cand, target_forms, relation, index, word))
     return found
 
@@ -320,10 +341,10 @@ def find_matches(
     own = index.get_canonical(cand.canonical)
     floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
     idents = index.candidates(cand)
+    if not idents:
+        return []
     neighbours = len(idents) - (own is not None and index.ident(own.name) in idents)
-    # The candidate's vocabulary weight and letter triples, computed once when first needed.
-    word: float | None = None
-    letters: list[str] | None = None
+    word, letters = index.vocabulary.weight(cand.compact), trigrams(cand.compact)
     matches: list[Match] = []
     for ident in idents:
         target = index.projects[ident]
@@ -337,21 +358,12 @@ def find_matches(
             # Explaining two edits is the one costly step: only where it could score.
             if not two_edits_apart(cand, target_forms):
                 continue
-            if word is None:
-                word = index.vocabulary.weight(cand.compact)
             if _two_edit_ceiling(target, ident, target_forms, index, config, neighbours, word) < floor:
                 continue
             relation = relate_by_two_edits(cand, target_forms)
             if relation is None:
                 continue
-        if word is None:
-            word = index.vocabulary.weight(cand.compact)
-        found = _pair_features(cand, target, target_forms, index, config, neighbours, word)
-        if relation.distance:
-            if letters is None:
-                letters = trigrams(cand.compact)
-            found.update(_letter_features(letters, target_forms, index))
-        found.update(_relation_features(cand, target_forms, relation, index, word))
+        found = _features(cand, word, letters, target, target_forms, relation, index, config, neighbours)
         value = 1.0 / (1.0 + math.exp(-_logit(found, config)))
         if value >= minimum:
             matches.append(Match(target, relation, value, found))
@@ -407,8 +419,7 @@ def _two_edit_bounds(weights: Mapping[str, float]) -> dict[str, float]:
     for size in ("short", "long"):
         best = -math.inf
         for first, second in itertools.combinations_with_replacement(sorted(TYPO_RANK), 2):
-            typo = TYPO_RANK[first] + TYPO_RANK[second]
-            level = "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
+            level = _typo_level((first, second))
             slips = "slips" if first in _SLIPS and second in _SLIPS else "other"
             edits = get(f"edit:{first}", 0.0) + get(f"edit:{second}", 0.0)
             for kind in _TWO_EDIT_RELATIONS:
