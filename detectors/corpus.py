@@ -133,7 +133,7 @@ class NameIndex:
     """Protected names with the look-up tables described in the module docstring.
 
     ``two_edit_min_length`` and ``two_edit_min_downloads`` choose which names
-    also get double-deletion keys: two typos in a short or little-used name
+    are searched for two typos as well: two typos in a short or little-used name
     would match too many honest names to be worth reporting.  Names without a
     download count (curated or internal names) qualify on length alone.
     ``vocabulary`` is the table of words projects describe themselves with
