@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from datetime import datetime, timezone
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mirror.netguard import redact_url
+from mirror.watch import watch_response
 
 LOGGER_NAME = "indexguard.access"
 MAX_FIELD = 300
@@ -73,34 +73,8 @@ class JsonAccessLog:
         self.logger = logger or access_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        sent = 0
-        done = False
-
-        def write() -> None:
-            nonlocal done
-            done = True
-            record = access_record(
-                scope, status, sent, time.perf_counter() - started, datetime.now(timezone.utc)
-            )
+        def write(status: int, sent: int, seconds: float) -> None:
+            record = access_record(scope, status, sent, seconds, datetime.now(timezone.utc))
             self.logger.info(json.dumps(record, ensure_ascii=True))
 
-        async def logging_send(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    write()
-            elif message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, logging_send)
-        finally:
-            if not done:
-                write()  # the app failed or the client left before the end
+        await watch_response(self.app, scope, receive, send, write)

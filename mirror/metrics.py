@@ -29,7 +29,9 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, or_, select
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from mirror.watch import watch_response
 
 __all__ = [
     "AUDIT_DURATION",
@@ -112,41 +114,16 @@ class MetricsMiddleware:
         self._children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-        sent = 0
-        done = False
-
-        def record() -> None:
-            nonlocal done
-            done = True
+        def record(status: int, sent: int, seconds: float) -> None:
             route = scope.get("route")
             template = getattr(route, "path", None) or UNMATCHED
             requests, duration, served = self._bound(template, scope["method"], status)
             requests.inc()
-            duration.observe(time.perf_counter() - started)
+            duration.observe(seconds)
             if sent:
                 served.inc(sent)
 
-        async def counting_send(message: Message) -> None:
-            nonlocal status, sent
-            kind = message["type"]
-            if kind == "http.response.body":
-                sent += len(message.get("body", b""))
-                if not message.get("more_body", False):
-                    record()  # before the last byte goes out: a client never outruns its count
-            elif kind == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, counting_send)
-        finally:
-            if not done:
-                record()
+        await watch_response(self.app, scope, receive, send, record)
 
     def _bound(self, route: str, method: str, status: int) -> tuple[Any, Any, Any]:
         key = (route, method, status)
