@@ -105,24 +105,10 @@ def detect(facts: ProjectFacts, config: ConfusionConfig, forms: NameForms | None
         how = f"'{canon}' matches the internal name pattern '{what}'"
     evidence = {"candidate": canon, "match": kind, "internal": what, "exists_upstream": facts.exists_upstream}
     if facts.exists_upstream:
-        return [
-            Finding(
-                detector=DETECTOR,
-                severity=Severity.parse(config.upstream_severity),
-                title=f"{how}, and the public index has a project under it",
-                target=what,
-                evidence=evidence,
-            )
-        ]
-    return [
-        Finding(
-            detector=DETECTOR,
-            severity=Severity.parse(config.request_severity),
-            title=f"{how}; it must only come from internal sources",
-            target=what,
-            evidence=evidence,
-        )
-    ]
+        severity, title = config.upstream_severity, f"{how}, and the public index has a project under it"
+    else:
+        severity, title = config.request_severity, f"{how}; it must only come from internal sources"
+    return [Finding(detector=DETECTOR, severity=Severity.parse(severity), title=title, target=what, evidence=evidence)]
 
 
 def sweep(public_names: Iterable[str], internal: InternalNames, config: TyposquatConfig) -> Iterator[tuple[str, str, str]]:

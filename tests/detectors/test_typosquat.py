@@ -210,7 +210,7 @@ def test_an_edit_that_breaks_a_word_people_use_counts_against_the_name() -> None
     assert "broken_word" not in version.features
 
 
-def test_a_word_of_its_own_is_evidence_of_an_honest_name(corpus) -> None:
+def test_a_word_of_its_own_is_evidence_of_an_honest_name() -> None:
     # 'gunicorn' minus its first letter is 'unicorn', a word projects use.
     corpus = PopularCorpus.from_rows([("gunicorn", 200_000_000)])
     word = find_matches("unicorn", corpus, CONFIG)[0]
