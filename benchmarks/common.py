@@ -186,7 +186,7 @@ def _launch(argv: Sequence[str]) -> int:
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     apply_preload(args.preload)
-    from mirror.cli import main
+    from mirror.cli.main import main
 
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     return main(rest)

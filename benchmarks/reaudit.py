@@ -34,9 +34,9 @@ def rss_bytes() -> int:
 
 def measure(size: int, concurrency: int) -> dict:
     """Set up ``size`` cached projects, then time one full audit and sample RSS while it runs."""
-    from mirror.audit import AuditSettings, Auditor
-    from mirror.services import Services
-    from mirror.settings import settings_from_mapping
+    from mirror.audit.runner import AuditSettings, Auditor
+    from mirror.container import Services
+    from mirror.config import settings_from_mapping
     from tests.support.index_server import IndexServer
     from tests.support.publish import publish
 

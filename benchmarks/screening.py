@@ -73,8 +73,8 @@ def first_requests(work: Path, upstream: str, names: Sequence[str], preload: Seq
     """Screen every name through ``Services.project_page``, timing each phase."""
     common.apply_preload(preload)
     import detectors
-    from mirror import policy as policy_mod
-    from mirror.services import Services
+    from mirror.screening import policy as policy_mod
+    from mirror.container import Services
     from tests.support.running import mirror_settings
 
     settings = mirror_settings(upstream_url=upstream, database_url=f"sqlite:///{work / 'screen.db'}",
@@ -147,7 +147,7 @@ def _warm_call_costs(services: Any, names: Sequence[str]) -> dict[str, float]:
 
 def bypass_screening() -> None:
     """Preload hook for the comparison mirror: every project is allowed, nothing is screened."""
-    from mirror.screening import Screening, Verdict
+    from mirror.screening.screen import Screening, Verdict
 
     allowed = Verdict("allowed")
     Screening.verdict = lambda self, project: allowed  # type: ignore[method-assign]

@@ -8,17 +8,17 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from mirror import __version__, audit_api, files, health, upload
-from mirror.audit import audit_scheduler
-from mirror.accesslog import JsonAccessLog
+from mirror import __version__
+from mirror.audit import api as audit_api
+from mirror.audit.runner import audit_scheduler
+from mirror.config import Settings, load_settings
+from mirror.container import Services
 from mirror.metrics import MetricsMiddleware, metrics_endpoint
-from mirror.services import Services
-from mirror.settings import Settings, load_settings
-from mirror.simple import routes as simple_routes
-from mirror.review import api as review_api, pages as review_pages
+from mirror.review import api as review_api, views as review_views
 from mirror.review.auth import ClientAuthMiddleware
 from mirror.review.settings import ReviewSettings
-
+from mirror.web import files, health, simple, upload
+from mirror.web.accesslog import JsonAccessLog
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     services = services or Services(settings)
@@ -46,12 +46,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         redoc_url=None,
     )
     app.state.services = services
-    app.include_router(simple_routes.router)
+    app.include_router(simple.router)
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(upload.router)
     app.include_router(review_api.router)
-    app.include_router(review_pages.router)
+    app.include_router(review_views.router)
     app.include_router(audit_api.router)
     app.add_api_route(
         "/metrics", metrics_endpoint(services.sessions, services.clock), methods=["GET"], include_in_schema=False

@@ -31,7 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, or_, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mirror.watch import watch_response
+from mirror.web.watch import watch_response
 
 __all__ = [
     "AUDIT_DURATION",

@@ -23,8 +23,8 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from mirror.clock import Clock, utcnow
-from mirror.netguard import redact_url
-from mirror.settings import Settings, SettingsError
+from mirror.upstream.netguard import redact_url
+from mirror.config import Settings, SettingsError
 
 log = logging.getLogger("indexguard.notify")
 

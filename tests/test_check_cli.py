@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def check(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mirror.check", *args],
+        [sys.executable, "-m", "mirror.cli.check", *args],
         input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
 
@@ -74,7 +74,7 @@ def test_readable_table_without_json() -> None:
 def test_add_parser_plugs_into_a_parent_parser() -> None:
     import argparse
 
-    from mirror import check as check_module
+    from mirror.cli import check as check_module
 
     parser = argparse.ArgumentParser(prog="indexguard")
     check_module.add_parser(parser.add_subparsers(dest="command"))

@@ -18,9 +18,9 @@ from typing import Iterator
 
 import pytest
 
-from mirror.fetch import FileFetcher, LeaderFailed, UpstreamError, prime
-from mirror.netguard import NetGuard, requests_opener
-from mirror.store import BlobStore, HashMismatch, InvalidHash, SizeMismatch, StoreError
+from mirror.serving.fetcher import FileFetcher, LeaderFailed, UpstreamError, prime
+from mirror.upstream.netguard import NetGuard, requests_opener
+from mirror.serving.store import BlobStore, HashMismatch, InvalidHash, SizeMismatch, StoreError
 
 ROOT = Path(__file__).resolve().parents[1]
 CHUNK = 64 * 1024
@@ -453,9 +453,9 @@ def test_follower_of_a_failed_download_fails_too(upstream: Upstream, store: Blob
 _CHILD_THAT_STALLS = """
 import sys
 from pathlib import Path
-from mirror.fetch import FileFetcher
-from mirror.netguard import NetGuard, requests_opener
-from mirror.store import BlobStore
+from mirror.serving.fetcher import FileFetcher
+from mirror.upstream.netguard import NetGuard, requests_opener
+from mirror.serving.store import BlobStore
 
 root, url, digest = sys.argv[1:4]
 fetcher = FileFetcher(BlobStore(Path(root)), requests_opener(NetGuard({"127.0.0.1"}, True), timeout=60), chunk_size=65536)
@@ -535,9 +535,9 @@ def test_disk_full_during_download(upstream: Upstream, small_disk: Path) -> None
 _CHILD_MEASURING_MEMORY = """
 import hashlib, json, resource, sys
 from pathlib import Path
-from mirror.fetch import FileFetcher
-from mirror.netguard import NetGuard, requests_opener
-from mirror.store import BlobStore
+from mirror.serving.fetcher import FileFetcher
+from mirror.upstream.netguard import NetGuard, requests_opener
+from mirror.serving.store import BlobStore
 
 root, small_url, small_sha, url, digest, size, keep = sys.argv[1:8]
 fetcher = FileFetcher(BlobStore(Path(root)), requests_opener(NetGuard({"127.0.0.1"}, True), timeout=60))

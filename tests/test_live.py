@@ -7,7 +7,7 @@ import hashlib
 import pytest
 import requests
 
-from mirror.settings import default_upstream_url
+from mirror.config import default_upstream_url
 from tests.support.clients import pip
 from tests.support.running import RunningMirror, mirror_settings
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from mirror.netguard import (
+from mirror.upstream.netguard import (
     BlockedURL,
     NetGuard,
     UpstreamError,

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from detectors.facts import Finding, ReleaseFacts, Severity
-from mirror.policy import Decision, Overrides, PolicyConfig, blocked_message, decide, decide_release
+from mirror.screening.policy import Decision, Overrides, PolicyConfig, blocked_message, decide, decide_release
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 POLICY = PolicyConfig()

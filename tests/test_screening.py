@@ -11,7 +11,7 @@ import requests
 from sqlalchemy import select
 
 from mirror.db.models import Decision, FindingRow, PinnedFile, Project
-from mirror.decisions import decide_project, decide_release
+from mirror.screening.decisions import decide_project, decide_release
 from tests.support.clients import client_env, fresh_venv, pip, uv
 from tests.support.dists import build_wheel
 from tests.support.publish import publish

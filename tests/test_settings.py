@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.settings import (
+from mirror.config import (
     SettingsError,
     default_upstream_url,
     load_settings,
@@ -33,10 +33,10 @@ def test_defaults_without_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_example_config_documents_exactly_the_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("INDEXGUARD_STORAGE", raising=False)
-    from mirror.internal import InternalSettings
+    from mirror.serving.internal import InternalSettings
     from mirror.notify import NotifySettings
     from mirror.review.settings import ReviewSettings
-    from mirror.policy import PolicyConfig
+    from mirror.screening.policy import PolicyConfig
 
     example = load_settings(Path(__file__).resolve().parents[1] / "config.example.toml")
     defaults = settings_from_mapping({})

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import pytest
 
-from mirror.store import (
+from mirror.serving.store import (
     BlobStore,
     HashMismatch,
     InvalidHash,

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from mirror.watch import watch_response
+from mirror.web.watch import watch_response
 
 
 class Watched:

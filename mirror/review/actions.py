@@ -1,6 +1,6 @@
 """Reviewer decisions: allow, deny, break-glass and undo.
 
-State only ever changes through ``mirror.decisions``, so each action leaves
+State only ever changes through ``mirror.screening.decisions``, so each action leaves
 a Decision row naming the reviewer and the reason.  The state a decision
 replaced is kept in its ``request["previous"]``: undo then restores exactly
 that, instead of guessing from history.
@@ -17,7 +17,7 @@ from sqlalchemy import desc, select
 from sqlalchemy.orm import Session
 
 from mirror.db.models import Decision, Project, Release
-from mirror.decisions import decide_project, decide_release
+from mirror.screening.decisions import decide_project, decide_release
 
 _PROJECT_ACTION = {"allowed": "allow", "quarantined": "review", "denied": "deny"}
 _RELEASE_ACTION = {"allowed": "allow", "held": "hold", "denied": "deny"}

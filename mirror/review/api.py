@@ -32,7 +32,7 @@ from mirror.review.schemas import (
     UndoIn,
 )
 from mirror.review.tokens import Principal
-from mirror.services import request_info
+from mirror.container import request_info
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 reviewer = require("reviewer")

@@ -15,7 +15,7 @@ from sqlalchemy import desc, func, select
 from sqlalchemy.orm import Session
 
 from mirror.db.models import Decision, Event, FindingRow, Project, Release, Snapshot, Vulnerability
-from mirror.decisions import effective_project_state, release_blocked
+from mirror.screening.decisions import effective_project_state, release_blocked
 from mirror.review.schemas import (
     AuditEntry,
     AuditPage,

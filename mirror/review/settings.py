@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from mirror.settings import Settings, SettingsError
+from mirror.config import Settings, SettingsError
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from mirror.upstream import UpstreamClient, UpstreamError
+from mirror.upstream.client import UpstreamClient, UpstreamError
 
 TIMEOUT = 5.0
 TTL = 300.0

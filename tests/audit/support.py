@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from mirror.audit import AuditSettings, Auditor, AuditSummary
+from mirror.audit.runner import AuditSettings, Auditor, AuditSummary
 
 JSON = "application/vnd.pypi.simple.v1+json"
 OFFLINE = {"vulnerability_service": "none", "rate_per_second": 0}

@@ -14,7 +14,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from sqlalchemy import func, select
 
 from mirror.db.models import AuditRun, PinnedFile
-from mirror.scheduler import IntervalScheduler
+from mirror.audit.scheduler import IntervalScheduler
 from tests.audit.support import OFFLINE, audit, page, write_advisory
 from tests.review.support import Api, make_token
 from tests.support.publish import publish
@@ -130,7 +130,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_audit_command_exits_3_on_new_critical_findings(index_server, tmp_path, database_url, capsys) -> None:
-    from mirror.cli import main
+    from mirror.cli.main import main
 
     config = write_config(tmp_path, index_server, database_url)
     # Someone registers our internal name on the public index: dependency confusion.

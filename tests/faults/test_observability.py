@@ -10,7 +10,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from mirror.accesslog import LOGGER_NAME
+from mirror.web.accesslog import LOGGER_NAME
 from tests.faults.checks import file_url, get_page
 from tests.faults.serving import ServerProcess, write_config
 from tests.support.publish import publish

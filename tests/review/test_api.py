@@ -8,8 +8,8 @@ import pytest
 import requests
 
 from mirror.db.models import Event
-from mirror.decisions import decide_release
-from mirror.events import record_event
+from mirror.screening.decisions import decide_release
+from mirror.screening.events import record_event
 from tests.review.support import TYPOSQUAT, Api, allowed, get, make_token, quarantine
 
 REASON = {"reason": "checked by hand"}

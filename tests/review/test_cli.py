@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mirror.cli import main
+from mirror.cli.main import main
 from tests.review.support import TYPOSQUAT, Api, quarantine
 
 ROOT = Path(__file__).resolve().parents[2]

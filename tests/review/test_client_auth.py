@@ -74,7 +74,7 @@ def test_pip_and_uv_install_with_the_token_in_the_index_url(start_mirror, index_
 
 def test_review_settings_are_checked_and_name_the_key() -> None:
     from mirror.review.settings import ReviewSettings
-    from mirror.settings import SettingsError
+    from mirror.config import SettingsError
 
     assert ReviewSettings.from_mapping({}) == ReviewSettings(require_client_auth=False, session_hours=12.0)
     for raw, key in (

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mirror.notify import NotifySettings, WebhookNotifier, message, where
-from mirror.settings import SettingsError
+from mirror.config import SettingsError
 from tests.review.support import TYPOSQUAT, get, quarantine
 
 SECRET = "T0KEN-IN-THE-PATH"

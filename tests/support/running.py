@@ -17,8 +17,8 @@ from typing import Any
 import uvicorn
 
 from mirror.app import create_app
-from mirror.services import Services
-from mirror.settings import Settings, settings_from_mapping
+from mirror.container import Services
+from mirror.config import Settings, settings_from_mapping
 
 
 @dataclass

@@ -17,8 +17,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mirror.netguard import redact_url
-from mirror.watch import watch_response
+from mirror.upstream.netguard import redact_url
+from mirror.web.watch import watch_response
 
 LOGGER_NAME = "indexguard.access"
 MAX_FIELD = 300

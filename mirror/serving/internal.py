@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mirror.clock import Clock
 from mirror.db.models import PinnedFile
-from mirror.pagebuild import file_version, mirror_file_url, parse_dist_filename
-from mirror.settings import SettingsError
+from mirror.serving.pagebuild import file_version, mirror_file_url, parse_dist_filename
+from mirror.config import SettingsError
 from mirror.simple.model import DistFile, ProjectPage
-from mirror.store import BlobStore
-from mirror.upstream import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
+from mirror.serving.store import BlobStore
+from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from detectors import DetectorConfig, InternalNames, PopularCorpus, ProjectFacts, load_corpus, run_name_detectors
 from detectors.names import InvalidName, canonical
-from mirror.policy import PolicyConfig, decide
+from mirror.screening.policy import PolicyConfig, decide
 
 __all__ = ["add_parser", "check_names", "main", "run"]
 

@@ -24,13 +24,13 @@ from sqlalchemy.orm import Session
 
 import detectors
 from detectors.facts import Finding, Severity
-from mirror import policy as policy_mod
+from mirror.screening import policy as policy_mod
 from mirror.db.models import AuditChange, AuditRun, FindingRow, PinnedFile, Project, Release, Snapshot
-from mirror.decisions import decide_project, decide_release
-from mirror.events import record_event
-from mirror.screening import snapshot_facts
-from mirror.settings import Settings, SettingsError
-from mirror.upstream import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamError
+from mirror.screening.decisions import decide_project, decide_release
+from mirror.screening.events import record_event
+from mirror.screening.screen import snapshot_facts
+from mirror.config import Settings, SettingsError
+from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamError
 
 log = logging.getLogger("indexguard.audit")
 
@@ -39,7 +39,7 @@ SAMPLE = 50  # error messages and critical titles kept per run
 OWNERS_REPLACED = "owners replaced"
 STATE_STRICTNESS = {"allowed": 0, "quarantined": 2, "denied": 3}
 EXIT_NEW_CRITICAL = 3
-# What a vulnerable release gets, per severity (see mirror.vulns).
+# What a vulnerable release gets, per severity (see mirror.audit.vulns).
 VULN_ACTIONS = ("annotate", "hide", "block")
 VULN_SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 
@@ -181,7 +181,7 @@ Progress = Callable[[int, int | None, str], None]
 
 
 class Auditor:
-    """Runs audits against one process's ``Services`` (see ``mirror.services``)."""
+    """Runs audits against one process's ``Services`` (see ``mirror.container``)."""
 
     def __init__(self, services: Any, settings: AuditSettings | None = None) -> None:
         self.services = services
@@ -195,7 +195,7 @@ class Auditor:
         Imported here, not at the top: pip-audit's import asks pip for its
         version in a subprocess, seconds a server start should not pay.
         """
-        from mirror import vulns
+        from mirror.audit import vulns
 
         try:
             return vulns.configured_services(
@@ -230,7 +230,7 @@ class Auditor:
                     if progress is not None:
                         progress(done, total, result.project)
         if sweep and project is None:
-            from mirror.sweep import sweep_internal_names
+            from mirror.audit.sweep import sweep_internal_names
 
             for result in sweep_internal_names(self.services, run_id, self.limiter):
                 summary.add(result)
@@ -425,7 +425,7 @@ class Auditor:
 
     def _check_vulnerabilities(self, name: str, now: datetime, run_id: int, result: ProjectResult) -> bool:
         """Query every cached version; True when a release decision changed (the page needs a rebuild)."""
-        from mirror import vulns
+        from mirror.audit import vulns
 
         assert self._vulns is not None
         with self.services.sessions() as session:
@@ -522,7 +522,7 @@ def interval(settings: AuditSettings) -> timedelta:
 
 def audit_scheduler(services: Any, settings: AuditSettings | None = None) -> Any:
     """The background schedule for this server: one audit per interval across all replicas."""
-    from mirror.scheduler import IntervalScheduler
+    from mirror.audit.scheduler import IntervalScheduler
 
     settings = settings or AuditSettings.from_settings(services.settings)
     auditor = Auditor(services, settings)

@@ -25,11 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Send
 
 from mirror import metrics
-from mirror.fetch import StoreError, UpstreamError, prime
-from mirror.store import VerificationError
+from mirror.serving.fetcher import StoreError, UpstreamError, prime
+from mirror.serving.store import VerificationError
 
 if TYPE_CHECKING:
-    from mirror.services import FileTarget, Services
+    from mirror.container import FileTarget, Services
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 METADATA_SUFFIX = ".metadata"

@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse, Response
 from packaging.utils import canonicalize_name
 from starlette.concurrency import run_in_threadpool
 
-from mirror.pagebuild import parse_dist_filename
+from mirror.serving.pagebuild import parse_dist_filename
 
 router = APIRouter()
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Protocol
 
 from mirror import metrics
-from mirror.netguard import UpstreamError, redact_url
-from mirror.store import (
+from mirror.upstream.netguard import UpstreamError, redact_url
+from mirror.serving.store import (
     BlobStore,
     HashMismatch,
     PartialBlob,

@@ -16,7 +16,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 
 from mirror import metrics
-from mirror.netguard import BlockedURL, NetGuard, guarded_get, guarded_session
+from mirror.upstream.netguard import BlockedURL, NetGuard, guarded_get, guarded_session
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import PageError, parse_project_list, parse_project_page
 

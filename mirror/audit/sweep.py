@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 from detectors.corpus import NameIndex, Project as Protected
 from detectors.similarity import NameForms, relate
 from mirror.db.models import AuditChange, FindingRow, Page, Project
-from mirror.decisions import decide_project
-from mirror.events import record_event
-from mirror.upstream import Fetched, UpstreamError
+from mirror.screening.decisions import decide_project
+from mirror.screening.events import record_event
+from mirror.upstream.client import Fetched, UpstreamError
 
 log = logging.getLogger("indexguard.sweep")
 
@@ -30,7 +30,7 @@ BATCH = 500
 
 def sweep_internal_names(services: Any, run_id: int, limiter: Any) -> Iterator[Any]:
     """One ProjectResult per internal name that gained a critical finding or failed."""
-    from mirror.audit import ProjectResult
+    from mirror.audit.runner import ProjectResult
 
     names = sorted(services.internal.all_names())
     if not names:

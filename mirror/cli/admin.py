@@ -77,7 +77,7 @@ def _add_admin(commands: Any) -> None:
 
 
 def _open_database(args: argparse.Namespace) -> Any:
-    from mirror.cli import settings_from_args
+    from mirror.cli.main import settings_from_args
     from mirror.db import migrate
     from mirror.db.session import make_engine, make_session_factory
 

@@ -25,7 +25,7 @@ CYCLONEDX_JSON = "application/vnd.cyclonedx+json; version=1.5"
 
 @router.get("/sbom", summary="CycloneDX SBOM of every cached project, release and file")
 def sbom(request: Request, _: Any = Depends(reviewer)) -> Response:
-    from mirror.sbom import export_json
+    from mirror.audit.sbom import export_json
 
     return Response(export_json(request.app.state.services), media_type=CYCLONEDX_JSON)
 

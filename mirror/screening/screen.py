@@ -26,14 +26,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import detectors
 from detectors.facts import DownloadStats, Finding, InternalNames, ProjectFacts, ReleaseFacts, Severity
-from mirror import metrics, policy as policy_mod
+from mirror import metrics
+from mirror.screening import policy as policy_mod
 from mirror.clock import Clock, parse_utc
 from mirror.db.models import FindingRow, Project, Release, Snapshot
-from mirror.decisions import decide_project, decide_release, effective_project_state, release_blocked
-from mirror.events import record_event
-from mirror.pagebuild import file_version
+from mirror.screening.decisions import decide_project, decide_release, effective_project_state, release_blocked
+from mirror.screening.events import record_event
+from mirror.serving.pagebuild import file_version
 from mirror.simple.model import ProjectPage
-from mirror.upstream import UpstreamClient, UpstreamError
+from mirror.upstream.client import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 

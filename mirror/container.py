@@ -23,19 +23,19 @@ from detectors.facts import InternalNames
 from mirror.clock import Clock, utcnow
 from mirror.db.models import Page, PinnedFile
 from mirror.db.session import make_engine, make_session_factory
-from mirror.events import record_event
-from mirror.fetch import FileFetcher
-from mirror.netguard import NetGuard, guarded_session, requests_opener
+from mirror.screening.events import record_event
+from mirror.serving.fetcher import FileFetcher
+from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener
 from mirror.notify import WebhookNotifier
-from mirror.decisions import release_blocked
-from mirror.detector_setup import DetectorSetup
-from mirror.internal import INTERNAL_URL_PREFIX, InternalSettings, InternalSources
-from mirror.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, ServedPage, render_bodies
-from mirror.screening import Screening, Verdict
+from mirror.screening.decisions import release_blocked
+from mirror.screening.detector_setup import DetectorSetup
+from mirror.serving.internal import INTERNAL_URL_PREFIX, InternalSettings, InternalSources
+from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, ServedPage, render_bodies
+from mirror.screening.screen import Screening, Verdict
 from mirror.simple.model import ProjectPage
-from mirror.settings import Settings
-from mirror.store import BlobStore
-from mirror.upstream import UpstreamClient
+from mirror.config import Settings
+from mirror.serving.store import BlobStore
+from mirror.upstream.client import UpstreamClient
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,13 @@ from typing import Any, TextIO
 
 from packaging.utils import InvalidName, canonicalize_name
 
-from mirror.audit import EXIT_NEW_CRITICAL, AuditSummary
+from mirror.audit.runner import EXIT_NEW_CRITICAL, AuditSummary
 
 EXIT_USAGE = 2
 
 
 def add_parsers(commands: Any) -> None:
-    from mirror.cli import _config_option
+    from mirror.cli.main import _config_option
 
     audit = commands.add_parser(
         "audit",
@@ -46,9 +46,9 @@ def add_parsers(commands: Any) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from mirror.audit import Auditor
-    from mirror.cli import settings_from_args
-    from mirror.services import Services
+    from mirror.audit.runner import Auditor
+    from mirror.cli.main import settings_from_args
+    from mirror.container import Services
 
     project = None
     if args.project:
@@ -81,9 +81,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_sbom(args: argparse.Namespace) -> int:
-    from mirror.cli import settings_from_args
-    from mirror.sbom import export_json
-    from mirror.services import Services
+    from mirror.cli.main import settings_from_args
+    from mirror.audit.sbom import export_json
+    from mirror.container import Services
 
     services = Services(settings_from_args(args))
     try:

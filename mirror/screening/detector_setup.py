@@ -10,8 +10,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from mirror import policy as policy_mod
-from mirror.settings import Settings, SettingsError
+from mirror.screening import policy as policy_mod
+from mirror.config import Settings, SettingsError
 
 
 _CORPORA: dict[str, Any] = {}

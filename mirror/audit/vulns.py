@@ -34,7 +34,7 @@ from pip_audit._service import (
 from pip_audit._service.interface import Dependency, VulnerabilityID
 
 
-from mirror.audit import VULN_SEVERITIES as SEVERITIES
+from mirror.audit.runner import VULN_SEVERITIES as SEVERITIES
 
 log = logging.getLogger("indexguard.vulns")
 
@@ -315,7 +315,7 @@ def store_release_vulnerabilities(
     from sqlalchemy import select
 
     from mirror.db.models import FindingRow, Release, Vulnerability
-    from mirror.decisions import decide_release
+    from mirror.screening.decisions import decide_release
 
     out = ReleaseOutcome()
     rows = {

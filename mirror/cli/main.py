@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mirror import __version__
-from mirror.settings import CONFIG_ENV, STORAGE_ENV, Settings, SettingsError, load_settings
+from mirror.config import CONFIG_ENV, STORAGE_ENV, Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
 
@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins():
     """Sub-commands that live beside the modules they drive."""
-    from mirror import admin_cli, audit_cli, check
+    from mirror.cli import admin, audit, check
 
-    return [check.add_parser, admin_cli.add_parsers, audit_cli.add_parsers]
+    return [check.add_parser, admin.add_parsers, audit.add_parsers]
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from mirror.services import SCHEMA_READY_ENV
+    from mirror.container import SCHEMA_READY_ENV
 
     settings = settings_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -103,7 +103,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     common = dict(
         host=settings.server.host,
         port=settings.server.port,
-        access_log=settings.server.access_log == "text",  # "json" is mirror.accesslog's
+        access_log=settings.server.access_log == "text",  # "json" is mirror.web.accesslog's
         proxy_headers=True,
         timeout_keep_alive=30,
     )
@@ -144,6 +144,3 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     print(f"database is up to date: {engine.url.render_as_string(hide_password=True)}")
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -29,7 +29,7 @@ from packageurl import PackageURL
 from sqlalchemy import select
 
 from mirror.db.models import FindingRow, PinnedFile, Project, Release, Vulnerability
-from mirror.internal import INTERNAL_URL_PREFIX
+from mirror.serving.internal import INTERNAL_URL_PREFIX
 
 BATCH = 200
 PREFIX = "indexguard:"

@@ -26,12 +26,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from mirror import metrics
 from mirror.clock import Clock
 from mirror.db.models import Page, PinnedFile
-from mirror.events import record_event
-from mirror.pagebuild import Pin, build_page
+from mirror.screening.events import record_event
+from mirror.serving.pagebuild import Pin, build_page
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import parse_project_json
 from mirror.simple.render import render_project_html, render_project_json
-from mirror.upstream import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
+from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 

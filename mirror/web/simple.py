@@ -14,7 +14,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from packaging.utils import canonicalize_name
 
-from mirror.pages import PageUnavailable, ServedPage
+from mirror.serving.pages import PageUnavailable, ServedPage
 from mirror.simple.model import ProjectList
 from mirror.simple.negotiate import choose_format
 from mirror.simple.render import render_list_html, render_list_json
