@@ -17,8 +17,10 @@ from mirror.metrics import MetricsMiddleware, metrics_endpoint
 from mirror.review import api as review_api, views as review_views
 from mirror.review.auth import ClientAuthMiddleware
 from mirror.review.settings import ReviewSettings
-from mirror.web import files, health, simple, upload
+from mirror.web import files, health, limits, simple, upload
 from mirror.web.accesslog import JsonAccessLog
+from mirror.web.bulkhead import Bulkhead
+from mirror.web.errors import install_error_handlers
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     services = services or Services(settings)
@@ -46,6 +48,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         redoc_url=None,
     )
     app.state.services = services
+    app.state.upstream_room = Bulkhead(settings.server.upstream_workers, settings.server.upstream_queue)
+    install_error_handlers(app)
     app.include_router(simple.router)
     app.include_router(files.router)
     app.include_router(health.router)
@@ -59,6 +63,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_middleware(
         ClientAuthMiddleware, required=ReviewSettings.from_settings(settings).require_client_auth
     )
+    app.add_middleware(limits.RequestLimits, server=settings.server)  # credential and body caps before any body
     app.add_middleware(MetricsMiddleware)
     if settings.server.access_log == "json":
         app.add_middleware(JsonAccessLog)

@@ -37,6 +37,23 @@ class ServerSettings:
     # root-relative file URLs, which every client resolves against the page.
     public_url: str = ""
     access_log: str = "off"  # "off" | "text" | "json"
+    # Largest request body (API calls, admin forms, any other route but
+    # ``/legacy/``, which ``[internal] max_upload_bytes`` bounds): 413 past it,
+    # counted as the bytes stream in.
+    max_body_bytes: int = 1024 * 1024
+    # Connections: seconds from a connection's opening (or from the first byte
+    # of a later request on it) to the end of the request headers; seconds an
+    # idle keep-alive connection stays open; most open connections per worker
+    # (more are closed at once, requests past it get 503); largest request head.
+    header_timeout: float = 10.0
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 1000
+    max_header_bytes: int = 16 * 1024
+    # Work that may wait on upstream (first screenings, cold pages and files)
+    # runs in a room of its own: this many at once, this many more waiting,
+    # then 503 with Retry-After, so health, admin and warm traffic never queue behind it.
+    upstream_workers: int = 16
+    upstream_queue: int = 64
 
 
 @dataclass(frozen=True)
@@ -48,6 +65,9 @@ class DatabaseSettings:
 @dataclass(frozen=True)
 class StorageSettings:
     path: Path = Path("data")
+    # /readyz answers 503 below this much free space on the storage device:
+    # a mirror that cannot store a file cannot serve a new one.
+    min_free_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -260,10 +280,26 @@ def _validate(s: Settings) -> None:
         raise SettingsError("server.port", f"must be between 1 and 65535, not {s.server.port}")
     if not 1 <= s.server.workers <= 256:
         raise SettingsError("server.workers", f"must be between 1 and 256, not {s.server.workers}")
+    if not 1 <= s.server.upstream_workers <= 1024:
+        raise SettingsError("server.upstream_workers", f"must be between 1 and 1024, not {s.server.upstream_workers}")
+    if not 0 <= s.server.upstream_queue <= 100_000:
+        raise SettingsError("server.upstream_queue", f"must be between 0 and 100000, not {s.server.upstream_queue}")
     if s.server.access_log not in ("off", "text", "json"):
         raise SettingsError("server.access_log", "must be one of off, text, json")
     if s.server.public_url and urlsplit(s.server.public_url).scheme not in ("http", "https"):
         raise SettingsError("server.public_url", "must be an http(s) URL")
+    if s.server.max_body_bytes < 1024:
+        raise SettingsError("server.max_body_bytes", "must be at least 1024")
+    if not 0 < s.server.header_timeout <= 3600:
+        raise SettingsError("server.header_timeout", "must be more than 0 and at most 3600 seconds")
+    if not 0 < s.server.keep_alive_timeout <= 3600:
+        raise SettingsError("server.keep_alive_timeout", "must be more than 0 and at most 3600 seconds")
+    if s.server.max_connections < 2:
+        raise SettingsError("server.max_connections", "must be at least 2")
+    if s.server.max_header_bytes < 1024:
+        raise SettingsError("server.max_header_bytes", "must be at least 1024")
+    if s.storage.min_free_bytes < 0:
+        raise SettingsError("storage.min_free_bytes", "must be zero or more bytes")
     if s.upstream.url and urlsplit(s.upstream.url).scheme not in ("http", "https"):
         raise SettingsError("upstream.url", f"must be an http(s) URL, not {s.upstream.url!r}")
     if s.upstream.timeout <= 0:

@@ -10,33 +10,36 @@ import ipaddress
 import os
 import socket
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from fastapi import Request
-from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
 from detectors.facts import InternalNames
 from mirror.clock import Clock, utcnow
-from mirror.db.models import Page, PinnedFile
-from mirror.db.session import make_engine, make_session_factory
-from mirror.screening.events import record_event
-from mirror.serving.fetcher import FileFetcher
-from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener
-from mirror.notify import WebhookNotifier
-from mirror.screening.decisions import release_blocked
-from mirror.screening.detector_setup import DetectorSetup
-from mirror.serving.internal import INTERNAL_URL_PREFIX, InternalSettings, InternalSources
-from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, ServedPage, render_bodies
-from mirror.screening.screen import Screening, Verdict
-from mirror.simple.model import ProjectPage
 from mirror.config import Settings
+from mirror.db.models import Page, PinnedFile, Project
+from mirror.db.session import make_engine, make_session_factory
+from mirror.errors import NotFound, Unavailable
+from mirror.notify import WebhookNotifier
+from mirror.screening.detector_setup import DetectorSetup
+from mirror.screening.events import record_event
+from mirror.screening.screen import Screening, Verdict
+from mirror.serving.fetcher import FileFetcher
+from mirror.serving.gate import Standing, check_file, check_page, project_refusal
+from mirror.serving.internal import InternalSettings, InternalSources
+from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, PageUnavailable, ServedPage, render_bodies
 from mirror.serving.store import BlobStore
+from mirror.simple.model import ProjectPage
 from mirror.upstream.client import UpstreamClient
+from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener
 
+METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
+# Seconds a client is told to wait when upstream is needed and down: short,
+# because pip obeys it on every retry and gives up after a few.
+RETRY_AFTER_SECONDS = 2
 
 @dataclass(frozen=True)
 class FileTarget:
@@ -144,9 +147,23 @@ class Services:
 
     # -- Simple API --------------------------------------------------------
 
-    def known_projects(self) -> list[str]:
+    def installable_projects(self) -> list[str]:
+        """The names a client may install now, for the root listing.
+
+        Quarantined and denied projects (and public pages of internal names)
+        stay off it: the listing must not advertise what the gate refuses.
+        """
+        now = self.clock()
         with self.sessions() as session:
-            return list(session.scalars(select(Page.project).order_by(Page.project)))
+            names = set(session.scalars(select(Page.project)))
+            rows = {row.name: row for row in session.scalars(select(Project))}
+        names |= self.internal.source_names()
+        listed = []
+        for name in sorted(names):
+            standing = Standing(name, self.internal.is_internal(name), rows.get(name), now)
+            if (standing.internal or standing.row is not None) and project_refusal(standing) is None:
+                listed.append(name)
+        return listed
 
     def notify(self, kind: str, payload: dict[str, Any]) -> None:
         """Queue a webhook notification; returns at once (delivery runs on its own thread)."""
@@ -195,33 +212,72 @@ class Services:
             if target.project == project:
                 self._allowed_files.pop(key, None)
 
-    def project_page(self, project: str, request: Request) -> ServedPage | Response:
-        """The page to serve, or the response that refuses it (403/404)."""
-        if self.internal.is_internal(project):
+    def standing(self, project: str) -> Standing:
+        """What the gate needs to know of ``project`` now."""
+        return Standing(
+            name=project,
+            internal=self.internal.is_internal(project),
+            row=self.screening.project_row(project),
+            now=self.clock(),
+        )
+
+    def ready_page(self, project: str) -> ServedPage | None:
+        """The page when no upstream call is needed to answer, else None.
+
+        Raises Refused like ``project_page``.  Lets the web layer keep warm
+        traffic out of the room where upstream-bound work waits.
+        """
+        standing = self.standing(project)
+        check_page(standing)
+        if standing.internal or standing.row is None:
+            return None
+        page = self.pages.fresh(project)
+        if page is not None:
+            self._remember_allowed(project)
+        return page
+
+    def project_page(self, project: str, request: Mapping[str, Any]) -> ServedPage:
+        """The page to serve; raises NotFound, Refused or Unavailable.
+
+        ``request`` describes the client, for the record of a first screening.
+        """
+        standing = self.standing(project)
+        check_page(standing)
+        if standing.internal:
             return self._internal_page(project)
-        verdict = self.screening.verdict(project)
-        if verdict is None:
-            info = request_info(request, self.clock())
-            screened: list[Verdict] = []
+        if standing.row is None:
+            self._screen_first(project, request)
+            check_page(self.standing(project))
+        page = self._stored_page(project)
+        self._remember_allowed(project)
+        return page
 
-            def screen(upstream_page: ProjectPage) -> None:
-                screened.append(self.screening.screen(project, upstream_page, info))
-
-            if self.pages.get(project, on_fetched=screen) is None:
-                return _not_found(project)
-            if screened:
-                verdict = screened[0]
-            else:  # the page was stored already (say, by another process): screen it now
-                verdict = self.screening.screen(project, self.pages.upstream_page(project), info)
-                self.pages.rebuild(project)
-        if verdict.blocked:
-            return PlainTextResponse(verdict.message + "\n", status_code=403)
-        page = self.pages.get(project)
-        if page is None:
-            return _not_found(project)
+    def _remember_allowed(self, project: str) -> None:
         if len(self._allowed_at) > 50_000:
             self._allowed_at.clear()
         self._allowed_at[project] = self.monotonic()
+
+    def _screen_first(self, project: str, request: Mapping[str, Any]) -> None:
+        screened: list[Verdict] = []
+
+        def screen(upstream_page: ProjectPage) -> None:
+            screened.append(self.screening.screen(project, upstream_page, request))
+
+        self._stored_page(project, on_fetched=screen)
+        if not screened:  # the page was stored already (say, by another process): screen it now
+            self.screening.screen(project, self.pages.upstream_page(project), request)
+            self.pages.rebuild(project)
+
+    def _stored_page(self, project: str, on_fetched: Callable[[ProjectPage], None] | None = None) -> ServedPage:
+        try:
+            page = self.pages.get(project, on_fetched=on_fetched)
+        except PageUnavailable as exc:
+            raise Unavailable(
+                f"the upstream index is unavailable and '{project}' is not cached yet ({exc}).",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from None
+        if page is None:
+            raise NotFound(f"no project named '{project}' on the upstream index.")
         return page
 
     def forget_internal(self, project: str) -> None:
@@ -230,13 +286,12 @@ class Services:
         self._allowed_at.pop(project, None)
         self._forget_files(project)
 
-    def _internal_page(self, project: str) -> ServedPage | Response:
+    def _internal_page(self, project: str) -> ServedPage:
         page = self.internal.page(project)
         if page is None:
-            return PlainTextResponse(
-                f"indexguard: '{project}' is an internal name and no internal source has it; "
-                "the public index is never asked for internal names.\n",
-                status_code=404,
+            raise NotFound(
+                f"'{project}' is an internal name and no internal source has it; "
+                "the public index is never asked for internal names."
             )
         served = self._internal_served.get(project)
         fresh = render_bodies(page, self.clock())
@@ -246,59 +301,34 @@ class Services:
 
     # -- files -------------------------------------------------------------
 
-    def file_target(self, sha256: str, filename: str, request: Request) -> FileTarget | Response:
-        """The blob to serve for a file URL, or the response that refuses it."""
+    def file_target(self, sha256: str, filename: str) -> FileTarget:
+        """The blob to serve for a file URL; raises NotFound or Refused."""
         target = self._file_target(sha256, filename)
-        if isinstance(target, FileTarget):
-            if len(self._allowed_files) > 100_000:
-                self._allowed_files.clear()
-            self._allowed_files[(sha256, filename)] = (self.monotonic(), target)
+        if len(self._allowed_files) > 100_000:
+            self._allowed_files.clear()
+        self._allowed_files[(sha256, filename)] = (self.monotonic(), target)
         return target
 
-    def _file_target(self, sha256: str, filename: str) -> FileTarget | Response:
-        is_metadata = filename.endswith(".metadata")
-        dist_name = filename.removesuffix(".metadata") if is_metadata else filename
+    def _file_target(self, sha256: str, filename: str) -> FileTarget:
+        is_metadata = filename.endswith(METADATA_SUFFIX)
+        dist_name = filename.removesuffix(METADATA_SUFFIX) if is_metadata else filename
         with self.sessions() as session:
             pin = session.scalars(
-                select(PinnedFile).where(
-                    PinnedFile.sha256 == sha256, PinnedFile.filename == dist_name
-                )
+                select(PinnedFile).where(PinnedFile.sha256 == sha256, PinnedFile.filename == dist_name)
             ).first()
-        if pin is None:
-            return PlainTextResponse("indexguard: no such file.\n", status_code=404)
-        if pin.blocked_reason:
-            return PlainTextResponse(
-                f"indexguard: '{dist_name}' is blocked: {pin.blocked_reason}.\n", status_code=403
-            )
-        if not pin.upstream_url.startswith(INTERNAL_URL_PREFIX) and not self.internal.is_internal(pin.project):
-            refusal = self._refuse_public_file(pin)
-            if refusal is not None:
-                return refusal
+            blob = pin.metadata_sha256 if pin is not None and is_metadata else sha256
+            if pin is None or not blob:
+                raise NotFound("no such file.")
+            owner = session.scalars(
+                select(PinnedFile.project)
+                .where((PinnedFile.sha256 == blob) | (PinnedFile.metadata_sha256 == blob))
+                .order_by(PinnedFile.id)
+                .limit(1)
+            ).first()
+        check_file(pin, self.standing(pin.project), self.screening.release_state(pin.project, pin.version), owner)
         if is_metadata:
-            if not pin.metadata_sha256:
-                return PlainTextResponse("indexguard: no such file.\n", status_code=404)
-            return FileTarget(
-                pin.metadata_sha256, pin.upstream_url + ".metadata", None, True, pin.project, filename
-            )
+            return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename)
         return FileTarget(pin.sha256, pin.upstream_url, pin.size, False, pin.project, filename)
-
-    def _refuse_public_file(self, pin: PinnedFile) -> Response | None:
-        verdict = self.screening.verdict(pin.project)
-        if verdict is None:
-            return PlainTextResponse(
-                f"indexguard: '{pin.project}' has not been screened yet; request its index page first.\n",
-                status_code=403,
-            )
-        if verdict.blocked:
-            return PlainTextResponse(verdict.message + "\n", status_code=403)
-        release = self.screening.release_state(pin.project, pin.version)
-        if release is not None and release_blocked(release, self.clock()):
-            return PlainTextResponse(
-                f"indexguard: {pin.project} {pin.version} is {release.state}: {release.reason}. "
-                "Ask an admin to review it.\n",
-                status_code=403,
-            )
-        return None
 
     def _record_mismatch(self, sha256: str, url: str, actual: str) -> None:
         with self.sessions.begin() as session:
@@ -317,22 +347,6 @@ class Services:
                 details={"expected": sha256, "actual": actual},
                 at=self.clock(),
             )
-
-
-def request_info(request: Request, now: datetime) -> dict[str, Any]:
-    """What a reviewer wants to know about the request that triggered a decision."""
-    return {
-        "time": now.isoformat(),
-        "client": request.client.host if request.client else None,
-        "user_agent": request.headers.get("user-agent", "")[:500],
-        "path": request.url.path,
-    }
-
-
-def _not_found(project: str) -> Response:
-    return PlainTextResponse(
-        f"indexguard: no project named '{project}' on the upstream index.\n", status_code=404
-    )
 
 
 def local_upstream_hosts(settings: Settings) -> set[str]:

@@ -8,7 +8,6 @@ decision shows on the very next page request.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any, Iterator
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -32,7 +31,7 @@ from mirror.review.schemas import (
     UndoIn,
 )
 from mirror.review.tokens import Principal
-from mirror.container import request_info
+from mirror.web.client_info import request_info
 
 router = APIRouter(prefix="/api/v1", tags=["review"])
 reviewer = require("reviewer")
@@ -109,9 +108,10 @@ def _decide_project(request: Request, name: str, action: str, body: DecisionIn, 
     services = _services(request)
     canonical = project_name(name)
     now = services.clock()
-    expires_at = None
-    if isinstance(body, AllowIn):
-        expires_at = body.expires_at or (now + timedelta(hours=body.hours) if body.hours else None)
+    with _as_http():
+        expires_at = None
+        if isinstance(body, AllowIn):
+            expires_at = body.expires_at or (actions.break_glass_expiry(now, body.hours) if body.hours else None)
     with _as_http(), services.sessions.begin() as session:
         decision = actions.decide_on_project(
             session,

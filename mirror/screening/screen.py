@@ -90,7 +90,7 @@ class Screening:
 
     def verdict(self, project: str) -> Verdict | None:
         """The stored verdict, or None when the project was never screened."""
-        row = self._project(project)
+        row = self.project_row(project)
         if row is None:
             return None
         state = effective_project_state(row, self.clock())
@@ -199,7 +199,7 @@ class Screening:
 
     # -- internals -------------------------------------------------------------
 
-    def _project(self, project: str) -> Project | None:
+    def project_row(self, project: str) -> Project | None:
         cached = self._cache.get(project)
         now = self.monotonic()
         if cached is not None and now - cached[0] < RECHECK_SECONDS:

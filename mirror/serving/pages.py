@@ -17,7 +17,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -41,6 +42,9 @@ RECHECK_SECONDS = 2.0
 # After an upstream failure, serve the stale page this long before retrying.
 FAILURE_BACKOFF_SECONDS = 10.0
 STORED_BASE = "stored:"  # base URL for parsing our own stored upstream JSON
+# session.info key: file-change notifications waiting for their transaction to commit.
+_CHANGED_KEY = "indexguard.file_changed"
+FILE_CHANGED_REASON = "upstream changed a published file"
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class PageService:
         monotonic: Callable[[], float],
         hidden_versions: Callable[[Session, str, ProjectPage], Iterable[str]] = lambda s, n, p: (),
         cache_bytes: int = 32 * 1024 * 1024,
+        notify: Callable[[str, dict[str, Any]], None] = lambda kind, payload: None,
     ) -> None:
         self.sessions = sessions
         self.upstream = upstream
@@ -112,6 +117,7 @@ class PageService:
         self.clock = clock
         self.monotonic = monotonic
         self.hidden_versions = hidden_versions
+        self.notify = notify
         self.cache = ByteLRU(cache_bytes)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -124,15 +130,11 @@ class PageService:
 
         Raises PageUnavailable when there is no stored page and upstream fails.
         """
-        hit = self.cached(project)
+        hit = self.fresh(project)
         if hit is not None:
             return hit
         now_mono = self.monotonic()
         stored = self._load(project)
-        if stored is not None and self.clock() - stored.checked_at < self.ttl:
-            self.cache.put(project, now_mono, stored)
-            metrics.PAGE_HIT.inc()
-            return stored
         lock = self._lock_for(project)
         if stored is not None:
             # A stale page: one request refreshes it, the others are not kept
@@ -156,6 +158,18 @@ class PageService:
             self.cache.discard(project)
         return page
 
+    def fresh(self, project: str) -> ServedPage | None:
+        """The page if memory or the database holds a fresh one, else None; never asks upstream."""
+        hit = self.cached(project)
+        if hit is not None:
+            return hit
+        stored = self._load(project)
+        if stored is None or self.clock() - stored.checked_at >= self.ttl:
+            return None
+        self.cache.put(project, self.monotonic(), stored)
+        metrics.PAGE_HIT.inc()
+        return stored
+
     def cached(self, project: str) -> ServedPage | None:
         """The page if memory alone can answer (no database, no upstream), else None.
 
@@ -175,7 +189,7 @@ class PageService:
         """Re-filter the stored upstream page (after a decision), without asking upstream."""
         for attempt in range(3):
             try:
-                with self.sessions.begin() as session:
+                with self._writing() as session:
                     row = session.get(Page, project)
                     if row is None:
                         return
@@ -197,6 +211,19 @@ class PageService:
             return _stored_upstream(row) if row is not None else None
 
     # -- internals ---------------------------------------------------------
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A transaction whose file-change notifications go out once it has committed.
+
+        A re-upload is blocked inside the page transaction; telling anyone
+        before the block is stored (or when the transaction is retried)
+        would announce a block that does not exist.
+        """
+        with self.sessions.begin() as session:
+            yield session
+        for payload in session.info.pop(_CHANGED_KEY, []):
+            self.notify("critical-finding", payload)
 
     def _lock_for(self, project: str) -> threading.Lock:
         with self._locks_guard:
@@ -240,7 +267,7 @@ class PageService:
             return None
         if result is NOT_MODIFIED:
             # Rebuild from the stored upstream page: holds may have matured.
-            with self.sessions.begin() as session:
+            with self._writing() as session:
                 row = session.get(Page, project)
                 if row is None:
                     return None
@@ -260,7 +287,7 @@ class PageService:
             )
         for attempt in range(3):
             try:
-                with self.sessions.begin() as session:
+                with self._writing() as session:
                     row = session.get(Page, project)
                     return self._store(session, project, result.page, result.etag, now, row)
             except IntegrityError:
@@ -359,18 +386,33 @@ def _pin_row(project: str, pin: Pin, now: datetime) -> PinnedFile:
 
 
 def _block_changed(session: Session, project: str, filename: str, listed: str) -> None:
+    """Block a pinned file whose upstream listing now has other bytes: a re-upload.
+
+    Published files are immutable on the public index, so new bytes under an
+    old name are an attack or an accident, and either way not what the
+    lockfiles pinned.  The block is recorded as a critical event, notified
+    like a critical finding once stored, and stays until a reviewer clears it
+    (``mirror.review.actions.unblock_file``).
+    """
     row = session.scalars(
         select(PinnedFile).where(PinnedFile.project == project, PinnedFile.filename == filename)
     ).one()
     if row.blocked_reason:
         return
-    row.blocked_reason = "upstream changed a published file"
+    row.blocked_reason = FILE_CHANGED_REASON
+    title = f"upstream changed a published file: {filename} was {row.sha256}, now listed as {listed}"
+    evidence = {"filename": filename, "pinned_sha256": row.sha256, "listed_sha256": listed}
     record_event(
         session,
         severity="critical",
         kind="file-changed",
         project=project,
         filename=filename,
-        message=f"upstream changed a published file: {filename} was {row.sha256}, now listed as {listed}",
+        message=title,
         details={"pinned_sha256": row.sha256, "listed_sha256": listed},
     )
+    session.info.setdefault(_CHANGED_KEY, []).append({
+        "project": project,
+        "finding": {"detector": "file-changed", "severity": "critical", "title": title, "target": filename,
+                    "release": row.version, "evidence": evidence},
+    })

@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 from fastapi import APIRouter, Request
-from fastapi.responses import (
-    FileResponse,
-    PlainTextResponse,
-    Response,
-    StreamingResponse,
-)
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Send
 
 from mirror import metrics
+from mirror.errors import FetchFailed, NotFound
 from mirror.serving.fetcher import StoreError, UpstreamError, prime
 from mirror.serving.store import VerificationError
 
@@ -32,7 +29,6 @@ if TYPE_CHECKING:
     from mirror.container import FileTarget, Services
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
-METADATA_SUFFIX = ".metadata"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 router = APIRouter()
@@ -91,7 +87,7 @@ def _read_cached(fd: int, size: int, offset: int) -> bytes | bytearray | None:
     return bytes(memoryview(buffer)[:got]) if got else None
 
 
-@router.get("/files/{sha256}/{filename}", include_in_schema=False)
+@router.api_route("/files/{sha256}/{filename}", methods=["GET", "HEAD"], include_in_schema=False)
 async def get_file(sha256: str, filename: str, request: Request) -> Response:
     if (
         not SHA256.match(sha256)
@@ -100,22 +96,12 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
         or len(filename) > 512
         or not filename.isprintable()  # NUL and other controls: PostgreSQL text cannot even hold NUL
     ):
-        return PlainTextResponse("indexguard: no such file.\n", status_code=404)
+        raise NotFound("no such file.")
     services = request.app.state.services
     # Warm path: a recently allowed file already in the store costs no thread hop.
     target = services.warm_file(sha256, filename)
-    if target is not None:
-        path = services.store.path(target.sha256)
-        if path.exists():
-            metrics.FILE_HIT.inc()
-            return _blob_response(path, target, filename)
-    return await run_in_threadpool(_serve, services, sha256, filename, request)
-
-
-def _serve(services: Services, sha256: str, filename: str, request: Request) -> Response:
-    target = services.file_target(sha256, filename, request)
-    if isinstance(target, Response):
-        return target
+    if target is None:
+        target = await run_in_threadpool(services.file_target, sha256, filename)
     path = services.store.path(target.sha256)
     if path.exists():
         metrics.FILE_HIT.inc()
@@ -123,17 +109,23 @@ def _serve(services: Services, sha256: str, filename: str, request: Request) -> 
     headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
     if target.size is not None:
         headers["Content-Length"] = str(target.size)
+    if request.method == "HEAD":  # what a GET would say, without fetching anything
+        return Response(status_code=200, media_type=_media_type(target, filename), headers=headers)
     metrics.FILE_MISS.inc()
-    try:
-        # Wait for the first byte, so a download that fails before it (upstream
-        # down, slow, refused, disk full) becomes a clear 502, not a cut 200.
-        chunks = prime(services.fetcher.stream(target.sha256, target.upstream_url, size=target.size))
-    except (UpstreamError, VerificationError, StoreError) as exc:
-        return PlainTextResponse(
-            f"indexguard: could not fetch '{filename}' from upstream: {exc}\n", status_code=502
-        )
-    # A fetch failure raised mid-stream makes the server cut the connection.
+    # Wait for the first byte in the upstream room, so a download that fails
+    # before it (upstream down, slow, refused, disk full) becomes a clear 502,
+    # not a cut 200.  A failure mid-stream makes the server cut the connection.
+    chunks = await request.app.state.upstream_room.run(_first_bytes, services, target, filename)
     return StreamingResponse(chunks, media_type=_media_type(target, filename), headers=headers)
+
+
+def _first_bytes(services: Services, target: FileTarget, filename: str) -> Iterator[bytes]:
+    try:
+        return prime(services.fetcher.stream(target.sha256, target.upstream_url, size=target.size))
+    except VerificationError:
+        raise FetchFailed(f"upstream's bytes for '{filename}' do not match the pinned sha256.") from None
+    except (UpstreamError, StoreError) as exc:
+        raise FetchFailed(f"could not fetch '{filename}' from upstream: {exc}") from None
 
 
 def _blob_response(path: Path, target: FileTarget, filename: str) -> Response:

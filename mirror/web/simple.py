@@ -7,21 +7,19 @@ renders a page for a known project.
 from __future__ import annotations
 
 import gzip
-import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 
-from mirror.serving.pages import PageUnavailable, ServedPage
+from mirror.serving.pages import ServedPage
 from mirror.simple.model import ProjectList
 from mirror.simple.negotiate import choose_format
 from mirror.simple.render import render_list_html, render_list_json
+from mirror.web.client_info import request_info
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
-# PEP 508 names, which is also what PEP 503 normalisation expects as input.
-_VALID_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 MAX_NAME_LENGTH = 200
 PAGE_CACHE_CONTROL = "max-age=60, public"
 
@@ -29,28 +27,32 @@ router = APIRouter()
 
 
 def valid_project_name(name: str) -> bool:
-    return len(name) <= MAX_NAME_LENGTH and _VALID_NAME.match(name) is not None
+    """A PEP 508 name (what PEP 503 normalisation expects), of a sane length."""
+    try:
+        canonicalize_name(name, validate=True)
+    except InvalidName:
+        return False
+    return len(name) <= MAX_NAME_LENGTH
 
 
-@router.get("/simple/", include_in_schema=False)
+@router.api_route("/simple/", methods=["GET", "HEAD"], include_in_schema=False)
 def project_list(request: Request) -> Response:
     media_type = _negotiate(request)
     if media_type is None:
         return _not_acceptable()
-    names = request.app.state.services.known_projects()
-    listing = ProjectList(names=tuple(names))
+    listing = ProjectList(names=tuple(request.app.state.services.installable_projects()))
     body = render_list_json(listing) if media_type == JSON_TYPE else render_list_html(listing)
     return Response(body, media_type=media_type, headers={"Vary": "Accept"})
 
 
-@router.get("/simple/{name}", include_in_schema=False)
+@router.api_route("/simple/{name}", methods=["GET", "HEAD"], include_in_schema=False)
 def project_no_slash(name: str, request: Request) -> Response:
     if not valid_project_name(name):
         return _bad_name(name)
     return _redirect(request, f"/simple/{canonicalize_name(name)}/")
 
 
-@router.get("/simple/{name}/", include_in_schema=False)
+@router.api_route("/simple/{name}/", methods=["GET", "HEAD"], include_in_schema=False)
 async def project_page(name: str, request: Request) -> Response:
     if not valid_project_name(name):
         return _bad_name(name)
@@ -61,21 +63,13 @@ async def project_page(name: str, request: Request) -> Response:
     if media_type is None:
         return _not_acceptable()
     services = request.app.state.services
-    warm = services.warm_page(canonical)
-    if warm is not None:  # answered from memory, on the event loop
-        return _page_response(warm, media_type, request)
-    try:
-        # May screen, query the database or ask upstream: not on the event loop.
-        outcome = await run_in_threadpool(services.project_page, canonical, request)
-    except PageUnavailable as exc:
-        return PlainTextResponse(
-            f"indexguard: the upstream index is unavailable and '{canonical}' is not cached yet ({exc}).\n",
-            status_code=503,
-            headers={"Retry-After": "30"},
-        )
-    if isinstance(outcome, Response):  # refused by screening, or not found
-        return outcome
-    return _page_response(outcome, media_type, request)
+    page = services.warm_page(canonical)  # answered from memory, on the event loop
+    if page is None:  # the database may answer: the shared pool
+        page = await run_in_threadpool(services.ready_page, canonical)
+    if page is None:  # upstream is needed: the bounded room
+        info = request_info(request, services.clock())
+        page = await request.app.state.upstream_room.run(services.project_page, canonical, info)
+    return _page_response(page, media_type, request)
 
 
 def _page_response(page: ServedPage, media_type: str, request: Request) -> Response:

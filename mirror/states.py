@@ -1,0 +1,41 @@
+"""The mirror's vocabulary, defined once: states, actions, roles.
+
+Every module that stores, compares or shows one of these words imports it
+from here, so a new state or action is added in one place.  Severities
+are the detectors' own (``detectors.facts.Severity``): findings are
+ordered by it everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from detectors.facts import Severity
+
+# Project states, and the actions (policy outcomes, reviewer decisions) that set them.
+ALLOWED: Final = "allowed"
+QUARANTINED: Final = "quarantined"
+DENIED: Final = "denied"
+PROJECT_STATE_OF_ACTION: Final = {"allow": ALLOWED, "review": QUARANTINED, "deny": DENIED}
+
+# Release states and the actions that set them.
+HELD: Final = "held"
+RELEASE_STATE_OF_ACTION: Final = {"allow": ALLOWED, "hold": HELD, "deny": DENIED}
+
+# Who decided: the policy, or a person (a token's name).
+POLICY_ACTOR: Final = "policy"
+
+# Token roles, weakest first: each role may do what the ones before it may.
+ROLES: Final = ("client", "reviewer", "admin")
+
+__all__ = [
+    "ALLOWED",
+    "DENIED",
+    "HELD",
+    "POLICY_ACTOR",
+    "PROJECT_STATE_OF_ACTION",
+    "QUARANTINED",
+    "RELEASE_STATE_OF_ACTION",
+    "ROLES",
+    "Severity",
+]

@@ -1,0 +1,37 @@
+"""Domain errors become HTTP responses here, and nowhere else."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from mirror.errors import Busy, FetchFailed, MirrorError, NotFound, Refused, Unavailable
+
+STATUS: dict[type[MirrorError], int] = {
+    NotFound: 404,
+    Refused: 403,
+    Busy: 503,
+    Unavailable: 503,
+    FetchFailed: 502,
+}
+
+
+def status_of(error: MirrorError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS:
+            return STATUS[kind]
+    return 500
+
+
+def error_response(error: MirrorError) -> Response:
+    """A one-line plain-text answer that pip's user (or curl) can read."""
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return PlainTextResponse(f"indexguard: {error.message}\n", status_code=status_of(error), headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, MirrorError)
+        return error_response(exc)
+
+    app.add_exception_handler(MirrorError, handle)
