@@ -130,26 +130,31 @@ class PageService:
 
         Raises PageUnavailable when there is no stored page and upstream fails.
         """
-        hit = self.fresh(project)
+        hit = self.cached(project)
         if hit is not None:
             return hit
-        now_mono = self.monotonic()
         stored = self._load(project)
+        if stored is not None and self._is_fresh(stored):
+            self.cache.put(project, self.monotonic(), stored)
+            metrics.PAGE_HIT.inc()
+            return stored
         lock = self._lock_for(project)
-        if stored is not None:
-            # A stale page: one request refreshes it, the others are not kept
-            # waiting on upstream, and after a failure we back off a while.
-            if now_mono < self._retry_after.get(project, 0.0) or not lock.acquire(blocking=False):
+        if not lock.acquire(blocking=False):
+            if stored is not None:
+                # A stale page and another thread refreshing it: don't wait on upstream.
                 metrics.PAGE_STALE.inc()
                 return replace(stored, stale=True)
-        else:
-            lock.acquire()
+            lock.acquire()  # the first fetch is under way: wait, then look again
+            stored = self._load(project)
+        elif stored is not None and self.monotonic() < self._retry_after.get(project, 0.0):
+            lock.release()  # upstream failed a moment ago: back off
+            metrics.PAGE_STALE.inc()
+            return replace(stored, stale=True)
         try:
-            again = self._load(project)  # another thread may have refreshed meanwhile
-            if again is not None and self.clock() - again.checked_at < self.ttl:
-                page: ServedPage | None = again
+            if stored is not None and self._is_fresh(stored):
+                page: ServedPage | None = stored
             else:
-                page = self._refresh(project, again, on_fetched)
+                page = self._refresh(project, stored, on_fetched)
         finally:
             lock.release()
         if page is not None:
@@ -164,11 +169,14 @@ class PageService:
         if hit is not None:
             return hit
         stored = self._load(project)
-        if stored is None or self.clock() - stored.checked_at >= self.ttl:
+        if stored is None or not self._is_fresh(stored):
             return None
         self.cache.put(project, self.monotonic(), stored)
         metrics.PAGE_HIT.inc()
         return stored
+
+    def _is_fresh(self, page: ServedPage) -> bool:
+        return self.clock() - page.checked_at < self.ttl
 
     def cached(self, project: str) -> ServedPage | None:
         """The page if memory alone can answer (no database, no upstream), else None.

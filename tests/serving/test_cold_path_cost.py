@@ -1,0 +1,48 @@
+"""What a cold first request costs: database round trips and upstream calls.
+
+The figures are printed (run with -s) so the redesign's effect can be read
+off; the assertions are ceilings that a regression (a verdict read once
+more, a page stored twice) would break.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import requests
+from sqlalchemy import event
+
+from tests.support.publish import publish
+
+JSON = "application/vnd.pypi.simple.v1+json"
+
+
+def watch(engine) -> Counter:
+    counts: Counter = Counter()
+
+    def on_checkout(dbapi_connection, connection_record, connection_proxy) -> None:
+        counts["checkouts"] += 1
+
+    def on_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        counts[statement.lstrip().split(None, 1)[0].upper()] += 1
+
+    event.listen(engine.pool, "checkout", on_checkout)
+    event.listen(engine, "before_cursor_execute", on_execute)
+    return counts
+
+
+def test_cold_first_request_cost(mirror, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "quiet-otter")
+    counts = watch(mirror.services.engine)
+    upstream_before = len(index_server.requests)
+    response = requests.get(mirror.simple_url + "quiet-otter/", headers={"Accept": JSON}, timeout=30)
+    assert response.status_code == 200, response.text
+    upstream = len(index_server.requests) - upstream_before
+    print(
+        f"\ncold first request: {counts['checkouts']} checkouts, {counts['SELECT']} SELECTs, "
+        f"{counts['INSERT']} INSERTs, {counts['UPDATE']} UPDATEs, {upstream} upstream calls"
+    )
+    assert upstream <= 3  # page, project JSON, at most one download-statistics call
+    assert counts["INSERT"] <= 8
+    assert counts["SELECT"] <= 16
+    assert counts["checkouts"] <= 10
