@@ -32,6 +32,7 @@ from mirror.serving.gate import Standing, check_file, check_page, project_refusa
 from mirror.serving.internal import InternalSettings, InternalSources
 from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, PageUnavailable, ServedPage, render_bodies
 from mirror.serving.store import BlobStore
+from mirror.simple.metadata import core_metadata_summary, same_version
 from mirror.simple.model import ProjectPage
 from mirror.upstream.client import UpstreamClient
 from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener
@@ -298,6 +299,20 @@ class Services:
         if served is None or served.etag != fresh.etag:
             self._internal_served[project] = fresh
         return self._internal_served[project]
+
+    def known_metadata(self, project: str, version: str) -> dict[str, Any] | None:
+        """Summary, dependencies and Python range of a release, when its core metadata is stored.
+
+        Never fetches: the JSON API says "unknown" rather than wait on upstream.
+        """
+        with self.sessions() as session:
+            pins = list(session.scalars(select(PinnedFile).where(PinnedFile.project == project)))
+        for pin in pins:
+            if pin.metadata_sha256 and pin.version and same_version(pin.version, version):
+                path = self.store.path(pin.metadata_sha256)
+                if path.exists():
+                    return core_metadata_summary(path.read_bytes())
+        return None
 
     # -- files -------------------------------------------------------------
 

@@ -12,15 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Iterable, Mapping
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    canonicalize_version,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_version
 
 from mirror.clock import parse_utc
+from mirror.simple.filenames import file_version, parse_dist_filename
 from mirror.simple.model import DistFile, ProjectPage
 
 FILES_PREFIX = "../../files/"
@@ -55,24 +50,6 @@ class Built:
     new_pins: list[Pin] = field(default_factory=list)
     changed: list[ChangedFile] = field(default_factory=list)
     unverifiable: int = 0
-
-
-def parse_dist_filename(filename: str) -> tuple[str, str] | None:
-    """(canonical project, version) of a wheel or sdist filename, or None."""
-    try:
-        if filename.endswith(".whl"):
-            name, version, _, _ = parse_wheel_filename(filename)
-        else:
-            name, version = parse_sdist_filename(filename)
-    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
-        return None
-    return str(name), str(version)
-
-
-def file_version(filename: str) -> str | None:
-    """The version a distribution filename carries, or None if unparseable."""
-    parsed = parse_dist_filename(filename)
-    return parsed[1] if parsed else None
 
 
 def mirror_file_url(sha256: str, filename: str, files_base: str = FILES_PREFIX) -> str:

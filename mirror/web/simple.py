@@ -62,14 +62,19 @@ async def project_page(name: str, request: Request) -> Response:
     media_type = _negotiate(request)
     if media_type is None:
         return _not_acceptable()
+    return _page_response(await served_page(request, canonical), media_type, request)
+
+
+async def served_page(request: Request, project: str) -> ServedPage:
+    """The page of a canonical project name, from the cheapest place that can answer."""
     services = request.app.state.services
-    page = services.warm_page(canonical)  # answered from memory, on the event loop
+    page = services.warm_page(project)  # answered from memory, on the event loop
     if page is None:  # the database may answer: the shared pool
-        page = await run_in_threadpool(services.ready_page, canonical)
+        page = await run_in_threadpool(services.ready_page, project)
     if page is None:  # upstream is needed: the bounded room
         info = request_info(request, services.clock())
-        page = await request.app.state.upstream_room.run(services.project_page, canonical, info)
-    return _page_response(page, media_type, request)
+        page = await request.app.state.upstream_room.run(services.project_page, project, info)
+    return page
 
 
 def _page_response(page: ServedPage, media_type: str, request: Request) -> Response:
