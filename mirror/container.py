@@ -20,7 +20,7 @@ from sqlalchemy import select
 from detectors.facts import InternalNames
 from mirror.clock import Clock, utcnow
 from mirror.config import Settings
-from mirror.db.models import Page, PinnedFile, Project
+from mirror.db.models import Page, PinnedFile, Project, Release
 from mirror.db.session import make_engine, make_session_factory
 from mirror.errors import NotFound, Unavailable
 from mirror.notify import WebhookNotifier
@@ -30,6 +30,7 @@ from mirror.screening.screen import Screening, Verdict
 from mirror.serving.fetcher import FileFetcher
 from mirror.serving.gate import Standing, check_file, check_page, project_refusal
 from mirror.serving.internal import InternalSettings, InternalSources
+from mirror.serving.why import Explanation, explain
 from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, PageUnavailable, ServedPage, render_bodies
 from mirror.serving.store import BlobStore
 from mirror.simple.metadata import core_metadata_summary, same_version
@@ -299,6 +300,12 @@ class Services:
         if served is None or served.etag != fresh.etag:
             self._internal_served[project] = fresh
         return self._internal_served[project]
+
+    def why(self, project: str, version: str | None = None) -> Explanation:
+        """Why ``project`` (or one version of it) is or is not installable now."""
+        with self.sessions() as session:
+            releases = list(session.scalars(select(Release).where(Release.project == project)))
+        return explain(self.standing(project), releases, version)
 
     def known_metadata(self, project: str, version: str) -> dict[str, Any] | None:
         """Summary, dependencies and Python range of a release, when its core metadata is stored.

@@ -13,10 +13,12 @@ from __future__ import annotations
 class MirrorError(Exception):
     """Base of every refusal or failure a client may see."""
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, project: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        # The project concerned, so the web layer can point at /why/PROJECT.
+        self.project = project
 
 
 class NotFound(MirrorError):

@@ -59,7 +59,7 @@ def require(role: str) -> Callable[..., Principal]:
 
 # -- package clients -----------------------------------------------------------
 
-PROTECTED_PREFIXES = ("/simple", "/files/")
+PROTECTED_PREFIXES = ("/simple", "/files/", "/pypi/", "/why/")
 CACHE_SECONDS = 10.0
 _CACHE_LIMIT = 10_000
 

@@ -66,7 +66,7 @@ def check_page(standing: Standing) -> None:
     """Raise Refused unless the project's page may be served."""
     reason = project_refusal(standing)
     if reason is not None:
-        raise Refused(reason)
+        raise Refused(reason, project=standing.name)
 
 
 def check_file(
@@ -81,22 +81,26 @@ def check_file(
     the one it is stored for.
     """
     if pin.blocked_reason:
-        raise Refused(f"'{pin.filename}' is blocked: {pin.blocked_reason}.")
+        raise Refused(f"'{pin.filename}' is blocked: {pin.blocked_reason}.", project=pin.project)
     if blob_owner is not None and blob_owner != pin.project:
         raise Refused(f"'{pin.filename}' names a file that belongs to another project.")
     if standing.internal and not is_internal_pin(pin):
         raise Refused(
-            f"'{pin.project}' is an internal name: files from the public index are never served for it."
+            f"'{pin.project}' is an internal name: files from the public index are never served for it.",
+            project=pin.project,
         )
     if not standing.internal and is_internal_pin(pin):
-        raise Refused(f"'{pin.project}' is no longer an internal name; request its index page again.")
+        raise Refused(f"'{pin.project}' is no longer an internal name; request its index page again.", project=pin.project)
     check_page(standing)
     if standing.internal:
         return
     if standing.state is None:
-        raise Refused(f"'{pin.project}' has not been screened yet; request its index page first.")
+        raise Refused(f"'{pin.project}' has not been screened yet; request its index page first.", project=pin.project)
     if release is not None and release_blocked(release, standing.now):
-        raise Refused(f"{pin.project} {pin.version} is {release.state}: {release.reason}. Ask an admin to review it.")
+        raise Refused(
+            f"{pin.project} {pin.version} is {release.state}: {release.reason}. Ask an admin to review it.",
+            project=pin.project,
+        )
 
 
 def blocked_reason(project: str, row: Project) -> str:

@@ -23,15 +23,21 @@ def status_of(error: MirrorError) -> int:
     return 500
 
 
-def error_response(error: MirrorError) -> Response:
-    """A one-line plain-text answer that pip's user (or curl) can read."""
+def error_response(error: MirrorError, base_url: str = "/") -> Response:
+    """A one-line plain-text answer that pip's user (or curl) can read.
+
+    A refusal names the page that explains it, since pip and uv print no body.
+    """
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
-    return PlainTextResponse(f"indexguard: {error.message}\n", status_code=status_of(error), headers=headers)
+    details = f" Details: {base_url}why/{error.project}" if isinstance(error, Refused) and error.project else ""
+    return PlainTextResponse(
+        f"indexguard: {error.message}{details}\n", status_code=status_of(error), headers=headers
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, MirrorError)
-        return error_response(exc)
+        return error_response(exc, str(request.base_url))
 
     app.add_exception_handler(MirrorError, handle)
