@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from sqlalchemy import inspect
@@ -54,3 +55,25 @@ def test_cli_db_upgrade(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "indexguard.db").exists()
+
+
+def test_replicas_migrating_a_fresh_database_at_once_all_succeed(database_url: str) -> None:
+    """Two replicas starting together on a fresh database: neither crashes on alembic_version."""
+    engines = [make_engine(database_url) for _ in range(3)]
+    errors: list[BaseException] = []
+
+    def run(engine) -> None:
+        try:
+            migrate.upgrade(engine)
+        except BaseException as exc:  # noqa: BLE001 - report any failure of any replica
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert migrate.drift(engines[0]) == []
+    for engine in engines:
+        engine.dispose()
