@@ -133,6 +133,8 @@ def write_mirror_config(path: Path, *, upstream: str, storage: Path, port: int, 
     path.write_text(
         "[server]\n"
         f'host = "127.0.0.1"\nport = {port}\nworkers = 1\naccess_log = "off"\n'
+        # One benchmark client screens hundreds of names a minute on purpose.
+        "screenings_per_client_per_minute = 0\n"
         "[storage]\n"
         f'path = "{storage}"\n'
         "[upstream]\n"

@@ -22,7 +22,7 @@ from mirror.clock import Clock, utcnow
 from mirror.config import Settings
 from mirror.db.models import Page, PinnedFile, Project, Release
 from mirror.db.session import make_engine, make_session_factory
-from mirror.errors import NotFound, Unavailable
+from mirror.errors import NotFound, TooManyRequests, Unavailable
 from mirror.notify import WebhookNotifier
 from mirror.screening.detector_setup import DetectorSetup
 from mirror.screening.events import record_event
@@ -33,6 +33,7 @@ from mirror.serving.internal import InternalSettings, InternalSources
 from mirror.serving.why import Explanation, explain
 from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, PageUnavailable, ServedPage, render_bodies
 from mirror.serving.store import BlobStore
+from mirror.serving.throttle import ClientBudget, NotFoundCache
 from mirror.simple.metadata import core_metadata_summary, same_version
 from mirror.simple.model import ProjectPage
 from mirror.upstream.client import UpstreamClient
@@ -136,6 +137,8 @@ class Services:
             hidden_versions=self.screening.hidden_versions,
         )
         self._internal_served: dict[str, ServedPage] = {}
+        self.not_found = NotFoundCache(settings.upstream.not_found_ttl, monotonic)
+        self.screening_budget = ClientBudget(settings.server.screenings_per_client_per_minute, monotonic)
         self.monotonic = monotonic
         # project -> when (monotonic) the slow path last found it public and allowed.
         self._allowed_at: dict[str, float] = {}
@@ -248,6 +251,14 @@ class Services:
         if standing.internal:
             return self._internal_page(project)
         if standing.row is None:
+            if project in self.not_found:
+                raise NotFound(f"no project named '{project}' on the upstream index.")
+            wait = self.screening_budget.take(request.get("client"))
+            if wait is not None:
+                raise TooManyRequests(
+                    "this client asked for too many never-seen projects in the last minute.",
+                    retry_after=max(1, round(wait)),
+                )
             self._screen_first(project, request)
             check_page(self.standing(project))
         page = self._stored_page(project)
@@ -279,6 +290,7 @@ class Services:
                 retry_after=RETRY_AFTER_SECONDS,
             ) from None
         if page is None:
+            self.not_found.add(project)
             raise NotFound(f"no project named '{project}' on the upstream index.")
         return page
 

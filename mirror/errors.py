@@ -37,5 +37,9 @@ class Busy(Unavailable):
     """Too much upstream work is already under way; trying later will work."""
 
 
+class TooManyRequests(MirrorError):
+    """One client asked for more than its share; it may try again after a while."""
+
+
 class FetchFailed(MirrorError):
     """Upstream answered, but not with bytes the mirror can serve."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from mirror.errors import Busy, FetchFailed, MirrorError, NotFound, Refused, Unavailable
+from mirror.errors import Busy, FetchFailed, MirrorError, NotFound, Refused, TooManyRequests, Unavailable
 
 STATUS: dict[type[MirrorError], int] = {
     NotFound: 404,
@@ -13,6 +13,7 @@ STATUS: dict[type[MirrorError], int] = {
     Busy: 503,
     Unavailable: 503,
     FetchFailed: 502,
+    TooManyRequests: 429,
 }
 
 
