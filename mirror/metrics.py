@@ -31,6 +31,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, or_, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mirror.db.models import Project, Release
 from mirror.web.watch import watch_response
 
 __all__ = [
@@ -155,8 +156,6 @@ class ReviewQueueCollector:
         self.clock = clock
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from mirror.db.models import Project, Release
-
         gauge = GaugeMetricFamily(
             "indexguard_review_queue_length",
             "Items waiting for a reviewer: quarantined projects and held releases.",

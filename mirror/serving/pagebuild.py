@@ -40,7 +40,6 @@ class ChangedFile:
     """Upstream now lists a pinned filename with another hash."""
 
     filename: str
-    pinned_sha256: str
     listed_sha256: str
 
 
@@ -49,7 +48,6 @@ class Built:
     page: ProjectPage
     new_pins: list[Pin] = field(default_factory=list)
     changed: list[ChangedFile] = field(default_factory=list)
-    unverifiable: int = 0
 
 
 def mirror_file_url(sha256: str, filename: str, files_base: str = FILES_PREFIX) -> str:
@@ -69,8 +67,7 @@ def build_page(
     kept: list[DistFile] = []
     for f in upstream.files:
         sha256 = (f.hashes.get("sha256") or "").lower()
-        if not sha256:
-            built.unverifiable += 1
+        if not sha256:  # unverifiable: never listed
             continue
         version = file_version(f.filename)
         pin = pins.get(f.filename)
@@ -86,7 +83,7 @@ def build_page(
             )
             built.new_pins.append(pin)
         elif pin.sha256 != sha256:
-            built.changed.append(ChangedFile(f.filename, pin.sha256, sha256))
+            built.changed.append(ChangedFile(f.filename, sha256))
             continue
         if pin.blocked_reason:
             continue
