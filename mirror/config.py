@@ -54,6 +54,8 @@ class ServerSettings:
     # then 503 with Retry-After, so health, admin and warm traffic never queue behind it.
     upstream_workers: int = 16
     upstream_queue: int = 64
+    # First screenings (never-seen names) one client may cause per minute; 0: no limit.
+    screenings_per_client_per_minute: int = 120
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class StorageSettings:
     # /readyz answers 503 below this much free space on the storage device:
     # a mirror that cannot store a file cannot serve a new one.
     min_free_bytes: int = 1024 * 1024 * 1024
+    # Stored files up to this size are re-hashed each time they are served
+    # (bigger ones: size and integrity mark, and the re-audit's scrub).
+    rehash_max_bytes: int = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,19 @@ class UpstreamSettings:
     file_hosts: tuple[str, ...] = ()
     # Largest upstream index page accepted, in bytes.
     max_page_bytes: int = 64 * 1024 * 1024
+    # Seconds a name upstream does not have is answered 404 without asking again.
+    not_found_ttl: int = 60
+    # Largest distribution file and largest core-metadata (.metadata) file
+    # downloaded: a larger pinned size is refused, an unstated one stops at the cap.
+    max_file_bytes: int = 4 * 1024 * 1024 * 1024
+    max_metadata_bytes: int = 16 * 1024 * 1024
+    # Circuit breaker: after this many connection failures or timeouts in a
+    # row, all within breaker_window seconds, requests to that upstream fail
+    # at once for breaker_cooldown seconds (then one trial goes through).
+    # 0 failures: no breaker.
+    breaker_failures: int = 5
+    breaker_window: float = 30.0
+    breaker_cooldown: float = 10.0
     # CA bundle for upstream TLS; empty: what pip uses here, else the system default.
     ca_bundle: str = ""
 
@@ -284,6 +302,8 @@ def _validate(s: Settings) -> None:
         raise SettingsError("server.upstream_workers", f"must be between 1 and 1024, not {s.server.upstream_workers}")
     if not 0 <= s.server.upstream_queue <= 100_000:
         raise SettingsError("server.upstream_queue", f"must be between 0 and 100000, not {s.server.upstream_queue}")
+    if s.server.screenings_per_client_per_minute < 0:
+        raise SettingsError("server.screenings_per_client_per_minute", "must be zero (no limit) or more")
     if s.server.access_log not in ("off", "text", "json"):
         raise SettingsError("server.access_log", "must be one of off, text, json")
     if s.server.public_url and urlsplit(s.server.public_url).scheme not in ("http", "https"):
@@ -304,9 +324,22 @@ def _validate(s: Settings) -> None:
         raise SettingsError("upstream.url", f"must be an http(s) URL, not {s.upstream.url!r}")
     if s.upstream.timeout <= 0:
         raise SettingsError("upstream.timeout", "must be a positive number of seconds")
+    if s.upstream.not_found_ttl < 0:
+        raise SettingsError("upstream.not_found_ttl", "must be zero or more seconds")
     if s.upstream.index_ttl < 0:
         raise SettingsError("upstream.index_ttl", "must be zero or more seconds")
     if s.upstream.max_page_bytes < 1024:
         raise SettingsError("upstream.max_page_bytes", "must be at least 1024")
+    if s.upstream.max_file_bytes < 1024:
+        raise SettingsError("upstream.max_file_bytes", "must be at least 1024")
+    if s.upstream.max_metadata_bytes < 1024:
+        raise SettingsError("upstream.max_metadata_bytes", "must be at least 1024")
+    if s.upstream.breaker_failures < 0:
+        raise SettingsError("upstream.breaker_failures", "must be zero (off) or more")
+    for key in ("breaker_window", "breaker_cooldown"):
+        if getattr(s.upstream, key) <= 0:
+            raise SettingsError(f"upstream.{key}", "must be a positive number of seconds")
+    if s.storage.rehash_max_bytes < 0:
+        raise SettingsError("storage.rehash_max_bytes", "must be zero or more")
     if s.database.url and "://" not in s.database.url:
         raise SettingsError("database.url", f"is not a database URL: {s.database.url!r}")

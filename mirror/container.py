@@ -6,14 +6,11 @@ object to build with an injected clock.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -36,8 +33,9 @@ from mirror.serving.store import BlobStore
 from mirror.serving.throttle import ClientBudget, NotFoundCache
 from mirror.simple.metadata import core_metadata_summary, same_version
 from mirror.simple.model import ProjectPage
-from mirror.upstream.client import UpstreamClient
-from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener
+from mirror.upstream.breaker import CircuitBreaker
+from mirror.upstream.client import UpstreamClient, private_index_client
+from mirror.upstream.netguard import guarded_session, requests_opener, upstream_guard
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
 # Seconds a client is told to wait when upstream is needed and down: short,
@@ -78,13 +76,16 @@ class Services:
 
             migrate.upgrade(self.engine)
         self.sessions = make_session_factory(self.engine)
-        self.store = BlobStore(settings.storage.path / "files")
-        local_upstream = is_local_url(settings.upstream_url)
-        self.guard = NetGuard(
-            # A local upstream lifts the address check, so pin the hosts instead:
-            # else a hostile page could send us to any other private address.
-            allowed_hosts=local_upstream_hosts(settings) if local_upstream else None,
-            allow_private=local_upstream,
+        self.store = BlobStore(
+            settings.storage.path / "files", rehash_max_bytes=settings.storage.rehash_max_bytes
+        )
+        # A local upstream lifts the address check, so the guard pins its host and port.
+        self.guard = upstream_guard(settings.upstream_url, settings.file_hosts)
+        # Real time, not the injectable one: a cool-down must end in tests too.
+        self.breaker = CircuitBreaker(
+            settings.upstream.breaker_failures,
+            window=settings.upstream.breaker_window,
+            cooldown=settings.upstream.breaker_cooldown,
         )
         http = guarded_session(self.guard)
         http.verify = settings.ca_bundle
@@ -94,11 +95,16 @@ class Services:
             max_page_bytes=settings.upstream.max_page_bytes,
             guard=self.guard,
             session=http,
+            breaker=self.breaker,
         )
         self.fetcher = FileFetcher(
             self.store,
-            requests_opener(self.guard, timeout=settings.upstream.timeout, session=http),
+            requests_opener(
+                self.guard, timeout=settings.upstream.timeout, session=http, breaker=self.breaker
+            ),
             on_mismatch=self._record_mismatch,
+            max_size=settings.upstream.max_file_bytes,
+            max_metadata_size=settings.upstream.max_metadata_bytes,
         )
         self.internal = InternalSources(
             settings=InternalSettings.from_mapping(settings.extra.get("internal", {})),
@@ -108,13 +114,14 @@ class Services:
             monotonic=monotonic,
         )
         if self.internal.settings.index_url:
-            credentials = (self.internal.settings.username, self.internal.settings.password)
-            self.internal.private = UpstreamClient(
+            self.internal.private = private_index_client(
                 self.internal.settings.index_url,
+                username=self.internal.settings.username,
+                password=self.internal.settings.password,
                 timeout=settings.upstream.timeout,
                 max_page_bytes=settings.upstream.max_page_bytes,
-                guard=NetGuard(allowed_hosts=None, allow_private=True),
-                auth=credentials if credentials[0] else None,
+                ca_bundle=settings.ca_bundle,
+                breaker=self.breaker,
             )
         self.detectors = DetectorSetup.from_settings(settings)
         self.screening = Screening(
@@ -382,18 +389,3 @@ class Services:
                 at=self.clock(),
             )
 
-
-def local_upstream_hosts(settings: Settings) -> set[str]:
-    """The hosts a local upstream may send us to: its own and the configured file hosts."""
-    return {urlsplit(settings.upstream_url).hostname or "", *settings.file_hosts}
-
-
-def is_local_url(url: str) -> bool:
-    """True when the upstream itself lives on a loopback or private address."""
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return False
-    addresses = {ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos}
-    return bool(addresses) and all(a.is_loopback or a.is_private for a in addresses)

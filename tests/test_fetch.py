@@ -18,7 +18,8 @@ from typing import Iterator
 
 import pytest
 
-from mirror.serving.fetcher import FileFetcher, LeaderFailed, UpstreamError, prime
+from mirror.serving.fetcher import FileFetcher, LeaderFailed, prime
+from mirror.upstream.errors import UpstreamError
 from mirror.upstream.netguard import NetGuard, requests_opener
 from mirror.serving.store import BlobStore, HashMismatch, InvalidHash, SizeMismatch, StoreError
 

@@ -11,15 +11,17 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
+from mirror.upstream.errors import BlockedURL, UpstreamError
 from mirror.upstream.netguard import (
-    BlockedURL,
     NetGuard,
-    UpstreamError,
     guarded_get,
     guarded_session,
+    host_entry,
     is_public_address,
     redact_url,
     requests_opener,
+    upstream_guard,
+    url_host_entry,
 )
 
 PUBLIC = "93.184.216.34"  # a documentation-free, globally routed address; never contacted
@@ -297,3 +299,100 @@ def test_requests_opener_errors_are_clear_and_carry_no_credentials(server: Threa
 )
 def test_redact_url(url: str, redacted: str) -> None:
     assert redact_url(url) == redacted
+
+
+# -- host and port pinning (an upstream on a private address) --------------------------
+
+
+@pytest.fixture
+def other_server() -> Iterator[ThreadingHTTPServer]:
+    """Another service on the upstream's own host, on another port."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.hits = Counter()  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    "entry, expected",
+    [
+        ("Index.Example", ("index.example", None)),
+        ("index.example:8443", ("index.example", 8443)),
+        ("[::1]:3141", ("::1", 3141)),
+        ("[::1]", ("::1", None)),
+        ("::1", ("::1", None)),
+        ("127.0.0.1:80", ("127.0.0.1", 80)),
+    ],
+)
+def test_host_entries(entry: str, expected: tuple[str, int | None]) -> None:
+    assert host_entry(entry) == expected
+
+
+@pytest.mark.parametrize("entry", ["host:0", "host:99999", "host:http", "[::1]x"])
+def test_bad_host_entries_are_refused(entry: str) -> None:
+    with pytest.raises(ValueError):
+        NetGuard({entry})
+
+
+def test_a_pinned_port_refuses_the_same_hosts_other_ports(
+    server: ThreadingHTTPServer, other_server: ThreadingHTTPServer
+) -> None:
+    guard = NetGuard({url_host_entry(base(server))}, allow_private=True)
+    assert guard.allowed_hosts == {f"127.0.0.1:{server.server_address[1]}"}
+    guard.check_url(base(server) + "/ok")
+    with pytest.raises(BlockedURL, match="not an allowed upstream host and port"):
+        guard.check_url(base(other_server) + "/ok")
+    with pytest.raises(BlockedURL):
+        guard.check_url("http://127.0.0.1/ok")  # the default port is a port too
+    session = guarded_session(guard)
+    redirect = base(server) + "/redirect?to=" + base(other_server) + "/ok"
+    with pytest.raises(BlockedURL):
+        guarded_get(session, redirect, guard=guard, timeout=5)
+    with pytest.raises(BlockedURL):
+        requests_opener(guard, timeout=5)(base(other_server) + "/ok")
+    assert other_server.hits["/ok"] == 0  # type: ignore[attr-defined]
+
+
+def test_upstream_guard_pins_a_local_upstreams_port_and_adds_file_hosts(
+    server: ThreadingHTTPServer, other_server: ThreadingHTTPServer
+) -> None:
+    guard = upstream_guard(base(server) + "/simple/", ["files.internal"])
+    assert guard.allow_private
+    guard.check_url(base(server) + "/packages/x.whl")
+    guard.check_url("http://files.internal:8080/x.whl")  # a bare file host: any port of it
+    with pytest.raises(BlockedURL):
+        guard.check_url(base(other_server) + "/x.whl")
+    public = upstream_guard(f"https://{PUBLIC}/simple/")
+    assert public.allowed_hosts is None and not public.allow_private
+
+
+def test_credentials_stay_dropped_once_a_redirect_left_the_origin(
+    server: ThreadingHTTPServer, other_server: ThreadingHTTPServer
+) -> None:
+    guard = NetGuard(None, allow_private=True)
+    session = guarded_session(guard)
+    session.auth = ("session", "credentials")  # never applied: auth is scoped per request
+    back_home = base(server) + "/auth"
+    away = base(other_server) + "/redirect?to=" + requests.compat.quote(back_home)
+    start = base(server) + "/redirect?to=" + requests.compat.quote(away)
+    assert guarded_get(session, start, guard=guard, timeout=5, auth=("u", "p")).content == b"auth:no"
+    assert guarded_get(session, base(server) + "/auth", guard=guard, timeout=5).content == b"auth:no"
+    assert guarded_get(session, back_home, guard=guard, timeout=5, auth=("u", "p")).content == b"auth:yes"
+
+
+def test_credentials_in_the_url_go_to_its_origin_only(
+    server: ThreadingHTTPServer, other_server: ThreadingHTTPServer
+) -> None:
+    guard = NetGuard(None, allow_private=True)
+    session = guarded_session(guard)
+    port = server.server_address[1]
+    with_userinfo = f"http://reader:t0ken@127.0.0.1:{port}"
+    assert guarded_get(session, with_userinfo + "/auth", guard=guard, timeout=5).content == b"auth:yes"
+    away = with_userinfo + "/redirect?to=" + base(other_server) + "/auth"
+    assert guarded_get(session, away, guard=guard, timeout=5).content == b"auth:no"
+    planted = base(server) + "/redirect?to=" + f"http://x:y@127.0.0.1:{other_server.server_address[1]}/auth"
+    assert guarded_get(session, planted, guard=guard, timeout=5).content == b"auth:no"

@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Callable, Iterator, Protocol
 
 from mirror import metrics
-from mirror.upstream.netguard import UpstreamError, redact_url
+from mirror.upstream.errors import ResponseTooLarge, UpstreamError
+from mirror.upstream.netguard import redact_url
 from mirror.serving.store import (
     BlobStore,
     HashMismatch,
@@ -54,7 +55,6 @@ __all__ = [
     "SizeMismatch",
     "StoreError",
     "UpstreamBody",
-    "UpstreamError",
     "prime",
 ]
 
@@ -88,6 +88,7 @@ class _Download:
     sha256: str
     url: str
     size: int | None
+    cap: int | None  # the configured cap for this kind of file
     changed: threading.Condition = field(default_factory=threading.Condition)
     done: bool = False
     error: BaseException | None = None
@@ -125,7 +126,10 @@ class FileFetcher:
 
     ``poll_interval`` is how often a client following a download written by
     another process looks for new bytes (same-process writes wake it at once).
-    ``max_size`` caps a body whose size was not pinned.
+    ``max_size`` caps a distribution file, ``max_metadata_size`` a
+    core-metadata file: a pinned size above the cap is refused before
+    anything is fetched, and an unpinned download stops reading at the cap.
+    None means no cap.
     """
 
     def __init__(
@@ -137,6 +141,7 @@ class FileFetcher:
         on_mismatch: OnMismatch | None = None,
         poll_interval: float = 0.05,
         max_size: int | None = None,
+        max_metadata_size: int | None = None,
     ) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
@@ -146,12 +151,16 @@ class FileFetcher:
         self._on_mismatch = on_mismatch
         self._poll = poll_interval
         self._max_size = max_size
+        self._max_metadata_size = max_metadata_size
         self._lock = threading.Lock()
         self._downloads: dict[str, _Download] = {}
 
-    def stream(self, sha256: str, url: str, size: int | None = None) -> Iterator[bytes]:
+    def stream(
+        self, sha256: str, url: str, size: int | None = None, *, metadata: bool = False
+    ) -> Iterator[bytes]:
         """The file's bytes, from the store or from upstream while they arrive.
 
+        ``metadata`` says the blob is a core-metadata file (its own, smaller cap).
         Raises InvalidHash at once for a bad hash.  Download failures are
         raised from the iterator, always before its last byte.  A missing
         file's download starts now, not at the first ``next()``.
@@ -162,15 +171,17 @@ class FileFetcher:
         try:
             blob = self.store.open_blob(sha256)
         except FileNotFoundError:
-            return self._follow(self._join(sha256, url, size))
+            return self._follow(self._join(sha256, url, size, metadata))
         return self._read_blob(blob)
 
-    def ensure(self, sha256: str, url: str, size: int | None = None) -> None:
+    def ensure(
+        self, sha256: str, url: str, size: int | None = None, *, metadata: bool = False
+    ) -> None:
         """Make sure the verified blob is in the store (no client attached); raise on failure."""
         sha256 = validate_sha256(sha256)
         if self.store.has(sha256):
             return
-        download = self._join(sha256, url, size)
+        download = self._join(sha256, url, size, metadata)
         while not download.done:
             download.wait(self._poll)
         if download.error is not None:
@@ -254,11 +265,12 @@ class FileFetcher:
 
     # -- the download ----------------------------------------------------
 
-    def _join(self, sha256: str, url: str, size: int | None) -> _Download:
+    def _join(self, sha256: str, url: str, size: int | None, metadata: bool) -> _Download:
+        cap = self._max_metadata_size if metadata else self._max_size
         with self._lock:
             download = self._downloads.get(sha256)
             if download is None:
-                download = _Download(sha256, url, size)
+                download = _Download(sha256, url, size, cap)
                 self._downloads[sha256] = download
                 thread = threading.Thread(
                     target=self._run, args=(download,), name=f"fetch-{sha256[:12]}", daemon=True
@@ -304,8 +316,11 @@ class FileFetcher:
             download.finish(error)
 
     def _download(self, download: _Download) -> None:
-        sha256, url, size = download.sha256, download.url, download.size
-        limit = size if size is not None else self._max_size
+        sha256, url, size, cap = download.sha256, download.url, download.size, download.cap
+        if size is not None and cap is not None and size > cap:
+            # A hostile page can pin any size: the cap holds for pinned files too.
+            raise ResponseTooLarge(f"the pinned size, {size} bytes, is more than the {cap} allowed")
+        limit = size if size is not None else cap
         started = time.perf_counter()
         body = self._open_upstream(url)
         metrics.observe_upstream("file", started)
@@ -315,7 +330,7 @@ class FileFetcher:
                 self._report(download, f"size {declared}")
                 raise SizeMismatch(size, declared)
             if limit is not None and declared is not None and declared > limit:
-                raise UpstreamError(
+                raise ResponseTooLarge(
                     f"upstream file is {declared} bytes, more than the {limit} allowed"
                 )
             with self.store.open_temp(sha256) as temp:
@@ -324,8 +339,10 @@ class FileFetcher:
                     if not chunk:
                         continue
                     if limit is not None and temp.size + len(chunk) > limit:
-                        if size is None:
-                            raise UpstreamError(f"upstream file exceeds the {limit} bytes allowed")
+                        if size is None:  # stop at the cap: nothing past it is read or kept
+                            raise ResponseTooLarge(
+                                f"upstream file exceeds the {limit} bytes allowed"
+                            )
                         self._report(download, f"size {temp.size + len(chunk)}")
                         raise SizeMismatch(size, temp.size + len(chunk), at_least=True)
                     temp.write(chunk)

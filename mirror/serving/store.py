@@ -3,15 +3,25 @@
 Layout under ``root``::
 
     blobs/ab/cd/<sha256>          verified files, the only thing ever served as complete
-    tmp/<sha256>.<random>.part    files being written (same filesystem: the rename is atomic)
+    tmp/<prefix><random>.part     files being written (same filesystem: the rename is atomic)
+    tmp/<prefix><random>.new      a temp file in the instant before its writer locked it
     locks/<sha256>.lock           flock targets for single-flight downloads
+    quarantine/<sha256>.<time>    blobs found corrupt at rest, moved aside for inspection
 
 A file reaches ``blobs/`` only by an atomic rename after its hash and size
 were checked and its bytes fsynced, so a crash at any moment leaves either
 the complete verified file or nothing there.  A writer holds an exclusive
-``flock`` on its temp file for as long as it writes; that lock is how
-readers tell a live download from the leftover of a killed process, and
-why start-up cleanup never deletes a file another process is filling.
+``flock`` on its temp file for as long as it writes, and a ``.part`` name
+only ever appears already locked; so an unlocked ``.part`` file is always a
+killed process's leftover, which start-up cleanup removes whatever its age,
+and never a file another process is filling.
+
+Bytes can still go bad at rest (a failing disk, an operator's slip), so the
+store checks what it serves: ``verified_path`` compares the size, re-hashes
+small blobs, and checks an integrity mark written at commit (the
+nanoseconds of the blob's mtime, derived from its hash: any later write
+changes them); ``scrub`` re-hashes everything.  A corrupt blob is moved to
+``quarantine/``, so the next request fetches and verifies it afresh.
 """
 
 from __future__ import annotations
@@ -21,17 +31,25 @@ import fcntl
 import hashlib
 import logging
 import os
-import stat
 import re
+import secrets
+import stat
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 TEMP_SUFFIX = ".part"
+NEW_SUFFIX = ".new"
+# Only a ``.new`` file (created, not yet locked) is judged by age.
 DEFAULT_STALE_AGE = 60.0
+# Blobs up to this size are re-hashed on every ``verified_path``.
+DEFAULT_REHASH_MAX_BYTES = 1024 * 1024
+_NS = 1_000_000_000
+_HASH_CHUNK = 1024 * 1024
 
 logger = logging.getLogger(__name__)
 
@@ -49,18 +67,38 @@ class VerificationError(Exception):
 
 
 class HashMismatch(VerificationError):
+    """The bytes' sha256 differs from the pin.
+
+    The message names the pin only: what was received (``actual``) is kept
+    for logs and events, never put where a client could read it, so a
+    refused fetch cannot be used to learn what some URL returns.
+    """
+
     def __init__(self, expected: str, actual: str) -> None:
-        super().__init__(f"sha256 mismatch: expected {expected}, got {actual}")
+        super().__init__(f"sha256 mismatch: the bytes received do not hash to the pinned {expected}")
         self.expected = expected
         self.actual = actual
 
 
 class SizeMismatch(VerificationError):
+    """The bytes' size differs from the pin (message: the pin only, as for HashMismatch)."""
+
     def __init__(self, expected: int, actual: int, *, at_least: bool = False) -> None:
-        got = f"at least {actual}" if at_least else str(actual)
-        super().__init__(f"size mismatch: expected {expected} bytes, got {got}")
+        super().__init__(f"size mismatch: the bytes received are not the pinned {expected} bytes")
         self.expected = expected
         self.actual = actual
+        self.at_least = at_least
+
+
+@dataclass
+class ScrubReport:
+    """What ``BlobStore.scrub`` found: blobs checked, bytes read, and the corrupt ones moved aside."""
+
+    checked: int = 0
+    bytes_read: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    # Files in blobs/ whose names are not a sha256 (left as they are, reported).
+    unexpected: list[str] = field(default_factory=list)
 
 
 def validate_sha256(value: object) -> str:
@@ -75,15 +113,26 @@ def validate_sha256(value: object) -> str:
 
 
 class BlobStore:
-    """Verified files by sha256 on one filesystem (an interface other stores can mirror)."""
+    """Verified files by sha256 on one filesystem (an interface other stores can mirror).
 
-    def __init__(self, root: Path) -> None:
+    ``rehash_max_bytes``: blobs up to this size are re-hashed each time
+    ``verified_path`` is asked for them; bigger ones get the size check and
+    the integrity mark (and a full re-hash when the mark is off).
+    """
+
+    def __init__(self, root: Path, *, rehash_max_bytes: int = DEFAULT_REHASH_MAX_BYTES) -> None:
+        if rehash_max_bytes < 0:
+            raise ValueError("rehash_max_bytes must not be negative")
         self.root = Path(root)
         self.blobs_dir = self.root / "blobs"
         self.tmp_dir = self.root / "tmp"
         self.locks_dir = self.root / "locks"
-        for directory in (self.blobs_dir, self.tmp_dir, self.locks_dir):
+        self.quarantine_dir = self.root / "quarantine"
+        for directory in (self.blobs_dir, self.tmp_dir, self.locks_dir, self.quarantine_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        self.rehash_max_bytes = rehash_max_bytes
+        # A filesystem with whole-second timestamps cannot keep the mark.
+        self.marks_kept = _marks_kept(self.tmp_dir)
 
     def path(self, sha256: str) -> Path:
         """Where the verified blob lives (it may not exist yet)."""
@@ -96,6 +145,89 @@ class BlobStore:
     def open_blob(self, sha256: str) -> BinaryIO:
         """Open a verified blob for reading; FileNotFoundError if absent."""
         return open(self.path(sha256), "rb", buffering=0)
+
+    def verified_path(self, sha256: str, expected_size: int | None = None) -> Path | None:
+        """The blob's path if it still looks intact, else None (absent, or found corrupt).
+
+        The cheap guard for the serving path: the size against the pin
+        (``expected_size``, when pinned), a full re-hash when the blob is at
+        most ``rehash_max_bytes``, else the integrity mark, with a full
+        re-hash whenever the mark is off.  A corrupt blob is quarantined,
+        so treating None as "not stored" re-fetches and re-verifies it.
+        """
+        path = self.path(sha256)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        if expected_size is not None and st.st_size != expected_size:
+            self._quarantine(sha256, st, f"size {st.st_size}, pinned {expected_size}")
+            return None
+        marked = not self.marks_kept or _is_marked(st, sha256)
+        if st.st_size > self.rehash_max_bytes and marked:
+            return path
+        try:
+            digest = _file_sha256(path)
+        except FileNotFoundError:
+            return None
+        if digest != sha256:
+            self._quarantine(sha256, st, "content does not hash to its name")
+            return None
+        if not marked:  # intact, stored before marks or copied: mark it now
+            _mark_path(path, sha256)
+        return path
+
+    def scrub(self) -> ScrubReport:
+        """Re-hash every blob; quarantine the corrupt ones and mark the good ones.
+
+        For the periodic re-audit.  Reads the whole store, one blob at a time.
+        """
+        report = ScrubReport()
+        for path in sorted(self.blobs_dir.glob("*/*/*")):
+            if not path.is_file():
+                continue
+            if not _SHA256.fullmatch(path.name) or path.parent != self.path(path.name).parent:
+                report.unexpected.append(str(path.relative_to(self.blobs_dir)))
+                continue
+            try:
+                st = os.stat(path)
+                digest = _file_sha256(path)
+            except FileNotFoundError:
+                continue  # quarantined meanwhile by a request
+            report.checked += 1
+            report.bytes_read += st.st_size
+            if digest != path.name:
+                if self._quarantine(path.name, st, "content does not hash to its name"):
+                    report.corrupt.append(path.name)
+            elif self.marks_kept and not _is_marked(st, path.name):
+                _mark_path(path, path.name)
+        return report
+
+    def _quarantine(self, sha256: str, seen: os.stat_result, reason: str) -> bool:
+        """Move the blob ``seen`` out of ``blobs/``; False if it is no longer that file.
+
+        Holds the blob's download lock, so a fetcher publishing a fresh copy
+        is never the one moved aside.
+        """
+        path = self.path(sha256)
+        fd = os.open(self.lock_path(sha256), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                current = os.stat(path)
+            except FileNotFoundError:
+                return False
+            if (current.st_dev, current.st_ino) != (seen.st_dev, seen.st_ino):
+                return False
+            target = self.quarantine_dir / f"{sha256}.{time.time_ns()}"
+            try:
+                os.rename(path, target)
+            except OSError as exc:
+                raise _store_error(f"cannot quarantine {sha256}", exc) from exc
+        finally:
+            os.close(fd)
+        logger.critical("stored blob %s is corrupt (%s); moved to %s", sha256, reason, target)
+        return True
 
     def lock_path(self, sha256: str) -> Path:
         return self.locks_dir / f"{validate_sha256(sha256)}.lock"
@@ -136,20 +268,17 @@ class BlobStore:
         """
         hasher = hashlib.sha256()
         size = 0
+        fd, path = _locked_temp(self.tmp_dir, "put.")
+        # The file stays open (so locked) until renamed: unlocked, cleanup may take it.
         try:
-            fd, name = tempfile.mkstemp(prefix="put.", suffix=TEMP_SUFFIX, dir=self.tmp_dir)
-        except OSError as exc:
-            raise _store_error("cannot create a temp file", exc) from exc
-        path = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(fd, "wb", closefd=False) as out:
                 while chunk := stream.read(chunk_size):
                     out.write(chunk)
                     hasher.update(chunk)
                     size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             sha256 = hasher.hexdigest()
+            _mark_fd(fd, sha256)
+            os.fsync(fd)
             final = self.path(sha256)
             if final.exists():
                 path.unlink()
@@ -163,6 +292,8 @@ class BlobStore:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
+        finally:
+            os.close(fd)
         return sha256, size
 
     def cleanup_stale_temps(
@@ -170,10 +301,11 @@ class BlobStore:
     ) -> list[Path]:
         """Delete temp files left by killed processes; return what was removed.
 
-        A file is removed only if no process holds its write lock and it was
-        not modified for ``max_age`` seconds (the age covers the instant
-        between a temp file's creation and its writer taking the lock).
-        ``sha256`` limits the sweep to one blob's temp files.
+        A ``.part`` file is removed whenever no process holds its write lock,
+        however young: writers lock before the name appears.  A ``.new``
+        file (created, lock not yet taken) is removed only once unlocked and
+        not modified for ``max_age`` seconds.  ``sha256`` limits the sweep
+        to one blob's temp files.
         """
         pattern = f"{validate_sha256(sha256)}.*" if sha256 is not None else "*"
         removed = []
@@ -194,7 +326,9 @@ class BlobStore:
                 except BlockingIOError:
                     continue  # a live writer holds the lock
                 opened = os.fstat(fd)
-                if not stat.S_ISREG(opened.st_mode) or now - opened.st_mtime < max_age:
+                if not stat.S_ISREG(opened.st_mode):
+                    continue
+                if not path.name.endswith(TEMP_SUFFIX) and now - opened.st_mtime < max_age:
                     continue
                 try:
                     current = os.stat(path, follow_symlinks=False)
@@ -218,19 +352,7 @@ class TempBlob:
         self.size = 0
         self._hasher = hashlib.sha256()
         self._fd: int | None = None
-        try:
-            fd, name = tempfile.mkstemp(
-                prefix=f"{sha256}.", suffix=TEMP_SUFFIX, dir=store.tmp_dir
-            )
-        except OSError as exc:
-            raise _store_error("cannot create a temp file", exc) from exc
-        self.path = Path(name)
-        self._fd = fd
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except BaseException:
-            self.abort()
-            raise
+        self._fd, self.path = _locked_temp(store.tmp_dir, f"{sha256}.")
 
     @property
     def hexdigest(self) -> str:
@@ -269,6 +391,7 @@ class TempBlob:
                 raise SizeMismatch(expected_size, self.size)
             final = self.store.path(self.sha256)
             try:
+                _mark_fd(self._fd, self.sha256)
                 os.fsync(self._fd)
                 _makedirs_durably(final.parent, self.store.blobs_dir)
                 os.rename(self.path, final)
@@ -360,6 +483,82 @@ class PartialBlob:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+def _locked_temp(directory: Path, prefix: str) -> tuple[int, Path]:
+    """A new temp file, exclusively flocked before it gets its ``.part`` name.
+
+    So a ``.part`` file without a lock is a dead writer's, whatever its age,
+    and start-up cleanup can remove it at once.
+    """
+    try:
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=NEW_SUFFIX, dir=directory)
+    except OSError as exc:
+        raise _store_error("cannot create a temp file", exc) from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        path = directory / f"{prefix}{secrets.token_hex(16)}{TEMP_SUFFIX}"
+        os.rename(name, path)
+    except BaseException as exc:
+        os.unlink(name)
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise _store_error("cannot create a temp file", exc) from exc
+        raise
+    return fd, path
+
+
+def _mark_ns(sha256: str) -> int:
+    """The mtime nanoseconds that mark a blob as written by the store, derived from its hash."""
+    return int(sha256[:8], 16) % _NS
+
+
+def _is_marked(st: os.stat_result, sha256: str) -> bool:
+    return st.st_mtime_ns % _NS == _mark_ns(sha256)
+
+
+def _mark_fd(fd: int, sha256: str) -> None:
+    """Set the mark: mtime keeps its second (backups still see a fresh file), gains the mark."""
+    st = os.fstat(fd)
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns // _NS * _NS + _mark_ns(sha256)))
+
+
+def _mark_path(path: Path, sha256: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        _mark_fd(fd, sha256)
+    except OSError as exc:  # read-only store or foreign owner: the re-hash still guards
+        logger.warning("cannot mark %s: %s", path, exc)
+    finally:
+        os.close(fd)
+
+
+def _marks_kept(directory: Path) -> bool:
+    """Whether files in ``directory`` keep mtime nanoseconds (no whole-second filesystem)."""
+    probe = _NS - 123_457
+    try:
+        fd, name = tempfile.mkstemp(prefix="markprobe.", suffix=NEW_SUFFIX, dir=directory)
+    except OSError:
+        return False
+    try:
+        os.utime(fd, ns=(probe, probe))
+        return os.fstat(fd).st_mtime_ns == probe
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def _file_sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(_HASH_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
 
 
 def _store_error(what: str, exc: OSError) -> StoreError:

@@ -2,32 +2,38 @@
 
 Every answer is bounded (timeouts, a size limit read while streaming) and
 every URL goes through the network guard, because upstream pages are input
-we do not control.  Conditional requests keep refreshes cheap.
+we do not control.  Conditional requests keep refreshes cheap.  Credentials
+(a private index's) go only to the index's own origin, never where a
+redirect points; a circuit breaker makes a down upstream fail fast.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from mirror import metrics
-from mirror.upstream.netguard import BlockedURL, NetGuard, guarded_get, guarded_session
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import PageError, parse_project_list, parse_project_page
+from mirror.upstream.breaker import CircuitBreaker
+from mirror.upstream.errors import ResponseTooLarge, UpstreamError
+from mirror.upstream.netguard import (
+    NetGuard,
+    breaker_get,
+    guarded_get,
+    guarded_session,
+    url_host_entry,
+)
 
 ACCEPT = (
     "application/vnd.pypi.simple.v1+json, "
     "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 )
-
-
-class UpstreamError(Exception):
-    """Upstream could not give a usable answer (down, slow, 5xx, hostile)."""
 
 
 @dataclass(frozen=True)
@@ -59,15 +65,17 @@ class UpstreamClient:
         json_api_url: str | None = None,
         auth: tuple[str, str] | None = None,
         session: requests.Session | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
+        """``auth`` goes to the origin of each request's URL only (see ``guarded_get``)."""
         self.simple_url = simple_url if simple_url.endswith("/") else simple_url + "/"
         self.json_api_url = json_api_url or derive_json_api_url(self.simple_url)
         self.timeout = timeout
         self.max_page_bytes = max_page_bytes
         self.guard = guard
         self.session = session or guarded_session(guard)
-        if auth is not None:
-            self.session.auth = auth
+        self.breaker = breaker
+        self._auth = auth
 
     def project_url(self, name: str) -> str:
         return urljoin(self.simple_url, f"{name}/")
@@ -85,7 +93,9 @@ class UpstreamClient:
             if response.status_code in (404, 410):
                 return NOT_FOUND
             if response.status_code != 200:
-                raise UpstreamError(f"upstream answered {response.status_code} for {name}")
+                raise UpstreamError(
+                    f"upstream answered {response.status_code} for {name}", status=response.status_code
+                )
             body = self._read_bounded(response)
             try:
                 page = parse_project_page(
@@ -105,7 +115,10 @@ class UpstreamClient:
         response = self._get(self.simple_url, {"Accept": ACCEPT})
         try:
             if response.status_code != 200:
-                raise UpstreamError(f"upstream answered {response.status_code} for the project list")
+                raise UpstreamError(
+                    f"upstream answered {response.status_code} for the project list",
+                    status=response.status_code,
+                )
             body = self._read_bounded(response)
             try:
                 listing = parse_project_list(body, response.headers.get("Content-Type", ""))
@@ -122,7 +135,10 @@ class UpstreamClient:
             if response.status_code in (404, 410):
                 return None
             if response.status_code != 200:
-                raise UpstreamError(f"upstream JSON API answered {response.status_code} for {name}")
+                raise UpstreamError(
+                    f"upstream JSON API answered {response.status_code} for {name}",
+                    status=response.status_code,
+                )
             try:
                 data = json.loads(self._read_bounded(response))
             except ValueError:
@@ -137,15 +153,22 @@ class UpstreamClient:
         kind = "json" if url.endswith("/json") else "page"
         started = time.perf_counter()
         try:
-            response = guarded_get(
-                self.session, url, stream=True, timeout=self.timeout, headers=headers, guard=self.guard
+            response = breaker_get(
+                self.breaker,
+                url,
+                lambda: guarded_get(
+                    self.session,
+                    url,
+                    stream=True,
+                    timeout=self.timeout,
+                    headers=headers,
+                    guard=self.guard,
+                    auth=self._auth,
+                ),
             )
-        except BlockedURL as exc:
-            metrics.observe_upstream(kind, started, "BlockedURL")
-            raise UpstreamError(f"refused to follow upstream URL: {exc}") from None
-        except requests.RequestException as exc:
+        except UpstreamError as exc:
             metrics.observe_upstream(kind, started, type(exc).__name__)
-            raise UpstreamError(f"upstream unreachable: {type(exc).__name__}") from None
+            raise
         status = response.status_code
         metrics.observe_upstream(kind, started, f"status {status}" if status >= 500 else None)
         return response
@@ -153,14 +176,14 @@ class UpstreamClient:
     def _read_bounded(self, response: requests.Response) -> bytes:
         declared = _int_or_none(response.headers.get("Content-Length"))
         if declared is not None and declared > self.max_page_bytes:
-            raise UpstreamError(f"upstream page is too large ({declared} bytes)")
+            raise ResponseTooLarge(f"upstream page is too large ({declared} bytes)")
         chunks = []
         total = 0
         try:
             for chunk in response.iter_content(64 * 1024):
                 total += len(chunk)
                 if total > self.max_page_bytes:
-                    raise UpstreamError(f"upstream page exceeds {self.max_page_bytes} bytes")
+                    raise ResponseTooLarge(f"upstream page exceeds {self.max_page_bytes} bytes")
                 chunks.append(chunk)
         except requests.RequestException as exc:
             raise UpstreamError(f"upstream page read failed: {type(exc).__name__}") from None
@@ -184,6 +207,36 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def _with_serial(page: ProjectPage, serial: int) -> ProjectPage:
-    from dataclasses import replace
-
     return replace(page, last_serial=serial)
+
+
+def private_index_client(
+    url: str,
+    *,
+    username: str,
+    password: str,
+    timeout: float,
+    max_page_bytes: int,
+    ca_bundle: str | bool,
+    breaker: CircuitBreaker | None = None,
+) -> UpstreamClient:
+    """A client for the private index at ``url``, its credentials kept to that index.
+
+    The index usually lives on a private address, so the address check is
+    lifted and its host and port are pinned instead, as for a local public
+    upstream: a redirect to any other host or port is refused before a byte
+    is sent, and the credentials are scoped to the index's origin besides.
+    An empty ``username`` means no credentials.
+    """
+    guard = NetGuard({url_host_entry(url)}, allow_private=True)
+    session = guarded_session(guard)
+    session.verify = ca_bundle
+    return UpstreamClient(
+        url,
+        timeout=timeout,
+        max_page_bytes=max_page_bytes,
+        guard=guard,
+        auth=(username, password) if username else None,
+        session=session,
+        breaker=breaker,
+    )

@@ -21,9 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Send
 
 from mirror import metrics
-from mirror.errors import FetchFailed, NotFound
-from mirror.serving.fetcher import StoreError, UpstreamError, prime
-from mirror.serving.store import VerificationError
+from mirror.errors import FetchFailed, NotFound, Unavailable
+from mirror.serving.fetcher import prime
+from mirror.serving.store import StoreError, VerificationError
+from mirror.upstream.errors import CircuitOpen, UpstreamError
 
 if TYPE_CHECKING:
     from mirror.container import FileTarget, Services
@@ -102,8 +103,10 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     target = services.warm_file(sha256, filename)
     if target is None:
         target = await run_in_threadpool(services.file_target, sha256, filename)
-    path = services.store.path(target.sha256)
-    if path.exists():
+    # Size always, a re-hash when small or when the integrity mark is off; a corrupt
+    # blob is quarantined and None sends us to upstream for a fresh, verified copy.
+    path = await run_in_threadpool(services.store.verified_path, target.sha256, target.size)
+    if path is not None:
         metrics.FILE_HIT.inc()
         return _blob_response(path, target, filename)
     headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
@@ -121,9 +124,15 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
 
 def _first_bytes(services: Services, target: FileTarget, filename: str) -> Iterator[bytes]:
     try:
-        return prime(services.fetcher.stream(target.sha256, target.upstream_url, size=target.size))
+        return prime(
+            services.fetcher.stream(
+                target.sha256, target.upstream_url, size=target.size, metadata=target.is_metadata
+            )
+        )
     except VerificationError:
         raise FetchFailed(f"upstream's bytes for '{filename}' do not match the pinned sha256.") from None
+    except CircuitOpen as exc:
+        raise Unavailable(f"upstream is failing; '{filename}' is not cached yet ({exc}).", retry_after=exc.retry_after) from None
     except (UpstreamError, StoreError) as exc:
         raise FetchFailed(f"could not fetch '{filename}' from upstream: {exc}") from None
 

@@ -276,3 +276,14 @@ def test_file_redirect_to_a_private_address_is_not_followed(
     assert status == 502 and b"not an allowed upstream host" in body
     assert private_service.connections == 0
     assert not fast_mirror.services.store.has(registered.sha256)
+
+
+def test_a_refused_file_does_not_echo_what_upstream_returned(fast_mirror, index_server, tmp_path) -> None:
+    """The 502 names the pin, never the hash of the bytes received: no oracle for what a URL returns."""
+    registered, url = warm(fast_mirror, index_server, tmp_path)
+    sent = b"what some other service answered".ljust(registered.size, b".")  # right size, wrong bytes
+    with index_server.fault(registered.filename, "corrupt", data=sent):
+        status, body, _ = download(url)
+    assert status == 502, body[:200]
+    assert hashlib.sha256(sent).hexdigest().encode() not in body
+    assert not fast_mirror.services.store.has(registered.sha256)
