@@ -17,7 +17,7 @@ from mirror.metrics import MetricsMiddleware, metrics_endpoint
 from mirror.review import api as review_api, views as review_views
 from mirror.review.auth import ClientAuthMiddleware
 from mirror.review.settings import ReviewSettings
-from mirror.web import files, health, limits, simple, upload
+from mirror.web import api_docs, files, health, json_api, limits, simple, upload, why
 from mirror.web.accesslog import JsonAccessLog
 from mirror.web.bulkhead import Bulkhead
 from mirror.web.errors import install_error_handlers
@@ -43,7 +43,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         title="IndexGuard",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,  # mirror.web.api_docs: no CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
@@ -51,6 +51,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.upstream_room = Bulkhead(settings.server.upstream_workers, settings.server.upstream_queue)
     install_error_handlers(app)
     app.include_router(simple.router)
+    app.include_router(json_api.router)
+    app.include_router(why.router)
+    app.include_router(api_docs.router)
     app.include_router(files.router)
     app.include_router(health.router)
     app.include_router(upload.router)

@@ -61,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _plugins():
     """Sub-commands that live beside the modules they drive."""
-    from mirror.cli import admin, audit, check
+    from mirror.cli import admin, audit, check, why
 
-    return [check.add_parser, admin.add_parsers, audit.add_parsers]
+    return [check.add_parser, admin.add_parsers, audit.add_parsers, why.add_parser]
 
 
 def _config_option(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from mirror.container import SCHEMA_READY_ENV
+    from mirror.web.connections import server_options
 
     settings = settings_from_args(args)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -105,7 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.server.port,
         access_log=settings.server.access_log == "text",  # "json" is mirror.web.accesslog's
         proxy_headers=True,
-        timeout_keep_alive=30,
+        # Header-read deadline, keep-alive, connection cap, head size: [server]'s limits.
+        **server_options(settings.server),
     )
     if settings.server.workers > 1:
         uvicorn.run("mirror.app:app_from_env", factory=True, workers=settings.server.workers, **common)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -20,7 +21,11 @@ def healthz() -> Response:
 
 @router.get("/readyz", include_in_schema=False)
 def readyz(request: Request) -> Response:
-    """Ready: the database answers and the store accepts writes."""
+    """Ready: the database answers, the store accepts writes and has room for more.
+
+    A write test alone passes on a full device (creating an empty file needs
+    no free blocks), so free space is checked against ``[storage] min_free_bytes``.
+    """
     services = request.app.state.services
     checks: dict[str, str] = {}
     try:
@@ -34,8 +39,22 @@ def readyz(request: Request) -> Response:
         fd, path = tempfile.mkstemp(dir=services.store.root, prefix=".ready-")
         os.close(fd)
         os.unlink(path)
-        checks["storage"] = "ok"
+        checks["storage"] = space_check(services.store.root, services.settings.storage.min_free_bytes)
     except OSError as exc:
         checks["storage"] = f"error: {exc.strerror or type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"ready": ready, **checks}, status_code=200 if ready else 503)
+
+
+def space_check(root: Path, min_free_bytes: int) -> str:
+    """``"ok"``, or why the device holding ``root`` is too full to store more (raises OSError)."""
+    free = free_bytes(root)
+    if free < min_free_bytes:
+        return f"error: {free} bytes free on the storage device, below storage.min_free_bytes = {min_free_bytes}"
+    return "ok"
+
+
+def free_bytes(root: Path) -> int:
+    """Bytes an unprivileged writer can still use on the device holding ``root``."""
+    stats = os.statvfs(root)
+    return stats.f_bavail * stats.f_frsize
