@@ -10,14 +10,25 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 CONFIG_ENV = "INDEXGUARD_CONFIG"
 # Lets `serve --storage` reach worker processes, which read settings afresh.
 STORAGE_ENV = "INDEXGUARD_STORAGE"
+
+
+def _http_url(value: str) -> str:
+    if value and urlsplit(value).scheme not in ("http", "https"):
+        raise ValueError(f"must be an http(s) URL, not {value!r}")
+    return value
+
+
+# Empty, or an http(s) URL.
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 
 
 class SettingsError(ValueError):
@@ -28,91 +39,116 @@ class SettingsError(ValueError):
         self.key = key
 
 
-@dataclass(frozen=True)
-class ServerSettings:
+class Section(BaseModel):
+    """A table of the TOML file: unknown keys are errors, values are checked on load."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # TOML's true is not a port number, even if Python says True == 1.
+        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
+            raise ValueError(f"must be a number, not {value!r}")
+        return value
+
+
+class ServerSettings(Section):
     host: str = "127.0.0.1"
-    port: int = 8080
-    workers: int = 1
+    port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=256)
     # Written into absolute links only when set; pages otherwise use
     # root-relative file URLs, which every client resolves against the page.
-    public_url: str = ""
-    access_log: str = "off"  # "off" | "text" | "json"
+    public_url: HttpUrlText = ""
+    access_log: Literal["off", "text", "json"] = "off"
     # Largest request body (API calls, admin forms, any other route but
     # ``/legacy/``, which ``[internal] max_upload_bytes`` bounds): 413 past it,
     # counted as the bytes stream in.
-    max_body_bytes: int = 1024 * 1024
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
     # Connections: seconds from a connection's opening (or from the first byte
     # of a later request on it) to the end of the request headers; seconds an
     # idle keep-alive connection stays open; most open connections per worker
     # (more are closed at once, requests past it get 503); largest request head.
-    header_timeout: float = 10.0
-    keep_alive_timeout: float = 5.0
-    max_connections: int = 1000
-    max_header_bytes: int = 16 * 1024
+    header_timeout: float = Field(10.0, gt=0, le=3600)
+    keep_alive_timeout: float = Field(5.0, gt=0, le=3600)
+    max_connections: int = Field(1000, ge=2)
+    max_header_bytes: int = Field(16 * 1024, ge=1024)
     # Work that may wait on upstream (first screenings, cold pages and files)
     # runs in a room of its own: this many at once, this many more waiting,
     # then 503 with Retry-After, so health, admin and warm traffic never queue behind it.
-    upstream_workers: int = 16
-    upstream_queue: int = 64
+    upstream_workers: int = Field(16, ge=1, le=1024)
+    upstream_queue: int = Field(64, ge=0, le=100_000)
     # First screenings (never-seen names) one client may cause per minute; 0: no limit.
-    screenings_per_client_per_minute: int = 120
+    screenings_per_client_per_minute: int = Field(120, ge=0)
 
 
-@dataclass(frozen=True)
-class DatabaseSettings:
+class DatabaseSettings(Section):
     # Empty: a SQLite file in the storage directory.
     url: str = ""
 
+    @field_validator("url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError(f"is not a database URL: {value!r}")
+        return value
 
-@dataclass(frozen=True)
-class StorageSettings:
+
+class StorageSettings(Section):
     path: Path = Path("data")
     # /readyz answers 503 below this much free space on the storage device:
     # a mirror that cannot store a file cannot serve a new one.
-    min_free_bytes: int = 1024 * 1024 * 1024
+    min_free_bytes: int = Field(1024 * 1024 * 1024, ge=0)
     # Stored files up to this size are re-hashed each time they are served
     # (bigger ones: size and integrity mark, and the re-audit's scrub).
-    rehash_max_bytes: int = 1024 * 1024
+    rehash_max_bytes: int = Field(1024 * 1024, ge=0)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _a_path(cls, value: Any) -> Path:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise ValueError(f"must be a path, not {value!r}")
+        return Path(value).expanduser()
 
 
-@dataclass(frozen=True)
-class UpstreamSettings:
+class UpstreamSettings(Section):
     # Empty: what pip itself would use (PIP_INDEX_URL, pip config, pip's default).
-    url: str = ""
-    timeout: float = 30.0
+    url: HttpUrlText = ""
+    timeout: float = Field(30.0, gt=0)
     # Seconds a stored index page counts as fresh before a conditional refresh.
-    index_ttl: int = 600
+    index_ttl: int = Field(600, ge=0)
     # Extra hosts file URLs may point at besides the upstream's own host
     # (checked when the upstream is on a private or loopback address).
     file_hosts: tuple[str, ...] = ()
     # Largest upstream index page accepted, in bytes.
-    max_page_bytes: int = 64 * 1024 * 1024
+    max_page_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     # Seconds a name upstream does not have is answered 404 without asking again.
-    not_found_ttl: int = 60
-    # Largest distribution file and largest core-metadata (.metadata) file
-    # downloaded: a larger pinned size is refused, an unstated one stops at the cap.
-    max_file_bytes: int = 4 * 1024 * 1024 * 1024
-    max_metadata_bytes: int = 16 * 1024 * 1024
+    not_found_ttl: int = Field(60, ge=0)
+    # Largest file downloaded when upstream's page does not state its size,
+    # and largest core-metadata (.metadata) file; reading stops at the cap.
+    max_file_bytes: int = Field(4 * 1024 * 1024 * 1024, ge=1024)
+    max_metadata_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # Circuit breaker: after this many connection failures or timeouts in a
     # row, all within breaker_window seconds, requests to that upstream fail
     # at once for breaker_cooldown seconds (then one trial goes through).
     # 0 failures: no breaker.
-    breaker_failures: int = 5
-    breaker_window: float = 30.0
-    breaker_cooldown: float = 10.0
+    breaker_failures: int = Field(5, ge=0)
+    breaker_window: float = Field(30.0, gt=0)
+    breaker_cooldown: float = Field(10.0, gt=0)
     # CA bundle for upstream TLS; empty: what pip uses here, else the system default.
     ca_bundle: str = ""
 
 
-@dataclass(frozen=True)
-class Settings:
-    server: ServerSettings = field(default_factory=ServerSettings)
-    database: DatabaseSettings = field(default_factory=DatabaseSettings)
-    storage: StorageSettings = field(default_factory=StorageSettings)
-    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    upstream: UpstreamSettings = UpstreamSettings()
     # Sections owned by other parts of the mirror (policy, internal sources,
-    # detectors, review, audit), validated by their own modules.
-    extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # detectors, review, audit, notify), checked by their own parsers.
+    extra: Mapping[str, Mapping[str, Any]] = {}
 
     @property
     def database_url(self) -> str:
@@ -134,7 +170,7 @@ class Settings:
         """
         hosts = list(self.upstream.file_hosts)
         if self.upstream_url.rstrip("/") == pip_default_index().rstrip("/"):
-            from pip._internal.models.index import PyPI
+            from pip._internal.models.index import PyPI  # pip's internals: only when needed
 
             hosts.append(PyPI.file_storage_domain)
         return tuple(hosts)
@@ -145,12 +181,7 @@ class Settings:
         return url if url.endswith("/") else url + "/"
 
 
-_SECTIONS = {
-    "server": ServerSettings,
-    "database": DatabaseSettings,
-    "storage": StorageSettings,
-    "upstream": UpstreamSettings,
-}
+_SECTIONS = {name for name in Settings.model_fields if name != "extra"}
 # Sections parsed elsewhere; listed so that an unknown section is still an error.
 OTHER_SECTIONS = frozenset({"policy", "internal", "detectors", "review", "audit", "notify"})
 
@@ -232,114 +263,30 @@ def load_settings(
 
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
-    settings = Settings()
+    """Check and build settings; raises SettingsError naming the first wrong key."""
+    core: dict[str, Any] = {}
     extra: dict[str, Mapping[str, Any]] = {}
     for section, values in raw.items():
         if not isinstance(values, Mapping):
             raise SettingsError(section, "must be a table")
         if section in OTHER_SECTIONS:
             extra[section] = dict(values)
-            continue
-        cls = _SECTIONS.get(section)
-        if cls is None:
+        elif section in _SECTIONS:
+            core[section] = dict(values)
+        else:
             raise SettingsError(section, "unknown section")
-        current = getattr(settings, section)
-        settings = replace(settings, **{section: _build(section, cls, current, values)})
-    settings = replace(settings, extra=extra)
-    _validate(settings)
-    return settings
+    try:
+        return Settings(**core, extra=extra)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"])
+        raise SettingsError(key, _message(error)) from None
 
 
-def _build(section: str, cls: type, current: Any, values: Mapping[str, Any]) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    changes = {}
-    for name, value in values.items():
-        key = f"{section}.{name}"
-        if name not in known:
-            raise SettingsError(key, "unknown key")
-        changes[name] = _coerce(key, getattr(current, name), value)
-    return replace(current, **changes)
-
-
-def _coerce(key: str, default: Any, value: Any) -> Any:
-    """Convert a TOML value to the type of the default, or say why not."""
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise SettingsError(key, f"must be true or false, not {value!r}")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and value.strip().isdigit():
-                return int(value)
-            raise SettingsError(key, f"must be a whole number, not {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            try:
-                return float(value)
-            except (TypeError, ValueError):
-                raise SettingsError(key, f"must be a number, not {value!r}") from None
-        return float(value)
-    if isinstance(default, Path):
-        if not isinstance(value, (str, Path)) or not str(value):
-            raise SettingsError(key, f"must be a path, not {value!r}")
-        return Path(value).expanduser()
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise SettingsError(key, f"must be a list of strings, not {value!r}")
-        return tuple(value)
-    if not isinstance(value, str):
-        raise SettingsError(key, f"must be a string, not {value!r}")
-    return value
-
-
-def _validate(s: Settings) -> None:
-    if not 0 < s.server.port < 65536:
-        raise SettingsError("server.port", f"must be between 1 and 65535, not {s.server.port}")
-    if not 1 <= s.server.workers <= 256:
-        raise SettingsError("server.workers", f"must be between 1 and 256, not {s.server.workers}")
-    if not 1 <= s.server.upstream_workers <= 1024:
-        raise SettingsError("server.upstream_workers", f"must be between 1 and 1024, not {s.server.upstream_workers}")
-    if not 0 <= s.server.upstream_queue <= 100_000:
-        raise SettingsError("server.upstream_queue", f"must be between 0 and 100000, not {s.server.upstream_queue}")
-    if s.server.screenings_per_client_per_minute < 0:
-        raise SettingsError("server.screenings_per_client_per_minute", "must be zero (no limit) or more")
-    if s.server.access_log not in ("off", "text", "json"):
-        raise SettingsError("server.access_log", "must be one of off, text, json")
-    if s.server.public_url and urlsplit(s.server.public_url).scheme not in ("http", "https"):
-        raise SettingsError("server.public_url", "must be an http(s) URL")
-    if s.server.max_body_bytes < 1024:
-        raise SettingsError("server.max_body_bytes", "must be at least 1024")
-    if not 0 < s.server.header_timeout <= 3600:
-        raise SettingsError("server.header_timeout", "must be more than 0 and at most 3600 seconds")
-    if not 0 < s.server.keep_alive_timeout <= 3600:
-        raise SettingsError("server.keep_alive_timeout", "must be more than 0 and at most 3600 seconds")
-    if s.server.max_connections < 2:
-        raise SettingsError("server.max_connections", "must be at least 2")
-    if s.server.max_header_bytes < 1024:
-        raise SettingsError("server.max_header_bytes", "must be at least 1024")
-    if s.storage.min_free_bytes < 0:
-        raise SettingsError("storage.min_free_bytes", "must be zero or more bytes")
-    if s.upstream.url and urlsplit(s.upstream.url).scheme not in ("http", "https"):
-        raise SettingsError("upstream.url", f"must be an http(s) URL, not {s.upstream.url!r}")
-    if s.upstream.timeout <= 0:
-        raise SettingsError("upstream.timeout", "must be a positive number of seconds")
-    if s.upstream.not_found_ttl < 0:
-        raise SettingsError("upstream.not_found_ttl", "must be zero or more seconds")
-    if s.upstream.index_ttl < 0:
-        raise SettingsError("upstream.index_ttl", "must be zero or more seconds")
-    if s.upstream.max_page_bytes < 1024:
-        raise SettingsError("upstream.max_page_bytes", "must be at least 1024")
-    if s.upstream.max_file_bytes < 1024:
-        raise SettingsError("upstream.max_file_bytes", "must be at least 1024")
-    if s.upstream.max_metadata_bytes < 1024:
-        raise SettingsError("upstream.max_metadata_bytes", "must be at least 1024")
-    if s.upstream.breaker_failures < 0:
-        raise SettingsError("upstream.breaker_failures", "must be zero (off) or more")
-    for key in ("breaker_window", "breaker_cooldown"):
-        if getattr(s.upstream, key) <= 0:
-            raise SettingsError(f"upstream.{key}", "must be a positive number of seconds")
-    if s.storage.rehash_max_bytes < 0:
-        raise SettingsError("storage.rehash_max_bytes", "must be zero or more")
-    if s.database.url and "://" not in s.database.url:
-        raise SettingsError("database.url", f"is not a database URL: {s.database.url!r}")
+def _message(error: Mapping[str, Any]) -> str:
+    """Pydantic's words, shortened to what a person editing the file needs."""
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    text = str(error["msg"]).removeprefix("Value error, ")
+    text = text[0].lower() + text[1:]
+    return text if error["type"] == "value_error" else f"{text}, not {error.get('input')!r}"

@@ -10,7 +10,6 @@ import errno
 import os
 import subprocess
 import uuid
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -34,7 +33,7 @@ def start_mirror(index_server, tmp_path: Path, clock) -> Iterator[Callable[..., 
             database_url=f"sqlite:///{tmp_path / f'mirror{len(started)}.db'}",
             storage=Path(storage["path"]),
         )
-        settings = replace(settings, storage=settings_from_mapping({"storage": storage}).storage)
+        settings = settings.model_copy(update={"storage": settings_from_mapping({"storage": storage}).storage})
         started.append(RunningMirror(settings, clock).start())
         return started[-1]
 
