@@ -23,6 +23,13 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from mirror.config import ServerSettings
 
 _TIMEOUT_BODY = b"indexguard: request headers did not arrive in time\n"
+_TOO_LARGE_BODY = b"indexguard: request line and headers are too large\n"
+# After refusing an oversized head, keep reading (and dropping) what the
+# client is still sending for this long, or this much: closing at once with
+# unread bytes makes the kernel send a reset, which destroys the refusal
+# before the client reads it.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 4 * 1024 * 1024
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -42,11 +49,14 @@ class GuardedH11Protocol(H11Protocol):
         *,
         header_timeout: float,
         max_connections: int,
+        max_header_bytes: int,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout = header_timeout
         self.max_connections = max_connections
+        self.max_header_bytes = max_header_bytes
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._dropped: int | None = None  # bytes dropped while lingering after a refusal
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -61,8 +71,16 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._dropped is not None:
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES:
+                self.transport.close()
+            return
         if self.conn.their_state is h11.IDLE:
             self._arm_header_deadline()  # the first byte of a request on a kept-alive connection
+            if len(self.conn.trailing_data[0]) + len(data) > self.max_header_bytes:
+                self._refuse_oversized_head()
+                return
         super().data_received(data)
         if self.conn.their_state is not h11.IDLE:
             self._disarm_header_deadline()  # the request head is complete
@@ -81,16 +99,25 @@ class GuardedH11Protocol(H11Protocol):
         if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
             return
         # No request has started, so h11 cannot write a response; these bytes are the whole answer.
-        self.transport.write(_timeout_response())
+        self.transport.write(_plain_response(b"408 Request Timeout", _TIMEOUT_BODY))
         self.transport.close()
 
+    def _refuse_oversized_head(self) -> None:
+        """431, then a lingering close: the client still sending its head gets to read the answer."""
+        self._disarm_header_deadline()
+        self.transport.write(_plain_response(b"431 Request Header Fields Too Large", _TOO_LARGE_BODY))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self._dropped = 0
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
-def _timeout_response() -> bytes:
+
+def _plain_response(status: bytes, body: bytes) -> bytes:
     return (
-        b"HTTP/1.1 408 Request Timeout\r\n"
+        b"HTTP/1.1 " + status + b"\r\n"
         b"content-type: text/plain; charset=utf-8\r\n"
         b"connection: close\r\n"
-        b"content-length: " + str(len(_TIMEOUT_BODY)).encode() + b"\r\n\r\n" + _TIMEOUT_BODY
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
     )
 
 
@@ -98,7 +125,10 @@ def server_options(server: ServerSettings) -> dict[str, Any]:
     """The uvicorn options that carry ``[server]``'s connection limits (``serve`` and tests use these)."""
     return {
         "http": functools.partial(
-            GuardedH11Protocol, header_timeout=server.header_timeout, max_connections=server.max_connections
+            GuardedH11Protocol,
+            header_timeout=server.header_timeout,
+            max_connections=server.max_connections,
+            max_header_bytes=server.max_header_bytes,
         ),
         "timeout_keep_alive": server.keep_alive_timeout,
         "limit_concurrency": server.max_connections,

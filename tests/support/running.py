@@ -18,6 +18,7 @@ import uvicorn
 
 from mirror.app import create_app
 from mirror.container import Services
+from mirror.web.connections import server_options
 from mirror.config import Settings, settings_from_mapping
 
 
@@ -52,7 +53,7 @@ class RunningMirror:
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/"
         self.simple_url = self.url + "simple/"
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", timeout_keep_alive=5)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="on", **server_options(settings.server))
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
