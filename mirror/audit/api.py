@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from mirror.audit.sbom import MEDIA_TYPE as CYCLONEDX_JSON, sbom_chunks
 from mirror.db.models import AuditRun, Vulnerability
 from mirror.review.api import project_name
 from mirror.review.auth import require
@@ -20,14 +21,15 @@ router = APIRouter(prefix="/api/v1", tags=["audit"])
 # The one place the audit routes meet authentication.
 reviewer = require("reviewer")
 
-CYCLONEDX_JSON = "application/vnd.cyclonedx+json; version=1.5"
 
+@router.get("/sbom", summary="CycloneDX SBOM of every cached release and file (streamed)")
+def sbom(request: Request, include_pinned: bool = False, _: Any = Depends(reviewer)) -> StreamingResponse:
+    """Streamed as it is read from the database: memory stays flat however large the mirror.
 
-@router.get("/sbom", summary="CycloneDX SBOM of every cached project, release and file")
-def sbom(request: Request, _: Any = Depends(reviewer)) -> Response:
-    from mirror.audit.sbom import export_json
-
-    return Response(export_json(request.app.state.services), media_type=CYCLONEDX_JSON)
+    ``include_pinned`` adds the files the mirror pinned from upstream listings but never downloaded.
+    """
+    chunks = sbom_chunks(request.app.state.services, include_pinned=include_pinned)
+    return StreamingResponse(chunks, media_type=CYCLONEDX_JSON)
 
 
 @router.get("/vulnerabilities", summary="Known vulnerabilities of cached releases")

@@ -7,6 +7,12 @@ polite rate on a few threads, re-runs every detector, and diffs the result
 against the findings still open: new ones are added, gone ones resolved,
 and both are linked to the run.  The policy is then applied again, by the
 actor "audit", so every change it makes is a Decision a reviewer can read.
+
+A run that cannot reach something keeps going and says so: each failure is
+recorded by kind (see ``mirror.audit.results``), a vulnerability service
+that stops answering is given up after a few failures in a row instead of
+costing a timeout per release, and the summary says whether the run was
+complete.
 """
 
 from __future__ import annotations
@@ -15,86 +21,50 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 import detectors
 from detectors.facts import Finding, Severity
+from mirror.audit import vulns
+from mirror.audit.results import (
+    INTERNAL_ERROR,
+    SERVICE_GIVEN_UP,
+    UPSTREAM_ERROR,
+    UPSTREAM_UNREACHABLE,
+    AuditSummary,
+    Progress,
+    ProjectResult,
+)
+from mirror.audit.scheduler import IntervalScheduler
+from mirror.audit.settings import AuditSettings
+from mirror.audit.sweep import sweep_internal_names
+from mirror.config import Settings, SettingsError
+from mirror.db.models import AuditChange, AuditRun, FindingRow, Page, PinnedFile, Project, Release, Snapshot
 from mirror.screening import policy as policy_mod
-from mirror.db.models import AuditChange, AuditRun, FindingRow, PinnedFile, Project, Release, Snapshot
 from mirror.screening.decisions import decide_project, decide_release
 from mirror.screening.events import record_event
 from mirror.screening.screen import snapshot_facts
-from mirror.config import Settings, SettingsError
-from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamError
+from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched
+from mirror.upstream.errors import CircuitOpen, UpstreamError, UpstreamUnreachable
 
 log = logging.getLogger("indexguard.audit")
 
 BATCH = 100
-SAMPLE = 50  # error messages and critical titles kept per run
 OWNERS_REPLACED = "owners replaced"
 STATE_STRICTNESS = {"allowed": 0, "quarantined": 2, "denied": 3}
-EXIT_NEW_CRITICAL = 3
-# What a vulnerable release gets, per severity (see mirror.audit.vulns).
-VULN_ACTIONS = ("annotate", "hide", "block")
-VULN_SEVERITIES = ("critical", "high", "medium", "low", "unknown")
 
 
-@dataclass(frozen=True)
-class AuditSettings:
-    """The ``[audit]`` table."""
-
-    interval_hours: float = 24.0
-    concurrency: int = 4
-    rate_per_second: float = 20.0  # upstream requests per second, all threads together; 0 = unlimited
-    advisory_dir: str = ""
-    vulnerability_service: str = "osv"  # osv | pypi | none
-    vulnerable_action: Mapping[str, str] = field(default_factory=lambda: {"*": "annotate"})
-    poll_seconds: float = 60.0  # how often a replica tries the lease
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "AuditSettings":
-        try:
-            return cls.from_mapping(settings.extra.get("audit", {}))
-        except ValueError as exc:
-            key, _, message = str(exc).partition(": ")
-            raise SettingsError(key, message) from None
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any]) -> "AuditSettings":
-        """Validate an ``[audit]`` table; ValueError("audit.key: why") names the bad key."""
-        known = {f for f in cls.__dataclass_fields__}
-        for key in raw:
-            if key not in known:
-                raise ValueError(f"audit.{key}: unknown key")
-
-        def number(key: str, default: float, *, minimum: float, integer: bool = False) -> Any:
-            value = raw.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-                raise ValueError(f"audit.{key}: must be a number >= {minimum:g}")
-            if integer and int(value) != value:
-                raise ValueError(f"audit.{key}: must be a whole number")
-            return int(value) if integer else float(value)
-
-        service = raw.get("vulnerability_service", "osv")
-        if service not in ("osv", "pypi", "none"):
-            raise ValueError('audit.vulnerability_service: must be "osv", "pypi" or "none"')
-        advisory_dir = raw.get("advisory_dir", "")
-        if not isinstance(advisory_dir, str):
-            raise ValueError("audit.advisory_dir: must be a directory path")
-        return cls(
-            interval_hours=number("interval_hours", 24.0, minimum=0),
-            concurrency=number("concurrency", 4, minimum=1, integer=True),
-            rate_per_second=number("rate_per_second", 20.0, minimum=0),
-            advisory_dir=advisory_dir,
-            vulnerability_service=service,
-            vulnerable_action=parse_vulnerable_action(raw.get("vulnerable_action", "annotate")),
-            poll_seconds=number("poll_seconds", 60.0, minimum=0.01),
-        )
+def audit_settings(settings: Settings) -> AuditSettings:
+    """The ``[audit]`` table of ``settings``; SettingsError names the bad key."""
+    try:
+        return AuditSettings.from_mapping(settings.extra.get("audit", {}))
+    except ValueError as exc:
+        key, _, message = str(exc).partition(": ")
+        raise SettingsError(key, message) from None
 
 
 class RateLimiter:
@@ -119,65 +89,36 @@ class RateLimiter:
             self.sleep(at - now)
 
 
-@dataclass
-class ProjectResult:
-    project: str
-    added: list[int] = field(default_factory=list)
-    resolved: list[int] = field(default_factory=list)
-    critical: list[str] = field(default_factory=list)
-    new_vulnerabilities: int = 0
-    actions: list[str] = field(default_factory=list)
-    error: str | None = None
+class ServiceGate:
+    """Stops a run asking a vulnerability service that failed ``limit`` times in a row.
 
+    An unreachable service costs a connect timeout per query; a run of
+    thousands of releases would spend hours learning nothing.  Any answer
+    resets the count; once given up, the service stays given up until the
+    next run, and ``first`` keeps the failure that explains why.
+    """
 
-@dataclass
-class AuditSummary:
-    """A finished run, as the CLI prints it and the API returns it."""
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+        self.first: vulns.ServiceFailure | None = None
+        self.given_up = False
+        self._lock = threading.Lock()
 
-    run_id: int
-    started_at: datetime
-    finished_at: datetime
-    projects: int = 0
-    new_findings: int = 0
-    resolved_findings: int = 0
-    new_critical: int = 0
-    new_vulnerabilities: int = 0
-    errors: int = 0
-    critical: list[str] = field(default_factory=list)
-    actions: list[str] = field(default_factory=list)
-    error_messages: list[str] = field(default_factory=list)
+    def answered(self) -> None:
+        with self._lock:
+            if not self.given_up:
+                self.in_a_row = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat(),
-            "projects": self.projects,
-            "new_findings": self.new_findings,
-            "resolved_findings": self.resolved_findings,
-            "new_critical": self.new_critical,
-            "new_vulnerabilities": self.new_vulnerabilities,
-            "errors": self.errors,
-            "critical": self.critical,
-            "actions": self.actions,
-            "error_messages": self.error_messages,
-        }
-
-    def add(self, result: ProjectResult) -> None:
-        self.projects += 1
-        self.new_findings += len(result.added)
-        self.resolved_findings += len(result.resolved)
-        self.new_critical += len(result.critical)
-        self.new_vulnerabilities += result.new_vulnerabilities
-        self.critical.extend(result.critical[: max(0, SAMPLE - len(self.critical))])
-        self.actions.extend(result.actions[: max(0, SAMPLE - len(self.actions))])
-        if result.error is not None:
-            self.errors += 1
-            if len(self.error_messages) < SAMPLE:
-                self.error_messages.append(f"{result.project}: {result.error}")
-
-
-Progress = Callable[[int, int | None, str], None]
+    def failed(self, failure: vulns.ServiceFailure) -> None:
+        with self._lock:
+            self.in_a_row += 1
+            if self.first is None:
+                self.first = failure
+            if self.in_a_row >= self.limit and not self.given_up:
+                self.given_up = True
+                log.warning("vulnerability service given up for this run after %d failures in a row: %s",
+                            self.in_a_row, failure.kind)
 
 
 class Auditor:
@@ -185,18 +126,15 @@ class Auditor:
 
     def __init__(self, services: Any, settings: AuditSettings | None = None) -> None:
         self.services = services
-        self.settings = settings or AuditSettings.from_settings(services.settings)
+        self.settings = settings or audit_settings(services.settings)
         self.limiter = RateLimiter(self.settings.rate_per_second)
-        self._vulns: Any = None
+        self._vulns: vulns.Services | None = None
+        self._gate = ServiceGate(self.settings.vulnerability_max_failures)
+        self._reported: set[str] = set()
+        self._reported_lock = threading.Lock()
 
-    def vulnerability_services(self) -> Any:
-        """Built per run: the advisory directory may have been updated since the last one.
-
-        Imported here, not at the top: pip-audit's import asks pip for its
-        version in a subprocess, seconds a server start should not pay.
-        """
-        from mirror.audit import vulns
-
+    def vulnerability_services(self) -> vulns.Services:
+        """Built per run: the advisory directory may have been updated since the last one."""
         try:
             return vulns.configured_services(
                 self.settings.vulnerability_service,
@@ -212,6 +150,8 @@ class Auditor:
             progress: Progress | None = None, sweep: bool = True) -> AuditSummary:
         """Audit every cached public project (or just ``project``) and record the run."""
         self._vulns = self.vulnerability_services()
+        self._gate = ServiceGate(self.settings.vulnerability_max_failures)
+        self._reported = set()
         clock = self.services.clock
         started = clock()
         with self.services.sessions.begin() as session:
@@ -220,22 +160,29 @@ class Auditor:
             session.flush()
             run_id = run.id
         summary = AuditSummary(run_id=run_id, started_at=started, finished_at=started)
-        total = self._count(project)
-        done = 0
+        # 1. Every cached public project: upstream facts, detectors, policy, vulnerabilities.
+        total = self.count(project)
         with ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="audit") as pool:
             for batch in self._batches(project):
                 for result in pool.map(lambda name: self.audit_project(name, run_id), batch):
                     summary.add(result)
-                    done += 1
                     if progress is not None:
-                        progress(done, total, result.project)
+                        progress(summary.projects, total, result.project, summary.errors)
+        # 2. Internal names: has someone claimed one, or a look-alike, on the public index?
         if sweep and project is None:
-            from mirror.audit.sweep import sweep_internal_names
-
             for result in sweep_internal_names(self.services, run_id, self.limiter):
                 summary.add(result)
                 summary.projects -= 1  # internal names are swept, not audited
+        # 3. (Planned) the blob store's scrub: re-hash the cached files at rest.  It
+        #    belongs here, after the projects, reporting its corrupt blobs through
+        #    ``summary.add(ProjectResult(..., error_kind=...))`` like every other step.
         summary.finished_at = clock()
+        self._record(run_id, project, summary)
+        for failure in summary.failures.values():
+            log.info("audit run %d: %s", run_id, failure.line())
+        return summary
+
+    def _record(self, run_id: int, project: str | None, summary: AuditSummary) -> None:
         with self.services.sessions.begin() as session:
             run = session.get(AuditRun, run_id)
             run.finished_at = summary.finished_at
@@ -247,15 +194,26 @@ class Auditor:
             run.errors = summary.errors
             run.details = {
                 "project": project,
+                "complete": summary.complete,
                 "critical": summary.critical,
                 "actions": summary.actions,
                 "errors": summary.error_messages,
+                "failures": [f.to_dict() for f in summary.failures.values()],
+                "unchecked_releases": summary.unchecked_releases,
+                "vulnerability_service": self._service_state(),
             }
-        return summary
 
-    def _count(self, only: str | None) -> int | None:
-        from sqlalchemy import func
+    def _service_state(self) -> dict[str, Any]:
+        """What the run learnt of the vulnerability service, for pages that say "not checked"."""
+        first = self._gate.first
+        return {
+            "name": self.settings.vulnerability_service,
+            "given_up": self._gate.given_up,
+            "failure": None if first is None else {"kind": first.kind, "message": str(first)},
+        }
 
+    def count(self, only: str | None = None) -> int:
+        """Cached public projects a run would audit (just ``only`` when given)."""
         with self.services.sessions() as session:
             query = select(func.count()).select_from(Project).where(Project.source == "public")
             if only is not None:
@@ -279,15 +237,29 @@ class Auditor:
     # -- one project ----------------------------------------------------------
 
     def audit_project(self, name: str, run_id: int) -> ProjectResult:
+        """Audit one project; a failure is recorded on the result, never raised (one bad project must not stop the run)."""
         result = ProjectResult(project=name)
         try:
             self._audit_project(name, run_id, result)
         except UpstreamError as exc:
-            result.error = str(exc)
-        except Exception as exc:  # one bad project must not stop the run
-            log.exception("audit of %s failed", name)
-            result.error = f"{type(exc).__name__}: {exc}"
+            unreachable = isinstance(exc, (UpstreamUnreachable, CircuitOpen))
+            result.fail(UPSTREAM_UNREACHABLE if unreachable else UPSTREAM_ERROR, str(exc))
+        except Exception as exc:
+            kind = f"{INTERNAL_ERROR} ({type(exc).__name__})"
+            result.fail(kind, f"{type(exc).__name__}: {exc}")
+            # One line per kind and run at WARNING; every traceback at DEBUG.
+            log.debug("audit of %s failed", name, exc_info=True)
+            if self._first_of_kind(kind):
+                log.warning("audit of %s failed: %s: %s (more of this kind are logged at DEBUG)",
+                            name, type(exc).__name__, exc)
         return result
+
+    def _first_of_kind(self, kind: str) -> bool:
+        with self._reported_lock:
+            if kind in self._reported:
+                return False
+            self._reported.add(kind)
+            return True
 
     def _audit_project(self, name: str, run_id: int, result: ProjectResult) -> None:
         services = self.services
@@ -424,22 +396,33 @@ class Auditor:
                 result.actions.append(f"{name} {release.version}: hold lifted (cooldown over)")
 
     def _check_vulnerabilities(self, name: str, now: datetime, run_id: int, result: ProjectResult) -> bool:
-        """Query every cached version; True when a release decision changed (the page needs a rebuild)."""
-        from mirror.audit import vulns
+        """Query every cached version; True when a release decision changed (the page needs a rebuild).
 
+        A release the services could not answer for keeps its previous
+        answer and counts as unchecked; once the gate has given the service
+        up, the remaining releases are not asked at all.
+        """
         assert self._vulns is not None
         with self.services.sessions() as session:
             versions = sorted(v for v in session.scalars(
                 select(PinnedFile.version).where(PinnedFile.project == name).distinct()) if v)
         changed = False
-        for version in versions:
+        for index, version in enumerate(versions):
+            if self._gate.given_up:
+                first = self._gate.first
+                result.unchecked_releases += len(versions) - index
+                result.fail(SERVICE_GIVEN_UP, f"{first.kind}: {first}" if first else SERVICE_GIVEN_UP)
+                break
             if self.settings.vulnerability_service != "none":
                 self.limiter.wait()
             try:
                 found = self._vulns.query(name, version)
-            except vulns.ServiceError as exc:
-                result.error = f"vulnerability service failed for {version}: {exc}"
+            except vulns.ServiceFailure as exc:
+                self._gate.failed(exc)
+                result.unchecked_releases += 1
+                result.fail(exc.kind, f"{version}: {exc}")
                 continue
+            self._gate.answered()
             with self.services.sessions.begin() as session:
                 out = vulns.store_release_vulnerabilities(
                     session, project=name, version=version, found=found,
@@ -457,24 +440,6 @@ class Auditor:
                 changed = True
                 result.actions.append(f"{name} {version}: {out.action} (vulnerability)")
         return changed
-
-
-def parse_vulnerable_action(raw: Any, key: str = "audit.vulnerable_action") -> dict[str, str]:
-    """``"hide"`` (every severity) or a table such as ``{critical = "block", "*" = "annotate"}``."""
-    if isinstance(raw, str):
-        if raw not in VULN_ACTIONS:
-            raise ValueError(f"{key}: must be one of {', '.join(VULN_ACTIONS)}, or a table of severity = action")
-        return {"*": raw}
-    if isinstance(raw, Mapping):
-        table = {}
-        for level, action in raw.items():
-            if level != "*" and level not in VULN_SEVERITIES:
-                raise ValueError(f"{key}.{level}: severity must be one of {', '.join(VULN_SEVERITIES)} or \"*\"")
-            if action not in VULN_ACTIONS:
-                raise ValueError(f"{key}.{level}: action must be one of {', '.join(VULN_ACTIONS)}")
-            table[str(level)] = str(action)
-        return table
-    raise ValueError(f"{key}: must be one of {', '.join(VULN_ACTIONS)}, or a table of severity = action")
 
 
 def finding_key(detector: str, severity: str, target: str | None, version: str | None) -> tuple:
@@ -496,12 +461,6 @@ def owners_replaced(previous: Mapping[str, str] | None, current: Mapping[str, st
     return sorted(previous), sorted(current)
 
 
-def select_page_etag(name: str) -> Any:
-    from mirror.db.models import Page
-
-    return select(Page.upstream_etag).where(Page.project == name)
-
-
 def store_fetched_page(pages: Any, name: str, fetched: Fetched, now: datetime) -> None:
     """Store a page the audit fetched, through the page service's own store path.
 
@@ -512,19 +471,18 @@ def store_fetched_page(pages: Any, name: str, fetched: Fetched, now: datetime) -
     pages.forget(name)
 
 
-def latest_runs(session: Session, limit: int = 20) -> list[AuditRun]:
-    return list(session.scalars(select(AuditRun).order_by(AuditRun.started_at.desc(), AuditRun.id.desc()).limit(limit)))
+
+def select_page_etag(name: str) -> Any:
+    return select(Page.upstream_etag).where(Page.project == name)
 
 
 def interval(settings: AuditSettings) -> timedelta:
     return timedelta(hours=settings.interval_hours)
 
 
-def audit_scheduler(services: Any, settings: AuditSettings | None = None) -> Any:
+def audit_scheduler(services: Any, settings: AuditSettings | None = None) -> IntervalScheduler:
     """The background schedule for this server: one audit per interval across all replicas."""
-    from mirror.audit.scheduler import IntervalScheduler
-
-    settings = settings or AuditSettings.from_settings(services.settings)
+    settings = settings or audit_settings(services.settings)
     auditor = Auditor(services, settings)
     scheduler = IntervalScheduler(
         name="audit",

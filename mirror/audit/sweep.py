@@ -2,77 +2,78 @@
 
 The mirror never asks the public index for an internal name when serving
 it, so nothing at the door notices the day an attacker registers it.  The
-sweep asks on purpose, once per audit: the exact name (a claim on the name
-itself) and the public names the mirror knows that sit near an internal
-name (a look-alike waiting for a typo).  Either is critical.
+sweep looks once per audit - without naming any internal name upstream:
+asking for ``/simple/acme-secret/`` every day would tell whoever runs or
+watches the index exactly which names we use internally.
+
+What is sent upstream: one request for the index's full project list (the
+root ``/simple/`` page, the same for every caller and every run).  The
+internal names, the internal index and the comparison stay here: the names
+stream through ``detectors.confusion.sweep`` (the detector library's tested,
+benchmarked sweep), which reports each public name that is, reads as,
+matches a pattern of, or nearly is an internal name.  Every such name is a
+critical finding; a near name the mirror has cached as a public project is
+also denied.  When the list cannot be had, the look-alike check runs over
+the names the mirror has cached and the run records an error: the exact
+claims cannot be checked without the list.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from detectors.corpus import NameIndex, Project as Protected
-from detectors.similarity import NameForms, relate
+from detectors.confusion import sweep
+from detectors.facts import InternalNames
+from mirror.audit.results import UPSTREAM_ERROR, ProjectResult
 from mirror.db.models import AuditChange, FindingRow, Page, Project
 from mirror.screening.decisions import decide_project
 from mirror.screening.events import record_event
-from mirror.upstream.client import Fetched, UpstreamError
+from mirror.upstream.client import UpstreamError
 
 log = logging.getLogger("indexguard.sweep")
 
 BATCH = 500
 
 
-def sweep_internal_names(services: Any, run_id: int, limiter: Any) -> Iterator[Any]:
-    """One ProjectResult per internal name that gained a critical finding or failed."""
-    from mirror.audit.runner import ProjectResult
-
-    names = sorted(services.internal.all_names())
-    if not names:
+def sweep_internal_names(services: Any, run_id: int, limiter: Any) -> Iterator[ProjectResult]:
+    """One ProjectResult per public name that gained a critical finding, plus one if the list failed."""
+    internal = InternalNames.build(sorted(services.internal.all_names()), services.internal.settings.patterns)
+    if not internal.names and not internal.patterns:
         return
     now = services.clock()
-    for name in names:
+    limiter.wait()
+    try:
+        public: Iterable[str] = services.upstream.fetch_project_list()
+    except UpstreamError as exc:
+        log.warning("sweep: public project list unavailable, checking cached names only: %s", exc)
+        failed = ProjectResult(project="(sweep)")
+        failed.fail(UPSTREAM_ERROR, f"sweep: public project list unavailable ({exc}); "
+                    "exact claims on internal names were not checked")
+        yield failed
+        public = cached_public_names(services)
+    for name, target, why in sweep(public, internal, services.detectors.config.typosquat):
         result = ProjectResult(project=name)
-        limiter.wait()
-        try:
-            answer = services.upstream.fetch_project(name)
-        except UpstreamError as exc:
-            result.error = f"sweep: {exc}"
-            yield result
-            continue
-        if isinstance(answer, Fetched):
+        if why == "name":
             title = f"internal name '{name}' now exists on the public index"
-            evidence = {"internal": name, "public": name, "files": len(answer.page.files)}
-            _record(services, result, run_id, now, project=name, target=name, title=title, evidence=evidence)
-        if result.added or result.error:
-            yield result
-    index = internal_index(services, names)
-    for public, internal, relation in near_names(services, index):
-        result = ProjectResult(project=public)
-        title = f"public project '{public}' is a look-alike of internal name '{internal}' ({relation})"
-        evidence = {"internal": internal, "public": public, "relation": relation}
-        _record(services, result, run_id, now, project=public, target=internal, title=title, evidence=evidence,
-                deny=True)
+            evidence = {"internal": target, "public": name, "match": why}
+            _record(services, result, run_id, now, project=name, target=target, title=title, evidence=evidence)
+        else:
+            relation = {"lookalike": "reads as it", "pattern": "matches the pattern"}.get(why, why)
+            title = f"public project '{name}' is a look-alike of internal name '{target}' ({relation})"
+            evidence = {"internal": target, "public": name, "relation": why}
+            _record(services, result, run_id, now, project=name, target=target, title=title, evidence=evidence,
+                    deny=True)
         if result.added:
             yield result
 
 
-def internal_index(services: Any, names: list[str]) -> NameIndex:
-    """The detectors' reverse index of internal names (built here if the setup has none)."""
-    built = services._internal_names() if hasattr(services, "_internal_names") else None
-    index = getattr(built, "index", None)
-    if isinstance(index, NameIndex):
-        return index
-    return NameIndex(Protected(name=n, kind="internal") for n in names)
-
-
-def near_names(services: Any, index: NameIndex) -> Iterator[tuple[str, str, str]]:
-    """(public name, internal name, how they relate) for public names the mirror has seen."""
+def cached_public_names(services: Any) -> Iterator[str]:
+    """The public names the mirror has pages for, in batches (the fallback when the list fails)."""
     last = ""
     while True:
         with services.sessions() as session:
@@ -80,21 +81,11 @@ def near_names(services: Any, index: NameIndex) -> Iterator[tuple[str, str, str]
                 select(Page.project).where(Page.project > last).order_by(Page.project).limit(BATCH)))
         if not batch:
             return
-        for public in batch:
-            if services.internal.is_internal(public):
-                continue
-            forms = NameForms.of(public)
-            for protected, protected_forms in index.neighbours(public):
-                if protected.name == forms.canonical:
-                    continue
-                relation = relate(forms, protected_forms)
-                if relation is not None:
-                    yield public, protected.name, str(getattr(relation, "kind", relation))
-                    break
+        yield from batch
         last = batch[-1]
 
 
-def _record(services: Any, result: Any, run_id: int, now: datetime, *, project: str, target: str,
+def _record(services: Any, result: ProjectResult, run_id: int, now: datetime, *, project: str, target: str,
             title: str, evidence: dict[str, Any], deny: bool = False) -> None:
     """A critical confusion finding (once: an open one is not repeated), an event and a notification."""
     with services.sessions.begin() as session:
@@ -110,10 +101,11 @@ def _record(services: Any, result: Any, run_id: int, now: datetime, *, project: 
         result.added.append(row.id)
         result.critical.append(title)
         cached = session.get(Project, project)
-        if deny and cached is not None and cached.source == "public" and cached.state != "denied":
+        denied = deny and cached is not None and cached.source == "public" and cached.state != "denied"
+        if denied:
             decide_project(session, project=project, action="deny", actor="audit", reason=title, now=now)
             result.actions.append(f"{project}: deny ({title})")
-    if deny:
+    if denied:
         services.after_decision(project)
     services.notify("critical-finding", {"project": project, "finding": {
         "detector": "confusion", "severity": "critical", "title": title, "target": target, "evidence": evidence}})

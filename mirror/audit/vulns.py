@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping
+from urllib.parse import urlsplit
 
+import requests
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 from pip_audit._service import (
@@ -32,9 +35,13 @@ from pip_audit._service import (
     VulnerabilityService,
 )
 from pip_audit._service.interface import Dependency, VulnerabilityID
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-
-from mirror.audit.runner import VULN_SEVERITIES as SEVERITIES
+from mirror.audit.results import SERVICE_ERROR, SERVICE_UNREACHABLE
+from mirror.audit.settings import VULN_SEVERITIES as SEVERITIES
+from mirror.db.models import FindingRow, Release, Vulnerability
+from mirror.screening.decisions import decide_release
 
 log = logging.getLogger("indexguard.vulns")
 
@@ -44,6 +51,48 @@ _SEVERITY_WORDS = {"critical": "critical", "high": "high", "moderate": "medium",
 
 class AdvisoryError(ValueError):
     """An advisory directory that cannot be used at all (missing, not a directory)."""
+
+
+class ServiceFailure(Exception):
+    """A vulnerability service gave no usable answer; ``kind`` groups it for the run's summary.
+
+    ``unreachable`` says whether it never answered (connection refused, DNS,
+    timeout): the failures a run stops retrying after a few in a row.
+    """
+
+    def __init__(self, source: str, message: str, *, unreachable: bool) -> None:
+        super().__init__(message)
+        self.source = source
+        self.unreachable = unreachable
+        self.kind = f"{SERVICE_UNREACHABLE if unreachable else SERVICE_ERROR} ({source})"
+
+
+# What "never answered" looks like: requests' connection errors and timeouts,
+# and the built-in ConnectionError pip-audit's OSV client raises on a connect timeout.
+_UNREACHABLE = (requests.ConnectionError, requests.Timeout, ConnectionError, TimeoutError)
+_FAILED = (ServiceError, requests.RequestException, OSError, ValueError, KeyError, TypeError)
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")
+
+
+def service_failure(source: str, exc: BaseException) -> ServiceFailure:
+    """One short line for what a service raised: the error type, the host, the OS's reason; no traceback.
+
+    requests nests the cause several levels deep ("Max retries exceeded ...
+    Caused by ProxyError(... NewConnectionError(...))"); the host and the
+    operating system's words are what an operator can act on.
+    """
+    request = getattr(exc, "request", None)
+    host = urlsplit(request.url).hostname if request is not None and request.url else None
+    text = str(exc) or str(exc.__cause__ or "")
+    found = _OS_ERROR.search(text)
+    if found:
+        detail = found.group(0).strip()
+    elif isinstance(exc, requests.RequestException):
+        detail = ""  # requests' own text repeats the URL and the whole chain of causes
+    else:
+        detail = text.splitlines()[0][:200] if text else ""
+    message = type(exc).__name__ + (f" reaching {host}" if host else "") + (f": {detail}" if detail else "")
+    return ServiceFailure(source, message, unreachable=isinstance(exc, _UNREACHABLE))
 
 
 @dataclass(frozen=True)
@@ -211,8 +260,8 @@ class Services:
     def query(self, project: str, version: str) -> list[tuple[str, VulnerabilityResult]]:
         """(source, result) for one release, aliases merged across services.
 
-        Raises ServiceError when an online service fails, so the caller keeps
-        the previous answer rather than resolving everything.
+        Raises ServiceFailure when a service fails in any way, so the caller
+        keeps the previous answer rather than resolving everything.
         """
         parsed = _version(version)
         if parsed is None:
@@ -220,7 +269,10 @@ class Services:
         spec = ResolvedDependency(name=project, version=parsed)
         merged: list[tuple[str, VulnerabilityResult]] = []
         for source, service in self.services:
-            _, results = service.query(spec)
+            try:
+                _, results = service.query(spec)
+            except _FAILED as exc:
+                raise service_failure(source, exc) from None
             for result in results:
                 for i, (have_source, have) in enumerate(merged):
                     if have.alias_of(result):
@@ -266,6 +318,7 @@ __all__ = [
     "OfflineAdvisories",
     "RatedResult",
     "ServiceError",
+    "ServiceFailure",
     "Services",
     "action_for",
     "affects",
@@ -273,6 +326,7 @@ __all__ = [
     "in_ranges",
     "result_fields",
     "severity_level",
+    "service_failure",
     "severity_word",
 ]
 
@@ -298,7 +352,7 @@ class ReleaseOutcome:
 
 
 def store_release_vulnerabilities(
-    session: Any,
+    session: Session,
     *,
     project: str,
     version: str,
@@ -312,11 +366,6 @@ def store_release_vulnerabilities(
     the SBOM and the API can still say what was known when.  A release that
     a person allowed is only annotated: the audit never overrules a reviewer.
     """
-    from sqlalchemy import select
-
-    from mirror.db.models import FindingRow, Release, Vulnerability
-    from mirror.screening.decisions import decide_release
-
     out = ReleaseOutcome()
     rows = {
         r.vuln_id: r

@@ -1,4 +1,4 @@
-"""Scheduling across replicas, the SBOM against the CycloneDX schema, and the command's exit code."""
+"""Scheduling across replicas and the audit command's exit code (the SBOM: test_sbom.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 
 from mirror.db.models import AuditRun, PinnedFile
 from mirror.audit.scheduler import IntervalScheduler
-from tests.audit.support import OFFLINE, audit, page, write_advisory
-from tests.review.support import Api, make_token
+from tests.audit.support import OFFLINE, audit, page
 from tests.support.publish import publish
 
 
@@ -81,36 +80,6 @@ def test_racing_replicas_take_the_lease_once(mirror, clock) -> None:
     assert len(ran) == 1
 
 
-def test_sbom_lists_files_decisions_findings_and_vulnerabilities(start_mirror, index_server, tmp_path) -> None:
-    advisories = tmp_path / "advisories"
-    write_advisory(advisories, "PYSEC-2024-9", "calm-badger", fixed="2.0", aliases=("CVE-2024-9",))
-    wheel = publish(index_server, tmp_path, "calm-badger", "1.0", sdist=True)[0]
-    publish(index_server, tmp_path, "reqeusts", "1.0")
-    mirror = start_mirror(audit={"advisory_dir": str(advisories), "vulnerability_service": "none"})
-    assert page(mirror, "calm-badger").status_code == 200
-    assert page(mirror, "reqeusts").status_code == 403
-    audit(mirror)
-    response = Api(mirror, make_token(mirror, "reviewer", "rita")).get("sbom")
-    assert response.status_code == 200 and "cyclonedx" in response.headers["content-type"]
-    assert JsonStrictValidator(SchemaVersion.V1_5).validate_str(response.text) is None
-    bom = json.loads(response.text)
-    by_ref = {c["bom-ref"]: c for c in bom["components"]}
-    badger = by_ref["pkg:pypi/calm-badger@1.0"]
-    files = {f["name"]: f for f in badger["components"]}
-    assert len(files) == 2 and files[wheel.filename]["hashes"] == [{"alg": "SHA-256", "content": wheel.sha256}]
-    props = {p["name"]: p["value"] for p in badger["properties"]}
-    assert props["indexguard:source"] == "public" and props["indexguard:project-state"] == "allowed"
-    squat = {p["name"]: p["value"] for p in by_ref["pkg:pypi/reqeusts@1.0"]["properties"]
-             if p["name"] != "indexguard:finding"}
-    assert squat["indexguard:project-state"] == "quarantined"
-    assert any(p["name"] == "indexguard:finding" and "requests" in p["value"]
-               for p in by_ref["pkg:pypi/reqeusts@1.0"]["properties"])
-    [vuln] = bom["vulnerabilities"]
-    assert vuln["id"] == "PYSEC-2024-9" and vuln["affects"] == [{"ref": "pkg:pypi/calm-badger@1.0"}]
-    # Unauthenticated callers get nothing.
-    assert Api(mirror, None).get("sbom").status_code == 401
-
-
 def write_config(tmp_path: Path, index_server, database_url: str, **audit_settings) -> Path:
     config = tmp_path / "indexguard.toml"
     lines = [
@@ -118,9 +87,10 @@ def write_config(tmp_path: Path, index_server, database_url: str, **audit_settin
         "[database]", f"url = {json.dumps(database_url)}", "",
         "[storage]", f'path = "{tmp_path / "data"}"', "",
         "[internal]", 'names = ["acme-secret-sauce"]', "",
-        "[audit]", 'vulnerability_service = "none"',
+        "[audit]",
     ]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in audit_settings.items()]
+    audit_table = {"vulnerability_service": "none", **audit_settings}
+    lines += [f"{key} = {json.dumps(value)}" for key, value in audit_table.items()]
     config.write_text("\n".join(lines) + "\n")
     return config
 

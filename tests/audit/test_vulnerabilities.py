@@ -9,7 +9,7 @@ from pip_audit._service import ResolvedDependency
 from sqlalchemy import select
 
 from mirror.db.models import FindingRow, PinnedFile, Release, Vulnerability
-from mirror.audit.runner import parse_vulnerable_action as parse_action_policy
+from mirror.audit.settings import parse_vulnerable_action as parse_action_policy
 from mirror.audit.vulns import OfflineAdvisories, in_ranges
 from tests.audit.support import audit, versions, write_advisory
 from tests.review.support import Api, make_token
