@@ -21,11 +21,14 @@ from urllib.parse import quote
 import requests
 import requests.auth
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from mirror.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, settings_from_args
+from mirror.db.session import make_engine, make_session_factory
+from mirror.review.tokens import TokenError, create_token, list_tokens, revoke_token
+from mirror.states import ROLES
+
 URL_ENV = "INDEXGUARD_URL"
 TOKEN_ENV = "INDEXGUARD_TOKEN"
 DEFAULT_URL = "http://127.0.0.1:8080/"
-ROLES = ("client", "reviewer", "admin")
 
 
 def add_parsers(commands: Any) -> None:
@@ -77,9 +80,7 @@ def _add_admin(commands: Any) -> None:
 
 
 def _open_database(args: argparse.Namespace) -> Any:
-    from mirror.cli.main import settings_from_args
-    from mirror.db import migrate
-    from mirror.db.session import make_engine, make_session_factory
+    from mirror.db import migrate  # alembic costs memory: only the commands that open the database load it
 
     settings = settings_from_args(args)
     settings.storage.path.mkdir(parents=True, exist_ok=True)
@@ -100,8 +101,6 @@ def _operator() -> str:
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    from mirror.review.tokens import TokenError, create_token
-
     engine, sessions = _open_database(args)
     try:
         with sessions.begin() as session:
@@ -118,8 +117,6 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from mirror.review.tokens import list_tokens
-
     engine, sessions = _open_database(args)
     try:
         with sessions() as session:
@@ -151,8 +148,6 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from mirror.review.tokens import TokenError, revoke_token
-
     engine, sessions = _open_database(args)
     try:
         with sessions.begin() as session:

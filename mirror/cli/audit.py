@@ -24,11 +24,9 @@ from packaging.utils import InvalidName, canonicalize_name
 from mirror.audit.results import AuditSummary
 from mirror.audit.runner import Auditor, audit_settings
 from mirror.audit.sbom import sbom_chunks
-from mirror.cli.main import _config_option, settings_from_args
+from mirror.cli.common import EXIT_OK, EXIT_USAGE, config_option, settings_from_args
 from mirror.container import Services
 
-EXIT_OK = 0
-EXIT_USAGE = 2  # also what `indexguard` returns for a configuration error
 EXIT_NEW_CRITICAL = 3
 EXIT_INCOMPLETE = 4
 PROGRESS_SECONDS = 30.0  # a plain progress line at least this often when stderr is not a terminal
@@ -55,7 +53,7 @@ def add_parsers(commands: Any) -> None:
         epilog=AUDIT_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _config_option(audit)
+    config_option(audit)
     audit.add_argument("--project", metavar="NAME", help="audit this project only")
     audit.add_argument("--json", action="store_true", help="print the summary as JSON")
     audit.add_argument("--verbose", "-v", action="store_true",
@@ -71,7 +69,7 @@ def add_parsers(commands: Any) -> None:
         epilog="exit codes: 0 written, 2 bad usage or configuration, 1 the file could not be written",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _config_option(sbom)
+    config_option(sbom)
     sbom.add_argument("--output", "-o", metavar="FILE",
                       help="write to FILE (default: stdout); FILE appears only once complete")
     sbom.add_argument("--include-pinned", action="store_true",

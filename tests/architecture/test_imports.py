@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("mirror", "detectors")
 # Imported inside a function on purpose: optional, or heavy and needed by one command only.
 DEFERRED_OK = {
-    ("mirror.container", "mirror.db.migrate"),  # alembic costs memory; `serve` migrates in a child
-    ("mirror.cli.main", "mirror.app"),  # the ASGI app only for `serve`, not for `check` or `admin`
+    # alembic costs memory: the server migrates in a child process and never loads it itself
+    ("mirror.container", "mirror.db.migrate"),
+    ("mirror.cli.serve", "mirror.db.migrate"),
+    ("mirror.cli.admin", "mirror.db.migrate"),
+    ("mirror.cli.serve", "mirror.app"),  # the ASGI app only for `serve`, not for `check` or `admin`
 }
 PURE = ("detectors", "mirror.simple", "mirror.content")  # facts in, findings out
 

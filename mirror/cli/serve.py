@@ -1,0 +1,95 @@
+"""``indexguard serve`` and ``indexguard db upgrade``: run the mirror, migrate its database."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from mirror.cli.common import EXIT_USAGE, config_option, settings_from_args
+from mirror.config import CONFIG_ENV, STORAGE_ENV
+from mirror.container import SCHEMA_READY_ENV
+from mirror.db.session import make_engine
+from mirror.web.connections import server_options
+
+
+def add_parsers(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="run the mirror", description="Run the mirror server.")
+    config_option(serve)
+    serve.add_argument("--host", help="address to listen on (overrides server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
+    serve.add_argument("--workers", type=int, help="worker processes (overrides server.workers)")
+    serve.set_defaults(handler=cmd_serve)
+
+    db = commands.add_parser("db", help="database maintenance", description="Database maintenance.")
+    db_commands = db.add_subparsers(title="db commands", metavar="COMMAND")
+    upgrade = db_commands.add_parser(
+        "upgrade", help="apply migrations", description="Apply all database migrations."
+    )
+    config_option(upgrade)
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    db.set_defaults(handler=lambda args: db.print_help() or EXIT_USAGE)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.config:
+        os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
+    if args.storage:
+        os.environ[STORAGE_ENV] = str(Path(args.storage).resolve())
+    # Migrate in a child process: the server itself then never loads alembic.
+    upgrade = subprocess.run([sys.executable, "-m", "mirror.cli", "db", "upgrade"], check=False)
+    if upgrade.returncode != 0:
+        return upgrade.returncode
+    os.environ[SCHEMA_READY_ENV] = "1"
+    _limit_malloc_arenas()
+    common = dict(
+        host=settings.server.host,
+        port=settings.server.port,
+        access_log=settings.server.access_log == "text",  # "json" is mirror.web.accesslog's
+        proxy_headers=True,
+        # Header-read deadline, keep-alive, connection cap, head size: [server]'s limits.
+        **server_options(settings.server),
+    )
+    if settings.server.workers > 1:
+        uvicorn.run("mirror.app:app_from_env", factory=True, workers=settings.server.workers, **common)
+    else:
+        from mirror.app import create_app  # the ASGI app only for `serve`, not for the other commands
+
+        uvicorn.run(create_app(settings), **common)
+    return 0
+
+
+def _limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas (as MALLOC_ARENA_MAX does).
+
+    Each worker thread otherwise gets an arena of its own, and a server
+    with a thread pool holds tens of MiB of freed but unreturned memory.
+    Worker processes inherit the setting through the environment.
+    """
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from mirror.db import migrate  # alembic costs memory: only this command (a child of `serve`) loads it
+
+    settings = settings_from_args(args)
+    settings.storage.path.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    print(f"database is up to date: {engine.url.render_as_string(hide_password=True)}")
+    return 0
+
