@@ -1,4 +1,4 @@
-"""Reviewer decisions: allow, deny, break-glass and undo.
+"""Reviewer decisions: allow, deny, break-glass, undo, and clearing a blocked file.
 
 State only ever changes through ``mirror.screening.decisions``, so each action leaves
 a Decision row naming the reviewer and the reason.  The state a decision
@@ -8,7 +8,8 @@ that, instead of guessing from history.
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from packaging.utils import canonicalize_version
@@ -16,8 +17,12 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import desc, select
 from sqlalchemy.orm import Session
 
-from mirror.db.models import Decision, Project, Release
-from mirror.screening.decisions import decide_project, decide_release
+from mirror.db.models import Decision, PinnedFile, Project, Release
+from mirror.screening.decisions import UNBLOCK_FILE, clear_file_block, decide_project, decide_release
+
+# The longest break-glass allow, whoever asks (API or form): an emergency exit
+# must close by itself within a month, or it is a silent permanent allow.
+MAX_BREAK_GLASS_HOURS = 24 * 30
 
 _PROJECT_ACTION = {"allowed": "allow", "quarantined": "review", "denied": "deny"}
 _RELEASE_ACTION = {"allowed": "allow", "held": "hold", "denied": "deny"}
@@ -35,6 +40,25 @@ class NotFound(ReviewError):
 
 class Conflict(ReviewError):
     status = 409
+
+
+def break_glass_expiry(now: datetime, hours: float) -> datetime:
+    """When a break-glass allow of ``hours`` from ``now`` ends (for "allow for N hours").
+
+    Only turns hours into a time; the upper bound is checked where every
+    break-glass passes, in ``decide_on_project``.  A number too large for a
+    date is refused with the same message as one merely over the bound.
+    """
+    if not math.isfinite(hours) or hours <= 0:
+        raise ReviewError("break-glass hours must be a number more than 0")
+    try:
+        return now + timedelta(hours=hours)
+    except OverflowError:
+        raise ReviewError(_too_long()) from None
+
+
+def _too_long() -> str:
+    return f"a break-glass allow may last at most {MAX_BREAK_GLASS_HOURS} hours"
 
 
 def decide_on_project(
@@ -63,6 +87,8 @@ def decide_on_project(
             raise ReviewError("only an allow can expire (break-glass)")
         if expires_at <= now:
             raise ReviewError("a break-glass allow must expire in the future")
+        if expires_at - now > timedelta(hours=MAX_BREAK_GLASS_HOURS):
+            raise ReviewError(_too_long())
         if row is not None and row.state == "allowed":
             raise Conflict(f"'{project}' is already allowed; break-glass is for blocked projects")
     info = {**(request or {}), "previous": _project_snapshot(row)}
@@ -117,6 +143,51 @@ def decide_on_release(
     )
 
 
+def blocked_files(session: Session, project: str) -> list[PinnedFile]:
+    """The project's pinned files that are not served, whatever blocked them."""
+    return list(
+        session.scalars(
+            select(PinnedFile)
+            .where(PinnedFile.project == project, PinnedFile.blocked_reason.is_not(None))
+            .order_by(PinnedFile.filename)
+        )
+    )
+
+
+def unblock_file(
+    session: Session,
+    *,
+    project: str,
+    filename: str,
+    actor: str,
+    reason: str,
+    now: datetime,
+    listed_sha256: str | None,
+    request: Mapping[str, Any] | None = None,
+) -> Decision:
+    """Clear one file's block (a re-upload, say) after a reviewer looked at it.
+
+    ``listed_sha256`` is what the mirror's latest copy of the upstream page
+    lists for the file (None: not listed).  While upstream still lists other
+    bytes than the pinned ones, clearing is refused: the next page build
+    would only block the file again.  Once upstream reverts, or drops the
+    file, the pinned bytes - the ones lockfiles hold - are served again.
+    """
+    pin = session.scalars(
+        select(PinnedFile).where(PinnedFile.project == project, PinnedFile.filename == filename)
+    ).first()
+    if pin is None:
+        raise NotFound(f"'{project}' has no pinned file {filename!r}")
+    if not pin.blocked_reason:
+        raise Conflict(f"{filename} is not blocked")
+    if listed_sha256 is not None and listed_sha256.lower() != pin.sha256:
+        raise Conflict(
+            f"upstream still lists {filename} with sha256 {listed_sha256.lower()}, not the pinned {pin.sha256}; "
+            "clear the block once upstream lists the original bytes again"
+        )
+    return clear_file_block(session, pin=pin, actor=actor, reason=reason, now=now, request=dict(request or {}))
+
+
 def undo(
     session: Session,
     *,
@@ -134,6 +205,8 @@ def undo(
     target = session.get(Decision, decision_id)
     if target is None:
         raise NotFound(f"no decision #{decision_id}")
+    if target.action == UNBLOCK_FILE:
+        raise Conflict(f"decision #{decision_id} cleared a file's block; a new re-upload blocks it again")
     if target.undone_by is not None:
         raise Conflict(f"decision #{decision_id} was already undone by #{target.undone_by}")
     later = session.scalars(
@@ -142,6 +215,7 @@ def undo(
             Decision.project == target.project,
             Decision.version.is_(None) if target.version is None else Decision.version == target.version,
             Decision.id > target.id,
+            Decision.action != UNBLOCK_FILE,
         )
         .order_by(desc(Decision.id))
         .limit(1)
@@ -211,7 +285,10 @@ def _replay_previous(session: Session, target: Decision) -> dict[str, Any] | Non
     earlier = list(
         session.scalars(
             select(Decision)
-            .where(Decision.project == target.project, same_scope, Decision.id < target.id)
+            .where(
+                Decision.project == target.project, same_scope, Decision.id < target.id,
+                Decision.action != UNBLOCK_FILE,
+            )
             .order_by(Decision.id)
         )
     )
@@ -288,6 +365,8 @@ def undoable(decisions: list[Any]) -> set[int]:
     latest: dict[str | None, Any] = {}
     counts: dict[str | None, int] = {}
     for decision in decisions:
+        if decision.action == UNBLOCK_FILE:
+            continue
         counts[decision.version] = counts.get(decision.version, 0) + 1
         current = latest.get(decision.version)
         if current is None or decision.id > current.id:

@@ -19,6 +19,7 @@ from mirror.review.policyview import effective_policy
 from mirror.review.schemas import (
     AllowIn,
     AuditPage,
+    BlockedFileOut,
     DecisionIn,
     DecisionOut,
     History,
@@ -175,6 +176,41 @@ def deny_release(
     name: str, version: str, body: DecisionIn, request: Request, principal: Principal = Depends(reviewer)
 ) -> DecisionOut:
     return _decide_release(request, name, version, "deny", body, principal)
+
+
+@router.get("/projects/{name}/files/blocked", response_model=list[BlockedFileOut],
+            summary="Pinned files not served (re-uploads and other blocks)")
+def blocked_files(name: str, request: Request, principal: Principal = Depends(reviewer)) -> list[BlockedFileOut]:
+    services = _services(request)
+    canonical = project_name(name)
+    with services.sessions() as session:
+        pins = actions.blocked_files(session, canonical)
+        out = [BlockedFileOut.model_validate(pin) for pin in pins]
+    return [f.model_copy(update={"listed_sha256": services.pages.listed_sha256(canonical, f.filename)}) for f in out]
+
+
+@router.post("/projects/{name}/files/{filename}/unblock", response_model=DecisionOut,
+             summary="Serve a blocked file's pinned bytes again")
+def unblock_file(
+    name: str, filename: str, body: DecisionIn, request: Request, principal: Principal = Depends(reviewer)
+) -> DecisionOut:
+    services = _services(request)
+    canonical = project_name(name)
+    listed = services.pages.listed_sha256(canonical, filename)
+    with _as_http(), services.sessions.begin() as session:
+        decision = actions.unblock_file(
+            session,
+            project=canonical,
+            filename=filename,
+            actor=principal.name,
+            reason=body.reason,
+            now=services.clock(),
+            listed_sha256=listed,
+            request=request_record(request, "api"),
+        )
+        out = DecisionOut.model_validate(decision)
+    services.after_decision(canonical)
+    return out
 
 
 @router.post("/decisions/{decision_id}/undo", response_model=DecisionOut, summary="Undo the latest decision")

@@ -11,8 +11,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mirror.review.actions import MAX_BREAK_GLASS_HOURS
+
 MAX_REASON = 2000
-MAX_BREAK_GLASS_HOURS = 24 * 30
 
 
 class _Out(BaseModel):
@@ -54,6 +55,16 @@ class ReleaseOut(_Out):
     held_until: datetime | None
     decided_by: str
     decided_at: datetime
+
+
+class BlockedFileOut(_Out):
+    filename: str
+    version: str | None
+    sha256: str = Field(description="the pinned sha256: the bytes served once the block is cleared")
+    blocked_reason: str
+    listed_sha256: str | None = Field(
+        None, description="what the mirror's latest copy of the upstream page lists for this file (null: not listed)"
+    )
 
 
 class EventOut(_Out):
@@ -161,9 +172,11 @@ class DecisionIn(BaseModel):
 
 
 class AllowIn(DecisionIn):
-    expires_at: datetime | None = Field(None, description="break-glass: allow only until this time")
+    expires_at: datetime | None = Field(
+        None, description=f"break-glass: allow only until this time (at most {MAX_BREAK_GLASS_HOURS} hours ahead)"
+    )
     hours: float | None = Field(
-        None, gt=0, le=MAX_BREAK_GLASS_HOURS, description="break-glass: allow for this many hours"
+        None, gt=0, description=f"break-glass: allow for this many hours (at most {MAX_BREAK_GLASS_HOURS})"
     )
 
     @model_validator(mode="after")

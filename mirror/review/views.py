@@ -22,13 +22,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, pass_context
 from packaging.utils import InvalidName, canonicalize_name
+from starlette.concurrency import run_in_threadpool
 
 from mirror.db.models import Decision
-from mirror.review import actions, evidence, queries, websession
+from mirror.review import actions, bulk, evidence, pagecontext, queries, websession
 from mirror.review.api import request_record
 from mirror.review.auth import principal_for
 from mirror.review.settings import ReviewSettings
-from mirror.review.upstream_info import UpstreamInfo, UpstreamInfoCache
+from mirror.review.upstream_info import UpstreamInfoCache
+from mirror.review.useragent import parse_user_agent
 from mirror.review.websession import COOKIE, COOKIE_PATH, LOGIN_COOKIE, WebSession
 
 log = logging.getLogger("indexguard.review.pages")
@@ -52,9 +54,12 @@ FLASH = {
     "release-allowed": "Release allowed.",
     "release-denied": "Release denied.",
     "undone": "Decision undone; the previous state is restored.",
+    "releases-allowed": "Selected releases allowed.",
+    "releases-denied": "Selected releases denied.",
+    "held-approved": "Held releases approved.",
+    "refreshed": "Asked upstream again; this is what it says now.",
 }
 PAGE_SIZE = 50
-_NO_UPSTREAM = UpstreamInfo(error="internal project: no upstream metadata")
 
 
 def stamp(value: datetime | None) -> str:
@@ -94,7 +99,10 @@ def num(value: int | None) -> str:
 
 def _environment() -> Environment:
     env = Environment(loader=PackageLoader("mirror.review", "templates"), autoescape=True)
-    env.filters.update(stamp=stamp, ago=ago, num=num, isotime=isotime, evidence_rows=evidence.evidence_rows)
+    env.filters.update(
+        stamp=stamp, ago=ago, num=num, isotime=isotime, evidence_rows=evidence.evidence_rows,
+        explain=evidence.explain, client_info=parse_user_agent, beyond_reason=evidence.beyond_reason,
+    )
     return env
 
 
@@ -281,16 +289,14 @@ def logout(request: Request, csrf_token: str = Form("")) -> Response:
 
 
 @router.get("/")
-def queue_page(request: Request) -> Response:
+def queue_page(request: Request, detector: str = "", severity: str = "", age: str = "") -> Response:
     current = _current(request)
     if current is None:
         return _login_redirect(request)
-    services = _services(request)
-    with services.sessions() as session:
-        queue = queries.review_queue(session, services.clock())
+    page = pagecontext.queue_context(_services(request), pagecontext.queue_filter(detector, severity, age))
     context = _common(request, current, "queue")
-    context["queue_count"] = queue.counts.projects + queue.counts.releases
-    return _render(request, "queue.html", title="Review queue", queue=queue, **context)
+    context["queue_count"] = page["queue"].counts.projects + page["queue"].counts.releases
+    return _render(request, "queue.html", title="Review queue", age=age, **page, **context)
 
 
 @router.get("/projects")
@@ -315,6 +321,7 @@ def projects_page(request: Request, q: str = "", state: str = "", offset: int = 
         "projects.html",
         title="Projects",
         result=result,
+        internal=pagecontext.internal_names(services, q) if not state_filter and offset == 0 else [],
         q=q,
         state_filter=state_filter,
         states=queries.PROJECT_STATES,
@@ -353,30 +360,26 @@ def _project_view(
     if canonical != name:
         return RedirectResponse(f"/admin/projects/{canonical}", status_code=308)
     services = _services(request)
-    with services.sessions() as session:
-        history = queries.project_history(session, canonical, services.clock())
-        known_vulnerabilities = queries.open_vulnerabilities(session, canonical)
-    if history is None:
+    page = pagecontext.project_context(
+        services, canonical, _upstream_info(request),
+        releases_offset=_int_param(request, "releases"), live_upstream=request.query_params.get("upstream") == "live",
+    )
+    if page is None:
+        internal = pagecontext.internal_context(services, canonical)
+        if internal is not None:
+            return _render(request, "internal.html", status, title=canonical, **internal,
+                           **_common(request, current, "projects"))
         return _render(
             request, "error.html", 404, title="Not screened", back="/admin/projects",
             message=f"No project named {canonical} has been screened yet.", **_common(request, current, "projects"),
         )
-    upstream = (
-        _upstream_info(request).get(canonical) if history.project.source == "public" else None
-    )
     return _render(
         request,
         "project.html",
         status,
         title=canonical,
-        history=history,
-        upstream=upstream or _NO_UPSTREAM,
-        resemblances=evidence.resemblances(history.findings),
-        vulnerabilities=evidence.vulnerabilities(history.findings),
-        known_vulnerabilities=known_vulnerabilities,
-        ownership=evidence.ownership_findings(history.findings),
-        first_upload=evidence.first_upload(history.snapshot),
-        undoable=actions.undoable(history.decisions),
+        **page,
+        undoable=actions.undoable(page["history"].decisions),
         error=error,
         reason_text=reason_text,
         hours_text=hours_text,
@@ -385,23 +388,48 @@ def _project_view(
 
 
 @router.get("/audit")
-def audit_page(request: Request, offset: int = 0) -> Response:
+def audit_page(
+    request: Request, offset: int = 0, routine: str = "", action: str = "", actor: str = "", detector: str = "",
+    project: str = "",
+) -> Response:
+    """The audit log; the policy's "allow / no findings" rows are hidden unless ``routine=show``."""
     current = _current(request)
     if current is None:
         return _login_redirect(request)
     services = _services(request)
     offset = min(max(0, offset), 1_000_000)
+    only = queries.AuditFilter(
+        hide_routine=routine != "show", action=action[:64] or None, actor=actor[:255] or None,
+        detector=detector[:64] or None,
+    )
+    project_name = _canonical(project) if project else None
     with services.sessions() as session:
-        page = queries.audit_log(session, limit=PAGE_SIZE, offset=offset)
+        page = queries.audit_log(session, limit=PAGE_SIZE, offset=offset, project=project_name, only=only)
+        choices = queries.audit_choices(session)
+    params = {"routine": routine, "action": action, "actor": actor, "detector": detector, "project": project_name or ""}
+
+    def page_url(new_offset: int) -> str:
+        return "/admin/audit?" + urlencode({**{k: v for k, v in params.items() if v}, "offset": new_offset})
+
     return _render(
         request,
         "audit.html",
         title="Audit log",
         page=page,
-        prev_url=f"/admin/audit?offset={max(0, offset - PAGE_SIZE)}" if offset > 0 else None,
-        next_url=f"/admin/audit?offset={page.next_offset}" if page.next_offset is not None else None,
+        only=only,
+        choices=choices,
+        project=project_name,
+        show_routine=routine == "show",
+        prev_url=page_url(max(0, offset - PAGE_SIZE)) if offset > 0 else None,
+        next_url=page_url(page.next_offset) if page.next_offset is not None else None,
         **_common(request, current, "audit"),
     )
+
+
+def _int_param(request: Request, name: str) -> int:
+    """A non-negative whole-number query parameter; anything else is 0."""
+    value = request.query_params.get(name, "")
+    return min(int(value), 1_000_000) if value.isdigit() else 0
 
 
 # -- deciding --------------------------------------------------------------------------
@@ -528,3 +556,82 @@ def undo_form(request: Request, decision_id: int, csrf_token: str = Form(""), re
         return _project_view(request, checked, project, status=exc.status, error=str(exc))
     services.after_decision(project)
     return RedirectResponse(f"/admin/projects/{project}?done=undone", status_code=303)
+
+
+@router.post("/projects/{name}/releases/decide")
+async def decide_releases_form(request: Request, name: str) -> Response:
+    """Allow or deny the releases ticked on the project page, with one reason."""
+    form = await request.form(max_fields=bulk.MAX_SELECTION + 10)
+    versions = [v for v in form.getlist("version") if isinstance(v, str)]
+    action, reason = str(form.get("action", "")), str(form.get("reason", ""))
+    return await run_in_threadpool(
+        _decide_releases, request, name, str(form.get("csrf_token", "")), versions, action, reason
+    )
+
+
+def _decide_releases(
+    request: Request, name: str, csrf_token: str, versions: list[str], action: str, reason: str
+) -> Response:
+    found = _checked_project(request, csrf_token, name)
+    if isinstance(found, Response):
+        return found
+    checked, canonical = found
+    if action not in ("allow", "deny"):
+        return _project_view(request, checked, canonical, status=400, error="Choose Allow or Deny.")
+    if not reason.strip() or len(reason) > 2000:
+        return _project_view(
+            request, checked, canonical, status=400,
+            error=f"A reason (up to 2000 characters) is required to {action} the selected releases.",
+        )
+    services = _services(request)
+    try:
+        with services.sessions.begin() as session:
+            bulk.decide_releases(
+                session, project=canonical, versions=versions, action=action, actor=checked.principal.name,
+                reason=reason.strip(), now=services.clock(), request=request_record(request, "web"),
+            )
+    except actions.ReviewError as exc:
+        return _project_view(request, checked, canonical, status=exc.status, error=str(exc))
+    services.after_decision(canonical)
+    done = "releases-allowed" if action == "allow" else "releases-denied"
+    return RedirectResponse(f"/admin/projects/{canonical}?done={done}", status_code=303)
+
+
+@router.post("/projects/{name}/releases/approve-held")
+def approve_held_form(
+    request: Request, name: str, csrf_token: str = Form(""), up_to: str = Form(""), reason: str = Form("")
+) -> Response:
+    """Allow every held release of a project up to one version: one decision for a cooldown backlog."""
+    found = _checked_project(request, csrf_token, name)
+    if isinstance(found, Response):
+        return found
+    checked, canonical = found
+    if not up_to.strip():
+        return _project_view(request, checked, canonical, status=400, error="Give the highest version to approve.")
+    if not reason.strip() or len(reason) > 2000:
+        return _project_view(
+            request, checked, canonical, status=400,
+            error=f"A reason (up to 2000 characters) is required to approve held releases up to {up_to}.",
+        )
+    services = _services(request)
+    try:
+        with services.sessions.begin() as session:
+            bulk.approve_held_up_to(
+                session, project=canonical, version=up_to.strip(), actor=checked.principal.name,
+                reason=reason.strip(), now=services.clock(), request=request_record(request, "web"),
+            )
+    except actions.ReviewError as exc:
+        return _project_view(request, checked, canonical, status=exc.status, error=str(exc))
+    services.after_decision(canonical)
+    return RedirectResponse(f"/admin/projects/{canonical}?done=held-approved", status_code=303)
+
+
+@router.post("/projects/{name}/upstream/refresh")
+def refresh_upstream_form(request: Request, name: str, csrf_token: str = Form("")) -> Response:
+    """Ask upstream's JSON API again, past the cache, and show its answer beside the stored one."""
+    found = _checked_project(request, csrf_token, name)
+    if isinstance(found, Response):
+        return found
+    _, canonical = found
+    _upstream_info(request).forget(canonical)
+    return RedirectResponse(f"/admin/projects/{canonical}?upstream=live&done=refreshed", status_code=303)

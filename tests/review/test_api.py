@@ -8,6 +8,7 @@ import pytest
 import requests
 
 from mirror.db.models import Event
+from mirror.review.actions import MAX_BREAK_GLASS_HOURS
 from mirror.screening.decisions import decide_release
 from mirror.screening.events import record_event
 from tests.review.support import TYPOSQUAT, Api, allowed, get, make_token, quarantine
@@ -23,6 +24,9 @@ ENDPOINTS = [
     ("POST", "/api/v1/projects/{name}/deny", f"projects/{TYPOSQUAT}/deny", REASON, "reviewer"),
     ("POST", "/api/v1/projects/{name}/releases/{version}/allow", f"projects/{TYPOSQUAT}/releases/1.0/allow", REASON, "reviewer"),
     ("POST", "/api/v1/projects/{name}/releases/{version}/deny", f"projects/{TYPOSQUAT}/releases/1.0/deny", REASON, "reviewer"),
+    ("GET", "/api/v1/projects/{name}/files/blocked", f"projects/{TYPOSQUAT}/files/blocked", None, "reviewer"),
+    ("POST", "/api/v1/projects/{name}/files/{filename}/unblock", f"projects/{TYPOSQUAT}/files/reqeusts-1.0.tar.gz/unblock",
+     REASON, "reviewer"),
     ("POST", "/api/v1/decisions/{decision_id}/undo", "decisions/1/undo", REASON, "reviewer"),
     ("GET", "/api/v1/audit", "audit", None, "reviewer"),
     ("GET", "/api/v1/policy", "policy", None, "reviewer"),
@@ -79,7 +83,7 @@ def test_a_role_too_small_gets_403_and_changes_nothing(mirror, index_server, tmp
             assert response.status_code == 403, (role, method, path, response.text)
             assert needed in response.json()["detail"]
             refused += 1
-    assert refused == 13 + 3  # the client on every reviewer and admin endpoint, the reviewer on the token ones
+    assert refused == 15 + 3  # the client on every reviewer and admin endpoint, the reviewer on the token ones
     assert _state(reviewer, TYPOSQUAT) == "quarantined"
     assert reviewer.ok("GET", "whoami") == {"name": "rita", "role": "reviewer"}
     assert Api(mirror, client_token).ok("GET", "whoami")["role"] == "client"
@@ -171,6 +175,18 @@ def test_break_glass_allow_expires(mirror, index_server, tmp_path, reviewer, clo
     assert reviewer.post(f"projects/{TYPOSQUAT}/deny", {"reason": "x", "hours": 1}).status_code == 422
     naive = {"reason": "x", "expires_at": "2099-01-01T00:00:00"}
     assert reviewer.post(f"projects/{TYPOSQUAT}/allow", naive).status_code == 422
+
+
+def test_break_glass_has_one_upper_bound_for_hours_and_expires_at(mirror, index_server, tmp_path, reviewer, clock) -> None:
+    quarantine(mirror, index_server, tmp_path)
+    far = {"reason": "x", "expires_at": "9999-12-31T00:00:00Z"}
+    for body in (far, {"reason": "x", "hours": MAX_BREAK_GLASS_HOURS + 1}, {"reason": "x", "hours": 1e300}):
+        response = reviewer.post(f"projects/{TYPOSQUAT}/allow", body)
+        assert response.status_code == 400, (body, response.text)
+        assert f"at most {MAX_BREAK_GLASS_HOURS} hours" in response.json()["detail"]
+    assert _state(reviewer, TYPOSQUAT) == "quarantined"
+    at_limit = (clock() + timedelta(hours=MAX_BREAK_GLASS_HOURS)).isoformat()
+    assert reviewer.ok("POST", f"projects/{TYPOSQUAT}/allow", {"reason": "x", "expires_at": at_limit})["expires_at"]
 
 
 def test_release_decisions(mirror, index_server, tmp_path, reviewer) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.review.support import TYPOSQUAT, XSS, Api, get, quarantine
+from tests.review.support import TYPOSQUAT, XSS, Api, allowed, get, quarantine
+from tests.support.publish import publish
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -126,3 +127,72 @@ def test_a_csrf_less_form_from_another_page_is_refused(page, mirror, index_serve
     page.get_by_role("button", name="go").click()
     page.wait_for_load_state()
     assert Api(mirror, reviewer_token).ok("GET", f"projects/{TYPOSQUAT}")["project"]["state"] == "quarantined"
+
+
+PIP_AGENT = (
+    'pip/24.0 {"ci":null,"cpu":"x86_64","distro":{"id":"jammy","libc":{"lib":"glibc","version":"2.35"},'
+    '"name":"Ubuntu","version":"22.04"},"implementation":{"name":"CPython","version":"3.12.1"},'
+    '"installer":{"name":"pip","version":"24.0"},"openssl_version":"OpenSSL 3.0.2 15 Mar 2022",'
+    '"python":"3.12.1","rustc_version":"1.74.0","setuptools_version":"69.0.3",'
+    '"system":{"name":"Linux","release":"6.5.0-14-generic"}}'
+)
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_pages_fit_the_window(browser, width, mirror, index_server, tmp_path, reviewer_token) -> None:
+    """At a laptop's and a half screen's width no page scrolls sideways, whatever the metadata."""
+    publish(index_server, tmp_path, TYPOSQUAT, "1.0")
+    index_server.set_project_info(TYPOSQUAT, summary=XSS + " " + "x" * 300, author=XSS)
+    assert get(mirror, f"/simple/{TYPOSQUAT}/", headers={"User-Agent": PIP_AGENT}).status_code == 403
+    quarantine(mirror, index_server, tmp_path, "djnago")
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        sign_in(page, mirror, reviewer_token)
+        for label, path in (("queue", "admin/"), ("project", f"admin/projects/{TYPOSQUAT}"),
+                            ("projects", "admin/projects"), ("audit", "admin/audit?routine=show")):
+            page.goto(mirror.url + path)
+            shot = tmp_path / f"{label}-{width}.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 1000
+            widths = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert widths[0] <= widths[1], (label, width, widths)
+            assert page.evaluate("typeof window.__xss") == "undefined"
+        page.goto(mirror.url + f"admin/projects/{TYPOSQUAT}")
+        card = page.locator(".panel", has=page.get_by_role("heading", name="Ages"))
+        assert card.bounding_box()["width"] < 420  # the user agent no longer stretches the card
+        assert "Installer" in card.inner_text() and "pip 24.0" in card.inner_text()
+        assert page.locator("svg").count() == 0 or page.locator("svg script").count() == 0
+    finally:
+        context.close()
+
+
+def test_tick_releases_and_decide_them_with_one_reason(page, mirror, index_server, tmp_path, reviewer_token) -> None:
+    allowed(mirror, index_server, tmp_path, "quiet-otter", "1.0", "1.9", "1.10")
+    sign_in(page, mirror, reviewer_token)
+    page.goto(mirror.url + "admin/projects/quiet-otter")
+    versions = page.locator('input[name="version"]')
+    assert [versions.nth(i).get_attribute("value") for i in range(versions.count())] == ["1.10", "1.9", "1.0"]
+    page.get_by_label("Select 1.10").check()
+    page.get_by_label("Select 1.9").check()
+    page.get_by_label("Reason for the selected releases").fill("built from a compromised CI runner")
+    page.get_by_role("button", name="Deny selected").click()
+    page.wait_for_url("**/admin/projects/quiet-otter?done=releases-denied")
+    assert page.get_by_role("status").inner_text() == "Selected releases denied."
+    states = page.locator("#releases ~ form table tbody tr td:nth-child(3)")
+    assert [states.nth(i).inner_text().strip() for i in range(3)] == ["denied", "denied", "allowed"]
+    assert page.locator("svg").count() == 0  # no chart on a project page
+
+
+def test_queue_chart_renders_without_script(page, mirror, index_server, tmp_path, reviewer_token, clock) -> None:
+    quarantine(mirror, index_server, tmp_path, "djnago")
+    clock.advance(days=1)
+    quarantine(mirror, index_server, tmp_path, TYPOSQUAT)
+    sign_in(page, mirror, reviewer_token)
+    chart = page.locator("svg.activity")
+    assert chart.is_visible()
+    box = chart.bounding_box()
+    assert box["width"] > 300 and box["height"] > 60
+    assert page.locator("svg.activity rect").count() == 60
+    assert page.locator("script").count() == 0
