@@ -1,0 +1,421 @@
+"""One place that scans a release: archive walk -> structure -> hooks -> rules -> pickles -> diff -> findings.
+
+``scan_release`` screens all files of a release against the inventory of
+the last approved release and returns findings plus the new inventory;
+``scan_artifact`` does the same for one distribution file (the streaming
+case: a file first requested after its release was approved), and
+``scan_member`` gives the behaviours of one archive member.  All are pure
+functions of their inputs (bytes or paths, the previous inventory, the
+config and the compiled rules): no network, no database, nothing global
+except the lazily compiled default rule set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from detectors.facts import Finding, Severity
+from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
+
+from mirror.content import filetypes, hooks, pickles
+from mirror.content.archive import Budget, Entry, ScanIncomplete, iter_members
+from mirror.content.config import ScanConfig
+from mirror.content.diff import PreviousFiles, behaviour_findings
+from mirror.content.evidence import excerpt, finding
+from mirror.content.inventory import FORMAT, artifact_key, match_previous_artifact, normalise_path, risk_of
+from mirror.content.provenance import ProvenanceResult, provenance_findings, provenance_summary, verify_provenance
+from mirror.content.report import ArtifactReport, ReleaseReport
+from mirror.content.rules import Behaviour, RuleSet, default_rules
+from mirror.content.structure import DistInfo, check_sdist, check_wheel, record_digest
+
+__all__ = ["Artifact", "scan_artifact", "scan_member", "scan_release"]
+
+_WHEEL_SPECIAL = re.compile(r"^[^/]+\.dist-info/(METADATA|RECORD|entry_points\.txt|WHEEL)$")
+_SDIST_SPECIAL = re.compile(r"^[^/]+/(PKG-INFO|setup\.py)$")
+_SITE_ROOT = re.compile(r"^(\{data\}/(purelib|platlib)/)?[^/]+$")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One distribution file of a release.
+
+    ``source`` is its bytes or a path.  ``provenance`` is the PEP 740
+    provenance JSON the index published for it (None: none published);
+    set ``provenance_known=False`` when the upstream does not expose
+    provenance at all, so that its absence is not read as "not attested".
+    """
+
+    filename: str
+    source: bytes | str | os.PathLike[str]
+    sha256: str | None = None
+    provenance: bytes | str | Mapping[str, Any] | None = None
+    provenance_known: bool = True
+
+
+def _sha256(source: bytes | str | os.PathLike[str]) -> str:
+    if isinstance(source, (bytes, bytearray)):
+        return hashlib.sha256(source).hexdigest()
+    with open(source, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def _release_of(filename: str) -> tuple[str, str] | None:
+    try:
+        if filename.lower().endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(filename)
+        else:
+            name, version = parse_sdist_filename(filename)
+    except (InvalidWheelFilename, InvalidSdistFilename, ValueError):
+        return None
+    return str(name), str(version)
+
+
+def _is_pure_wheel(filename: str) -> bool:
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except (InvalidWheelFilename, ValueError):
+        return False
+    return all(t.platform == "any" and t.abi == "none" for t in tags)
+
+
+def scan_member(
+    path: str, data: bytes, *, kind: str, pure: bool, rules: RuleSet, config: ScanConfig, project: str = ""
+) -> list[Behaviour]:
+    """Every behaviour of one archive member (``kind`` is 'wheel' or 'sdist'; ``pure`` for py3-none-any)."""
+    found = rules.scan(path, data, config.rule_scan_bytes)
+    names = {b.behaviour for b in found}
+    norm = normalise_path(path, kind)
+    base = norm.rsplit("/", 1)[-1]
+    if kind == "wheel" and _SITE_ROOT.match(norm):
+        if base.endswith(".pth"):
+            found += hooks.pth_behaviours(path, data)
+        if base in ("sitecustomize.py", "usercustomize.py"):
+            found += hooks.startup_module_behaviour(path, data)
+    if kind == "wheel" and re.match(r"^(\{data\}/(purelib|platlib)/)?(sitecustomize|usercustomize)/__init__\.py$", norm):
+        found += hooks.startup_module_behaviour(path, data)
+    if kind == "sdist" and norm == "setup.py":
+        found += hooks.setup_py_behaviours(path, data)
+    if base.endswith(".py") and "process-call" in names:
+        found += hooks.import_time_behaviours(path, data)
+    found += filetypes.placement_behaviours(
+        path, data, found, pure=pure, is_wheel=kind == "wheel",
+        entropy_min_bytes=config.entropy_min_bytes, entropy_threshold=config.entropy_threshold,
+    )
+    reports = pickles.find_pickles(
+        data, allow=pickles.DEFAULT_ALLOW | config.pickle_allow,
+        max_pickle_bytes=config.max_pickle_bytes, max_nested_bytes=config.max_nested_bytes,
+    )
+    if reports:
+        allowed = norm in config.pickle_paths_allowed(project) or path in config.pickle_paths_allowed(project)
+        found += pickles.pickle_behaviours(path, reports, allowed_path=allowed)
+    return found
+
+
+def _own_modules(entries: Sequence[Entry], kind: str) -> frozenset[str]:
+    """Top-level modules the distribution ships (its pickles may import its own classes)."""
+    names: set[str] = set()
+    for entry in entries:
+        parts = entry.path.replace("\\", "/").split("/")
+        if kind == "sdist":
+            parts = parts[1:]
+            if parts and parts[0] == "src":
+                parts = parts[1:]
+        if not parts or not parts[0] or parts[0].endswith((".dist-info", ".data")):
+            continue
+        if len(parts) == 1:
+            if parts[0].endswith(".py"):
+                names.add(parts[0][:-3])
+        elif entry.kind == "file" and parts[-1].endswith((".py", ".so", ".pyd")):
+            names.add(parts[0])
+    return frozenset(n for n in names if n.isidentifier())
+
+
+def _drop_own_pickle_globals(behaviours: list[dict[str, Any]], own: frozenset[str]) -> list[dict[str, Any]]:
+    prefix = "pickle-unlisted-global:"
+    return [
+        b for b in behaviours
+        if not (str(b.get("behaviour", "")).startswith(prefix)
+                and str(b["behaviour"])[len(prefix):].split(".", 1)[0] in own)
+    ]
+
+
+def _bundled_executable_findings(files: Mapping[str, Mapping[str, Any]], release: str | None) -> list[Finding]:
+    """Module-level code that starts an executable the package itself ships (the torchtriton pattern).
+
+    Legitimate packages run their bundled tools on demand, not as a side
+    effect of ``import``; this holds on a first release too.
+    """
+    executables = {
+        path.rsplit("/", 1)[-1]: path
+        for path, record in files.items()
+        if any(b.get("behaviour") in ("native-elf", "native-pe", "native-macho", "shell-script")
+               for b in record.get("behaviours", []))
+        and not path.rsplit("/", 1)[-1].endswith((".so", ".pyd", ".dll", ".dylib")) and ".so." not in path
+    }
+    out: list[Finding] = []
+    if not executables:
+        return out
+    for path, record in files.items():
+        for b in record.get("behaviours", []):
+            if b.get("behaviour") != "import-time-process":
+                continue
+            named = sorted({executables[name] for d in b.get("details", []) for name in executables
+                            if d == name or d.endswith("/" + name)})
+            if named:
+                out.append(finding(
+                    "content.runs-bundled-executable", Severity.HIGH,
+                    f"{path} starts the bundled executable {named[0]} at import", file=path,
+                    rule="hooks.import_time_process+files.native", quote=str(b.get("excerpt", "")), release=release,
+                    executables=named,
+                ))
+    return out
+
+
+def _incomplete_finding(exc: ScanIncomplete, filename: str, release: str | None) -> Finding:
+    where = exc.path or filename
+    return finding(
+        "content.scan-incomplete", Severity.HIGH,
+        f"content scan of {filename} could not finish ({exc.reason})",
+        file=where, rule=f"limit:{exc.reason}", quote=excerpt(exc.detail), release=release,
+        artifact=filename, reason=exc.reason,
+    )
+
+
+def _entry_point_findings(
+    filename: str, meta_file: str, points: Mapping[str, Mapping[str, str]], previous: Mapping[str, Any] | None,
+    project: str, config: ScanConfig, release: str | None, previous_version: str | None,
+) -> list[Finding]:
+    findings: list[Finding] = []
+    before: Mapping[str, Mapping[str, str]] = (previous or {}).get("entry_points", {}) if previous is not None else {}
+    for script, target in hooks.shadowing_scripts(project, points, config.shadowed_commands):
+        existed = any(script in before.get(g, {}) for g in ("console_scripts", "gui_scripts"))
+        if previous is not None and existed:
+            continue
+        findings.append(finding("content.console-script-shadowing", Severity.HIGH,
+                                f"console script {script!r} shadows a common command", file=meta_file,
+                                rule="console-script-shadowing", quote=excerpt(f"{script} = {target}"),
+                                release=release, new_since=previous_version if previous is not None else None))
+    if previous is None:
+        return findings
+    for group, entries in points.items():
+        old = before.get(group, {})
+        for name, target in entries.items():
+            if name not in old:
+                findings.append(finding("content.entry-point-new", Severity.LOW,
+                                        f"new entry point {group}:{name}", file=meta_file, rule="entry-point-new",
+                                        quote=excerpt(f"{name} = {target}"), release=release, new_since=previous_version))
+            elif old[name].strip() != target.strip():
+                findings.append(finding("content.entry-point-changed", Severity.LOW,
+                                        f"entry point {group}:{name} now points to {target.strip()!r}", file=meta_file,
+                                        rule="entry-point-changed", quote=excerpt(f"{old[name]} -> {target}"),
+                                        release=release, new_since=previous_version))
+    return findings
+
+
+def scan_artifact(
+    artifact: Artifact,
+    previous_inventory: Mapping[str, Any] | None,
+    config: ScanConfig | None = None,
+    *,
+    rules: RuleSet | None = None,
+    budget: Budget | None = None,
+) -> ArtifactReport:
+    """Screen one distribution file against the previous release's inventory (content and structure).
+
+    Release-level checks (provenance, the first pickle of a project) need
+    the whole release and live in ``scan_release``; calling that with a
+    single artifact gives them for one file too.
+    """
+    config = config or ScanConfig()
+    rules = rules or default_rules()
+    budget = budget or Budget(config)
+    parsed = _release_of(artifact.filename)
+    project, version = parsed if parsed else ("", "")
+    release = version or None
+    kind, _ = artifact_key(artifact.filename)
+    pure = kind == "wheel" and _is_pure_wheel(artifact.filename)
+    previous_artifact = match_previous_artifact(artifact.filename, previous_inventory)
+    previous = PreviousFiles(previous_artifact)
+    previous_version = str(previous_inventory.get("version")) if previous_inventory else None
+    same_rules = bool(previous_inventory) and previous_inventory.get("ruleset") == rules.version
+
+    findings: list[Finding] = []
+    context: list[dict[str, Any]] = []
+    entries: list[Entry] = []
+    digests: dict[str, str] = {}
+    special: dict[str, bytes] = {}
+    files: dict[str, dict[str, Any]] = {}
+    scanned_bytes = scanned = reused = 0
+    complete = True
+    member_kind = "wheel" if kind == "wheel" else "sdist"
+    pending: list[tuple[str, str, str | None, Mapping[str, Any] | None, bool]] = []
+    try:
+        sha = artifact.sha256 or _sha256(artifact.source)
+    except OSError:
+        sha = ""
+    try:
+        for member in iter_members(artifact.source, artifact.filename, budget):
+            entries.append(member.entry)
+            if member.data is None:
+                continue
+            path, data = member.entry.path, member.data
+            digests[path] = record_digest(data)
+            if (kind == "wheel" and _WHEEL_SPECIAL.match(path)) or (kind == "sdist" and _SDIST_SPECIAL.match(path)):
+                special[path] = data
+            file_sha = hashlib.sha256(data).hexdigest()
+            norm = normalise_path(path, member_kind)
+            previous_path, previous_record = previous.match(norm, file_sha)
+            unchanged = previous_record is not None and previous_record.get("sha256") == file_sha
+            if unchanged and same_rules:
+                behaviours = list(previous_record.get("behaviours", []))  # type: ignore[union-attr]
+                reused += 1
+            else:
+                found = scan_member(path, data, kind=member_kind, pure=pure, rules=rules, config=config, project=project)
+                behaviours = [b.to_dict() for b in found]
+                scanned += 1
+                scanned_bytes += len(data)
+            files[norm] = {"sha256": file_sha, "size": len(data), "behaviours": behaviours, "risk": risk_of(behaviours)}
+            pending.append((path, norm, previous_path, previous_record, unchanged))
+    except ScanIncomplete as exc:
+        complete = False
+        findings.append(_incomplete_finding(exc, artifact.filename, release))
+    except OSError as exc:
+        complete = False
+        findings.append(_incomplete_finding(ScanIncomplete("unreadable", str(exc)), artifact.filename, release))
+
+    own = _own_modules(entries, member_kind)
+    for path, norm, previous_path, previous_record, unchanged in pending:
+        record = files[norm]
+        behaviours = _drop_own_pickle_globals(record["behaviours"], own)
+        if len(behaviours) != len(record["behaviours"]):
+            record["behaviours"], record["risk"] = behaviours, risk_of(behaviours)
+        if unchanged:
+            context.extend({"file": path, **b, "why": f"file unchanged since {previous_version}"}
+                           for b in behaviours if b.get("severity") != "info")
+            if same_rules:
+                continue
+            # The rules changed since: judge what the old record lacks on its own (high confidence only).
+            known = {x.get("behaviour") for x in (previous_record or {}).get("behaviours", [])}
+            got, ctx = behaviour_findings(path, [b for b in behaviours if b.get("behaviour") not in known],
+                                          PreviousFiles(None), None, None,
+                                          release=release, previous_version=previous_version)
+        else:
+            got, ctx = behaviour_findings(path, behaviours, previous, previous_record, previous_path,
+                                          release=release, previous_version=previous_version)
+        findings += got
+        context += ctx
+
+    already = {(f.evidence["file"], tuple(f.evidence["executables"]))
+               for f in _bundled_executable_findings(previous.by_path, release)}
+    findings += [f for f in _bundled_executable_findings(files, release)
+                 if (f.evidence["file"], tuple(f.evidence["executables"])) not in already]
+
+    points: dict[str, dict[str, str]] = {}
+    info: DistInfo | None = None
+    if complete:
+        if kind == "wheel":
+            structure, info = check_wheel(artifact.filename, entries, digests, special, release=release)
+            meta_dir = info.meta_dir if info else None
+            if meta_dir and f"{meta_dir}/entry_points.txt" in special:
+                points = hooks.entry_points(special[f"{meta_dir}/entry_points.txt"])
+                findings += _entry_point_findings(
+                    artifact.filename, f"{meta_dir}/entry_points.txt", points, previous_artifact, project,
+                    config, release, previous_version,
+                )
+        else:
+            structure, info = check_sdist(artifact.filename, entries, special, release=release)
+        findings = structure + findings
+
+    inventory = {
+        "filename": artifact.filename,
+        "kind": kind,
+        "sha256": sha,
+        "pure": pure,
+        "complete": complete,
+        "files": files,
+        "entry_points": points,
+    }
+    return ArtifactReport(
+        filename=artifact.filename, findings=tuple(findings), inventory=inventory, context=tuple(context),
+        scanned_bytes=scanned_bytes, files_scanned=scanned, files_reused=reused, complete=complete,
+    )
+
+
+def _has_pickles(artifacts: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Normalised paths of every file holding a pickle."""
+    found = {
+        path
+        for artifact in artifacts
+        for path, record in artifact.get("files", {}).items()
+        if any(b.get("behaviour") == "pickle" for b in record.get("behaviours", []))
+    }
+    return sorted(found)
+
+
+def scan_release(
+    artifacts: Sequence[Artifact],
+    previous_inventory: Mapping[str, Any] | None,
+    config: ScanConfig | None = None,
+    *,
+    rules: RuleSet | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ReleaseReport:
+    """Screen every file of one release; the returned inventory is the next release's baseline.
+
+    ``previous_inventory`` is the ``inventory`` of the last approved
+    release's report (None for a project's first release: then only
+    high-confidence rules give findings).
+    """
+    config = config or ScanConfig()
+    rules = rules or default_rules()
+    budget = Budget(config, clock=clock)
+    reports = [scan_artifact(a, previous_inventory, config, rules=rules, budget=budget) for a in artifacts]
+    parsed = next((r for r in (_release_of(a.filename) for a in artifacts) if r), ("", ""))
+    project, version = parsed
+    release = version or None
+    previous_version = str(previous_inventory.get("version")) if previous_inventory else None
+    findings: list[Finding] = [f for r in reports for f in r.findings]
+
+    inventories = [r.inventory for r in reports]
+    allowed = config.pickle_paths_allowed(project)
+    pickle_files = [p for p in _has_pickles(inventories) if p not in allowed]
+    had_pickles = bool(previous_inventory and previous_inventory.get("has_pickles"))
+    if pickle_files and not had_pickles:
+        findings.append(finding(
+            "content.first-pickle", Severity.MEDIUM,
+            f"first pickle in this project: {len(pickle_files)} file(s)" + (f", {pickle_files[0]}" if pickle_files else ""),
+            file=pickle_files[0], rule="first-pickle", quote=excerpt(", ".join(pickle_files[:10])), release=release,
+            new_since=previous_version, files=pickle_files[:50],
+        ))
+
+    results: list[ProvenanceResult] = []
+    for artifact, report in zip(artifacts, reports, strict=True):
+        if artifact.provenance_known:
+            digest = artifact.sha256 or report.inventory.get("sha256") or ""
+            results.append(verify_provenance(artifact.filename, digest, artifact.provenance))
+    previous_provenance = (previous_inventory or {}).get("provenance")
+    findings += provenance_findings(results, previous_provenance, release=release, previous_version=previous_version)
+    summary = provenance_summary(results, previous_provenance) if results else dict(previous_provenance or {
+        "attested": False, "attested_ever": False, "publishers": [], "files": []})
+
+    inventory = {
+        "format": FORMAT,
+        "project": project,
+        "version": version,
+        "ruleset": rules.version,
+        "complete": all(r.complete for r in reports),
+        "has_pickles": bool(pickle_files) or had_pickles,
+        "artifacts": inventories,
+        "provenance": summary,
+    }
+    return ReleaseReport(
+        findings=tuple(findings), inventory=inventory, ruleset_version=rules.version,
+        scanned_bytes=sum(r.scanned_bytes for r in reports), seconds=budget.seconds,
+        artifacts=tuple(reports), context=tuple(c for r in reports for c in r.context),
+    )
