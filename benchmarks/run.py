@@ -23,7 +23,7 @@ from typing import Sequence
 from benchmarks import common
 
 IN_PROCESS = ("mirror_warm", "screening")
-OTHERS = ("detectors_eval", "detectors_speed", "reaudit", "load")
+OTHERS = ("detectors_eval", "detectors_speed", "reaudit", "load", "sbom", "content", "real_install")
 
 
 def _run_in_process(name: str, args: argparse.Namespace) -> tuple[str, str]:

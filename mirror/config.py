@@ -139,6 +139,22 @@ class UpstreamSettings(Section):
     ca_bundle: str = ""
 
 
+class ContentSettings(Section):
+    """Content screening: every release's files are looked at before they are served."""
+
+    enabled: bool = True
+    # Background scans of releases in their cooldown, at once.
+    workers: int = Field(2, ge=1, le=64)
+    # A scan that hits one of these limits is a finding of its own (held), never a pass.
+    max_archive_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    max_total_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)
+    max_member_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    max_members: int = Field(50_000, ge=1)
+    max_seconds: float = Field(120.0, gt=0)
+    # Archive paths whose pickles are known test data, per project (still inventoried, never a finding).
+    allowed_pickles: dict[str, tuple[str, ...]] = {}
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -146,6 +162,7 @@ class Settings(BaseModel):
     database: DatabaseSettings = DatabaseSettings()
     storage: StorageSettings = StorageSettings()
     upstream: UpstreamSettings = UpstreamSettings()
+    content: ContentSettings = ContentSettings()
     # Sections owned by other parts of the mirror (policy, internal sources,
     # detectors, review, audit, notify), checked by their own parsers.
     extra: Mapping[str, Mapping[str, Any]] = {}

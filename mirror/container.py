@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -21,7 +22,10 @@ from mirror.db.models import Page, PinnedFile, Project, Release
 from mirror.db.session import make_engine, make_session_factory
 from mirror.errors import NotFound, TooManyRequests, Unavailable
 from mirror.notify import WebhookNotifier
+from mirror.sections import check_sections
+from mirror.screening.content import ContentScreening, FileToScan, scan_config
 from mirror.screening.detector_setup import DetectorSetup
+from mirror.screening.policy import action_for
 from mirror.screening.events import record_event
 from mirror.screening.screen import Screening, Verdict
 from mirror.serving.fetcher import FileFetcher
@@ -44,7 +48,11 @@ RETRY_AFTER_SECONDS = 2
 
 @dataclass(frozen=True)
 class FileTarget:
-    """A blob to serve: its hash, where upstream has it, and its size if known."""
+    """A blob to serve: its hash, where upstream has it, and its size if known.
+
+    ``needs_scan``: content screening has not looked at this distribution
+    file under today's rules, so it is scanned before its last byte is sent.
+    """
 
     sha256: str
     upstream_url: str
@@ -52,6 +60,8 @@ class FileTarget:
     is_metadata: bool
     project: str
     filename: str
+    version: str = ""
+    needs_scan: bool = False
 
 
 # Set by `indexguard serve` after it has migrated the database in a child process.
@@ -66,7 +76,7 @@ class Services:
         clock: Clock = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings
+        self.settings = check_sections(settings)  # before anything is created
         self.clock = clock
         self.notifier = WebhookNotifier.from_settings(settings, clock=clock)
         settings.storage.path.mkdir(parents=True, exist_ok=True)
@@ -124,6 +134,19 @@ class Services:
                 breaker=self.breaker,
             )
         self.detectors = DetectorSetup.from_settings(settings)
+        self.content = (
+            ContentScreening(
+                sessions=self.sessions,
+                clock=clock,
+                blob_path=self._stored_blob,
+                action_for=lambda finding: action_for(finding, self.detectors.policy),
+                notify=self.notify,
+                config=scan_config(settings.content),
+                workers=settings.content.workers,
+            )
+            if settings.content.enabled
+            else None
+        )
         self.screening = Screening(
             sessions=self.sessions,
             upstream=self.upstream,
@@ -153,6 +176,8 @@ class Services:
         self._allowed_files: dict[tuple[str, str], tuple[float, FileTarget]] = {}
 
     def close(self) -> None:
+        if self.content is not None:
+            self.content.close()
         if self.notifier is not None:
             self.notifier.close()
         self.engine.dispose()
@@ -299,6 +324,8 @@ class Services:
         if page is None:
             self.not_found.add(project)
             raise NotFound(f"no project named '{project}' on the upstream index.")
+        if self.content is not None:  # new releases appear when a page is built: look inside them now
+            self.content.queue_held(project, self.clock())
         return page
 
     def forget_internal(self, project: str) -> None:
@@ -345,10 +372,27 @@ class Services:
     def file_target(self, sha256: str, filename: str) -> FileTarget:
         """The blob to serve for a file URL; raises NotFound or Refused."""
         target = self._file_target(sha256, filename)
+        if target.needs_scan:
+            return target  # not for the warm path until it was looked at
         if len(self._allowed_files) > 100_000:
             self._allowed_files.clear()
         self._allowed_files[(sha256, filename)] = (self.monotonic(), target)
         return target
+
+    def screen_file(self, target: FileTarget) -> None:
+        """Scan a distribution file before it is served (fetching it into the store if needed).
+
+        The scan may hold or deny its release: ask ``file_target`` again afterwards.
+        """
+        if self.content is not None:
+            self.content.ensure_screened(
+                FileToScan(target.project, target.version, target.filename, target.sha256, target.upstream_url, target.size)
+            )
+
+    def _stored_blob(self, item: FileToScan) -> Path:
+        if not self.store.has(item.sha256):
+            self.fetcher.ensure(item.sha256, item.upstream_url, item.size)
+        return self.store.path(item.sha256)
 
     def _file_target(self, sha256: str, filename: str) -> FileTarget:
         is_metadata = filename.endswith(METADATA_SUFFIX)
@@ -367,9 +411,11 @@ class Services:
                 .limit(1)
             ).first()
         check_file(pin, self.standing(pin.project), self.screening.release_state(pin.project, pin.version), owner)
-        if is_metadata:
-            return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename)
-        return FileTarget(pin.sha256, pin.upstream_url, pin.size, False, pin.project, filename)
+        version = pin.version or ""
+        if is_metadata:  # core metadata is read, never run: it needs no content scan
+            return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename, version)
+        needs_scan = self.content is not None and self.content.scan_of(pin.sha256) is None
+        return FileTarget(pin.sha256, pin.upstream_url, pin.size, False, pin.project, filename, version, needs_scan)
 
     def _record_mismatch(self, sha256: str, url: str, actual: str) -> None:
         with self.sessions.begin() as session:

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -304,3 +305,32 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(255))
     acquired_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ArtifactScan(Base):
+    """What content screening found in one distribution file, under one rule set.
+
+    ``report`` is the scanner's JSON (findings, inventory, what was scanned);
+    the inventory of a release's scans is the baseline its successor is
+    compared with.  A new rule set means a new row, so the re-audit can
+    tell which files were not yet looked at with today's rules.
+    """
+
+    __tablename__ = "artifact_scans"
+    __table_args__ = (
+        UniqueConstraint("sha256", "ruleset"),
+        Index("ix_artifact_scans_project_version", "project", "version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    version: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(String(512))
+    sha256: Mapped[str] = mapped_column(String(64))
+    ruleset: Mapped[str] = mapped_column(String(64))
+    scanned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    complete: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The worst finding's severity (None: no finding) and the action the policy took.
+    worst: Mapped[str | None] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16), default="allow")
+    report: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -25,7 +25,6 @@ DATE") holds releases, like the cooldown.
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -34,6 +33,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from detectors.facts import Finding, ReleaseFacts, Severity
+from mirror.screening.patterns import canonical_patterns, name_matches
 
 __all__ = [
     "ACTIONS",
@@ -47,6 +47,7 @@ __all__ = [
     "blocked_message",
     "decide",
     "decide_release",
+    "unknown_upload_reason",
 ]
 
 ACTIONS = ("allow", "review", "deny", "hold")
@@ -71,6 +72,18 @@ DEFAULT_ACTIONS: dict[str, str] = {
     # Few downloads for a look-alike, or rapid adoption of a young project.
     "downloads.medium": "review",
     "downloads.high": "review",
+    # Facts the screening could not get (the upstream JSON API failed): the
+    # project waits, and is screened again (``rescreen_incomplete_seconds``).
+    "facts.medium": "review",
+    # What is inside a release (``content.<rule>`` findings): a critical
+    # behaviour denies the release, a high one holds it for a reviewer (no
+    # expiry), a medium one is shown to reviewers only.  Provenance alike.
+    "content.critical": "deny",
+    "content.high": "hold",
+    "content.medium": "allow",
+    "provenance.critical": "deny",
+    "provenance.high": "hold",
+    "provenance.medium": "allow",
     # Anything critical from any detector is denied.
     "*.critical": "deny",
 }
@@ -86,6 +99,9 @@ class PolicyConfig:
     cooldown: timedelta = timedelta(hours=72)
     # Releases uploaded after this moment are held (a global freeze).
     cutoff: datetime | None = None
+    # A first decision taken on incomplete facts is provisional: this long
+    # after it, the project is screened again on its next request.
+    rescreen_incomplete: timedelta = timedelta(minutes=5)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> PolicyConfig:
@@ -95,11 +111,13 @@ class PolicyConfig:
         such as ``evil-*``), ``cooldown_hours`` (a number >= 0), ``cutoff``
         (an ISO 8601 date or date-time; UTC when no zone is given) and
         ``actions`` (a table of ``"detector.severity" = "allow" | "review" |
-        "deny" | "hold"``; ``"*.severity"`` applies to every detector).
+        "deny" | "hold"``; ``"*.severity"`` applies to every detector) and
+        ``rescreen_incomplete_seconds`` (a number >= 1: when a decision taken
+        without the upstream JSON facts is taken again).
         """
         if not isinstance(raw, Mapping):
             raise ValueError("policy: must be a table")
-        known = {"actions", "allow", "deny", "cooldown_hours", "cutoff"}
+        known = {"actions", "allow", "deny", "cooldown_hours", "cutoff", "rescreen_incomplete_seconds"}
         for key in raw:
             if key not in known:
                 raise ValueError(f"policy.{key}: unknown key (expected one of: {', '.join(sorted(known))})")
@@ -108,7 +126,7 @@ class PolicyConfig:
         if not isinstance(table, Mapping):
             raise ValueError('policy.actions: must be a table of "detector.severity" = action')
         for rule, action in table.items():
-            detector, _, severity = str(rule).partition(".")
+            detector, _, severity = str(rule).rpartition(".")  # detectors may be dotted: content.pth-exec
             if not detector or not severity:
                 raise ValueError(f'policy.actions.{rule}: key must be "detector.severity"')
             try:
@@ -123,19 +141,23 @@ class PolicyConfig:
             value = raw.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ValueError(f"policy.{key}: must be a list of project names or glob patterns")
-            lists[key] = frozenset(v.lower() if "*" in v or "?" in v else canonicalize_name(v) for v in value)
+            lists[key] = frozenset(canonical_patterns(value))
         both = lists["allow"] & lists["deny"]
         if both:
             raise ValueError(f"policy.allow: {', '.join(sorted(both))} is also in policy.deny")
         hours = raw.get("cooldown_hours", 72)
         if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours < 0:
             raise ValueError("policy.cooldown_hours: must be a number of hours >= 0")
+        rescreen = raw.get("rescreen_incomplete_seconds", 300)
+        if isinstance(rescreen, bool) or not isinstance(rescreen, (int, float)) or rescreen < 1:
+            raise ValueError("policy.rescreen_incomplete_seconds: must be a number of seconds >= 1")
         return cls(
             actions=actions,
             allow=lists["allow"],
             deny=lists["deny"],
             cooldown=timedelta(hours=hours),
             cutoff=_cutoff(raw.get("cutoff", "")),
+            rescreen_incomplete=timedelta(seconds=rescreen),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -146,6 +168,7 @@ class PolicyConfig:
             "deny": sorted(self.deny),
             "cooldown_hours": self.cooldown.total_seconds() / 3600,
             "cutoff": self.cutoff.isoformat() if self.cutoff else None,
+            "rescreen_incomplete_seconds": self.rescreen_incomplete.total_seconds(),
         }
 
 
@@ -212,14 +235,15 @@ Outcome = Decision
 def action_for(finding: Finding, policy: PolicyConfig) -> str:
     """The configured action for one finding ('allow' when no rule speaks)."""
     severity = str(finding.severity)
-    for key in (f"{finding.detector}.{severity}", f"*.{severity}"):
+    family = finding.detector.split(".", 1)[0]  # "content.pth-exec" answers to "content.high" too
+    for key in (f"{finding.detector}.{severity}", f"{family}.{severity}", f"*.{severity}"):
         if key in policy.actions:
             return policy.actions[key]
     return "allow"
 
 
-def _listed(name: str, patterns: Iterable[str]) -> bool:
-    return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
+def _listed(name: str, patterns: frozenset[str]) -> bool:
+    return name_matches(name, patterns, patterns)
 
 
 def decide(
@@ -292,6 +316,8 @@ def _held_releases(
             held.setdefault(finding.release, finding.title)
     for version, uploaded in (releases or {}).items():
         if uploaded is None:
+            if policy.cooldown:
+                held.setdefault(version, unknown_upload_reason(policy))
             continue
         if policy.cutoff is not None and uploaded > policy.cutoff:
             held.setdefault(version, f"uploaded after the site cutoff {policy.cutoff.date().isoformat()}")
@@ -327,6 +353,8 @@ def decide_release(
     """
     if policy.cutoff is not None and facts.uploaded_at is not None and facts.uploaded_at > policy.cutoff:
         return "hold", None, f"uploaded after the site cutoff {policy.cutoff.date().isoformat()}"
+    if policy.cutoff is not None and facts.uploaded_at is None:
+        return "hold", None, f"upload time unknown while the site cutoff {policy.cutoff.date().isoformat()} is in force"
     reasons: list[str] = []
     waits_for_person = False
     for finding in findings:
@@ -336,10 +364,21 @@ def decide_release(
             reasons.append(finding.title)
     if waits_for_person:
         return "hold", None, "; ".join(reasons)
+    if facts.uploaded_at is None and policy.cooldown:
+        # Unknown age is not old enough: count the cooldown from first sight.
+        return "hold", facts.now + policy.cooldown, unknown_upload_reason(policy)
     if facts.uploaded_at is not None and policy.cooldown and facts.now - facts.uploaded_at < policy.cooldown:
         until = facts.uploaded_at + policy.cooldown
         return "hold", until, f"new release in its {policy.cooldown.total_seconds() / 3600:g}-hour cooldown"
     return "allow", None, ""
+
+
+def unknown_upload_reason(policy: PolicyConfig) -> str:
+    """Why a release with no known upload time is held."""
+    return (
+        f"upload time unknown: held as a new release for its {policy.cooldown.total_seconds() / 3600:g}-hour "
+        "cooldown, counted from when the mirror first saw it"
+    )
 
 
 def blocked_message(

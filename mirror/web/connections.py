@@ -78,7 +78,7 @@ class GuardedH11Protocol(H11Protocol):
             return
         if self.conn.their_state is h11.IDLE:
             self._arm_header_deadline()  # the first byte of a request on a kept-alive connection
-            if len(self.conn.trailing_data[0]) + len(data) > self.max_header_bytes:
+            if self._head_too_large(data):
                 self._refuse_oversized_head()
                 return
         super().data_received(data)
@@ -101,6 +101,13 @@ class GuardedH11Protocol(H11Protocol):
         # No request has started, so h11 cannot write a response; these bytes are the whole answer.
         self.transport.write(_plain_response(b"408 Request Timeout", _TIMEOUT_BODY))
         self.transport.close()
+
+    def _head_too_large(self, data: bytes) -> bool:
+        """The unfinished request head would pass the cap (body bytes after it do not count)."""
+        buffered = self.conn.trailing_data[0]
+        if len(buffered) + len(data) <= self.max_header_bytes:
+            return False
+        return b"\r\n\r\n" not in (bytes(buffered) + data)[: self.max_header_bytes + 4]
 
     def _refuse_oversized_head(self) -> None:
         """431, then a lingering close: the client still sending its head gets to read the answer."""

@@ -106,6 +106,10 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     # Size always, a re-hash when small or when the integrity mark is off; a corrupt
     # blob is quarantined and None sends us to upstream for a fresh, verified copy.
     path = await run_in_threadpool(services.store.verified_path, target.sha256, target.size)
+    if path is not None and target.needs_scan:
+        # Stored, but not looked at with today's rules: scan, then ask the gate again.
+        await request.app.state.upstream_room.run(services.screen_file, target)
+        target = await run_in_threadpool(services.file_target, sha256, filename)
     if path is not None:
         metrics.FILE_HIT.inc()
         return _blob_response(path, target, filename)
@@ -119,7 +123,29 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     # before it (upstream down, slow, refused, disk full) becomes a clear 502,
     # not a cut 200.  A failure mid-stream makes the server cut the connection.
     chunks = await request.app.state.upstream_room.run(_first_bytes, services, target, filename)
+    if target.needs_scan:
+        chunks = _scanned_before_the_last_byte(chunks, services, target, sha256)
     return StreamingResponse(chunks, media_type=_media_type(target, filename), headers=headers)
+
+
+def _scanned_before_the_last_byte(
+    chunks: Iterator[bytes], services: Services, target: FileTarget, url_sha256: str
+) -> Iterator[bytes]:
+    """Hold back one more chunk than the fetcher does: the verified file is scanned first.
+
+    When the fetcher's chunks run out the blob is verified and stored; the
+    scan runs on it, and if the gate now refuses the file the connection is
+    cut before the last byte, so no client ever completes a refused file.
+    """
+    held: bytes | None = None
+    for chunk in chunks:
+        if held is not None:
+            yield held
+        held = chunk
+    services.screen_file(target)
+    services.file_target(url_sha256, target.filename)  # raises Refused: the server cuts the connection
+    if held is not None:
+        yield held
 
 
 def _first_bytes(services: Services, target: FileTarget, filename: str) -> Iterator[bytes]:

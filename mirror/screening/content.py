@@ -1,0 +1,289 @@
+"""Content screening in the service: scan a release's files, store what was
+found, and let the policy hold or deny the release before a byte is served.
+
+The rule-matching core (``mirror.content``) is pure; this module gives it
+the files (from the verified store), the baseline (the inventory of the
+last release the mirror approved), stores the result per file and rule
+set, and records the policy's decision.  Two ways in:
+
+* ``screen_later``: a new release held by the cooldown is fetched into the
+  store (never served while held) and scanned in the background, so
+  clients never wait for it;
+* ``ensure_screened``: a file asked for with no scan under today's rules
+  (its release was allowed at once, or the rules changed) is scanned before
+  its last byte is released.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from detectors.facts import Finding, Severity
+from mirror.config import ContentSettings
+from mirror.content.config import ScanConfig
+from mirror.content.rules import RuleSet, default_rules
+from mirror.content.scan import Artifact, scan_release
+from mirror.db.models import ArtifactScan, FindingRow, PinnedFile, Release
+from mirror.screening.decisions import decide_release
+from mirror.screening.events import record_event
+from mirror.states import ALLOWED, HELD, POLICY_ACTOR
+
+log = logging.getLogger(__name__)
+
+# What a content or provenance finding makes of its release, strictest first.
+ReleaseAction = str  # "deny" | "hold" | "allow"
+STRICTNESS = {"allow": 0, "hold": 1, "deny": 2}
+
+
+def scan_config(settings: ContentSettings) -> ScanConfig:
+    """The scanner's limits from ``[content]``."""
+    return ScanConfig(
+        max_archive_bytes=settings.max_archive_bytes,
+        max_total_bytes=settings.max_total_bytes,
+        max_member_bytes=settings.max_member_bytes,
+        max_members=settings.max_members,
+        max_seconds=settings.max_seconds,
+        allowed_pickle_paths={project: frozenset(paths) for project, paths in settings.allowed_pickles.items()},
+    )
+
+
+@dataclass(frozen=True)
+class FileToScan:
+    """One pinned distribution file of a release."""
+
+    project: str
+    version: str
+    filename: str
+    sha256: str
+    upstream_url: str
+    size: int | None
+
+
+def file_to_scan(pin: PinnedFile) -> FileToScan:
+    return FileToScan(pin.project, pin.version or "", pin.filename, pin.sha256, pin.upstream_url, pin.size)
+
+
+def release_action(findings: Iterable[Finding], action_for: Callable[[Finding], str]) -> tuple[ReleaseAction, list[Finding]]:
+    """The strictest action the policy takes on these findings, and the findings that caused it."""
+    strictest, causes = "allow", []
+    for finding in findings:
+        wanted = action_for(finding)
+        wanted = "hold" if wanted == "review" else wanted
+        if wanted not in STRICTNESS or wanted == "allow":
+            continue
+        if STRICTNESS[wanted] > STRICTNESS[strictest]:
+            strictest, causes = wanted, [finding]
+        elif wanted == strictest:
+            causes.append(finding)
+    return strictest, causes
+
+
+def merged_inventory(scans: Sequence[ArtifactScan]) -> dict[str, Any] | None:
+    """One release's baseline from the scans of its files."""
+    inventories = [scan.report.get("inventory") or {} for scan in scans]
+    if not inventories:
+        return None
+    merged = dict(inventories[-1])
+    merged["artifacts"] = [a for inventory in inventories for a in inventory.get("artifacts", [])]
+    merged["has_pickles"] = any(inventory.get("has_pickles") for inventory in inventories)
+    return merged
+
+
+class ContentScreening:
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        clock: Callable[[], datetime],
+        blob_path: Callable[[FileToScan], Path],
+        action_for: Callable[[Finding], str],
+        notify: Callable[[str, dict[str, Any]], None],
+        config: ScanConfig | None = None,
+        workers: int = 2,
+        rules: RuleSet | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.blob_path = blob_path  # fetches into the verified store if needed; raises on failure
+        self.action_for = action_for
+        self.notify = notify
+        self.config = config or ScanConfig()
+        self.rules = rules or default_rules()  # compiled once, at start
+        self._background = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="content-scan")
+        self._queued: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+        self._per_file: dict[str, threading.Lock] = {}
+
+    def close(self) -> None:
+        self._background.shutdown(wait=False, cancel_futures=True)
+
+    # -- asking ------------------------------------------------------------
+
+    def scan_of(self, sha256: str) -> ArtifactScan | None:
+        """The scan of a blob under today's rules, or None when it was not looked at yet."""
+        with self.sessions() as session:
+            return session.scalars(
+                select(ArtifactScan).where(ArtifactScan.sha256 == sha256, ArtifactScan.ruleset == self.rules.version)
+            ).first()
+
+    # -- scanning ----------------------------------------------------------
+
+    def queue_held(self, project: str, now: datetime) -> None:
+        """Queue the files of ``project``'s releases in their cooldown that today's rules have not seen.
+
+        Called after a page build, which is when new releases appear.
+        """
+        with self.sessions() as session:
+            held = {
+                r.version
+                for r in session.scalars(select(Release).where(Release.project == project, Release.state == HELD))
+                if r.held_until is not None and r.held_until > now
+            }
+            if not held:
+                return
+            scanned = set(session.scalars(
+                select(ArtifactScan.sha256).where(ArtifactScan.project == project, ArtifactScan.ruleset == self.rules.version)
+            ))
+            pins = [
+                file_to_scan(pin)
+                for pin in session.scalars(select(PinnedFile).where(PinnedFile.project == project))
+                if pin.version in held and pin.sha256 not in scanned and not pin.blocked_reason
+            ]
+        by_version: dict[str, list[FileToScan]] = {}
+        for item in pins:
+            by_version.setdefault(item.version, []).append(item)
+        for files in by_version.values():
+            self.screen_later(files)
+
+    def screen_later(self, files: Sequence[FileToScan]) -> None:
+        """Queue a held release's files for a background scan (once per release)."""
+        if not files:
+            return
+        key = (files[0].project, files[0].version)
+        with self._lock:
+            if key in self._queued:
+                return
+            self._queued.add(key)
+        self._background.submit(self._screen_quietly, key, list(files))
+
+    def _screen_quietly(self, key: tuple[str, str], files: list[FileToScan]) -> None:
+        try:
+            for item in files:
+                self.ensure_screened(item)
+        except Exception:  # noqa: BLE001 - a background job must log, not die silently
+            log.exception("content screening of %s %s failed; its files are scanned when first asked for", *key)
+        finally:
+            with self._lock:
+                self._queued.discard(key)
+
+    def ensure_screened(self, item: FileToScan) -> ArtifactScan:
+        """Scan ``item`` unless it already was under today's rules; store and decide."""
+        with self._file_lock(item.sha256):
+            existing = self.scan_of(item.sha256)
+            if existing is not None:
+                return existing
+            path = self.blob_path(item)
+            with self.sessions() as session:
+                previous = self._baseline(session, item)
+            report = scan_release(
+                [Artifact(item.filename, path, sha256=item.sha256, provenance_known=False)],
+                previous,
+                self.config,
+                rules=self.rules,
+            )
+            return self._store(item, report.to_dict(), list(report.findings), report.complete)
+
+    def _file_lock(self, sha256: str) -> threading.Lock:
+        with self._lock:
+            return self._per_file.setdefault(sha256, threading.Lock())
+
+    def _baseline(self, session: Session, item: FileToScan) -> dict[str, Any] | None:
+        """The inventory of the newest approved release older than ``item``'s (None: a first release)."""
+        approved = {
+            r.version
+            for r in session.scalars(select(Release).where(Release.project == item.project, Release.state == ALLOWED))
+        }
+        scans = list(session.scalars(select(ArtifactScan).where(ArtifactScan.project == item.project)))
+        by_version: dict[str, list[ArtifactScan]] = {}
+        for scan in scans:
+            if scan.version in approved and scan.action != "deny" and _older(scan.version, item.version):
+                by_version.setdefault(scan.version, []).append(scan)
+        if not by_version:
+            return None
+        newest = max(by_version, key=_version_key)
+        return merged_inventory(by_version[newest])
+
+    def _store(self, item: FileToScan, report: Mapping[str, Any], findings: list[Finding], complete: bool) -> ArtifactScan:
+        try:
+            return self._store_once(item, report, findings, complete)
+        except IntegrityError:  # another process (a replica) stored its scan of the same bytes first
+            existing = self.scan_of(item.sha256)
+            if existing is None:
+                raise
+            return existing
+
+    def _store_once(
+        self, item: FileToScan, report: Mapping[str, Any], findings: list[Finding], complete: bool
+    ) -> ArtifactScan:
+        now = self.clock()
+        action, causes = release_action(findings, self.action_for)
+        worst = max((f.severity for f in findings), default=None)
+        with self.sessions.begin() as session:
+            row = ArtifactScan(
+                project=item.project, version=item.version, filename=item.filename, sha256=item.sha256,
+                ruleset=self.rules.version, scanned_at=now, complete=complete,
+                worst=str(worst) if worst is not None else None, action=action, report=dict(report),
+            )
+            session.add(row)
+            for finding in findings:
+                session.add(FindingRow(
+                    project=item.project, version=item.version, detector=finding.detector,
+                    severity=str(finding.severity), title=finding.title, target=finding.target,
+                    evidence={**finding.evidence, "artifact": item.filename, "ruleset": self.rules.version},
+                    found_at=now,
+                ))
+            if action != "allow":
+                reason = f"content of {item.filename}: " + "; ".join(f.title for f in causes[:3])
+                decide_release(
+                    session, project=item.project, version=item.version,
+                    action=action, actor=POLICY_ACTOR, reason=reason, now=now, held_until=None,
+                )
+            for finding in findings:
+                if finding.severity >= Severity.CRITICAL:
+                    record_event(
+                        session, severity="critical", kind=f"finding:{finding.detector}", project=item.project,
+                        filename=item.filename, message=finding.title, details=finding.to_dict(), at=now,
+                    )
+            session.flush()
+            session.expunge(row)
+        if action != "allow":
+            self.notify("content-" + ("deny" if action == "deny" else "hold"), {
+                "project": item.project, "version": item.version, "file": item.filename, "action": action,
+                "findings": [f.to_dict() for f in causes],
+            })
+        return row
+
+
+def _version_key(text: str) -> tuple[int, Any]:
+    try:
+        return (1, Version(text))
+    except InvalidVersion:
+        return (0, text)
+
+
+def _older(candidate: str, than: str) -> bool:
+    return _version_key(candidate) < _version_key(than)
+
+
