@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 import detectors
 from detectors.facts import Finding, Severity
+from mirror import metrics
 from mirror.audit import vulns
 from mirror.audit.results import (
     INTERNAL_ERROR,
@@ -173,14 +174,45 @@ class Auditor:
             for result in sweep_internal_names(self.services, run_id, self.limiter):
                 summary.add(result)
                 summary.projects -= 1  # internal names are swept, not audited
-        # 3. (Planned) the blob store's scrub: re-hash the cached files at rest.  It
-        #    belongs here, after the projects, reporting its corrupt blobs through
-        #    ``summary.add(ProjectResult(..., error_kind=...))`` like every other step.
+        # 3. Content: cached files not yet looked at with today's rules (the rules changed).
+        if self.services.content is not None and project is None:
+            self._rescan_content(summary)
+        # 4. The store at rest: every blob re-hashed; a corrupt one is moved aside and fetched again.
+        if project is None:
+            self._scrub(summary)
         summary.finished_at = clock()
+        metrics.AUDIT_DURATION.observe((summary.finished_at - started).total_seconds())
         self._record(run_id, project, summary)
         for failure in summary.failures.values():
             log.info("audit run %d: %s", run_id, failure.line())
         return summary
+
+    def _rescan_content(self, summary: AuditSummary) -> None:
+        content = self.services.content
+        for item in content.unscanned_stored(self.services.store.has):
+            try:
+                scan = content.ensure_screened(item)
+            except Exception as exc:  # noqa: BLE001 - one unreadable file must not stop the run
+                summary.add(ProjectResult(project=item.project, error=f"content scan of {item.filename}: {exc}",
+                                          error_kind="content scan failed"))
+                summary.projects -= 1  # a file, not a project
+                continue
+            if scan.action != "allow":
+                summary.actions.append(f"{item.project} {item.version}: {scan.action} ({item.filename}, content)")
+
+    def _scrub(self, summary: AuditSummary) -> None:
+        report = self.services.store.scrub()
+        if not report.corrupt:
+            return
+        with self.services.sessions.begin() as session:
+            for sha256 in report.corrupt:
+                record_event(
+                    session, severity="critical", kind="blob-corrupt", message=(
+                        f"stored blob {sha256} no longer matches its hash; moved aside, "
+                        "it is fetched and verified again on the next request"),
+                    details={"sha256": sha256}, at=self.services.clock(),
+                )
+        summary.actions.extend(f"store: corrupt blob {sha256} quarantined" for sha256 in report.corrupt)
 
     def _record(self, run_id: int, project: str | None, summary: AuditSummary) -> None:
         with self.services.sessions.begin() as session:

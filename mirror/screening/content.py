@@ -167,6 +167,13 @@ class ContentScreening:
         for files in by_version.values():
             self.screen_later(files)
 
+    def unscanned_stored(self, stored: Callable[[str], bool]) -> list[FileToScan]:
+        """Distribution files in the store that today's rules have not looked at (the re-audit's list)."""
+        with self.sessions() as session:
+            scanned = set(session.scalars(select(ArtifactScan.sha256).where(ArtifactScan.ruleset == self.rules.version)))
+            pins = list(session.scalars(select(PinnedFile).where(PinnedFile.blocked_reason.is_(None))))
+        return [file_to_scan(pin) for pin in pins if pin.sha256 not in scanned and stored(pin.sha256)]
+
     def screen_later(self, files: Sequence[FileToScan]) -> None:
         """Queue a held release's files for a background scan (once per release)."""
         if not files:

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import requests
 
+from mirror.audit.runner import Auditor, audit_settings
 from mirror.db.models import ArtifactScan, Release
 from tests.content.helpers import raw_wheel
 from tests.support.clients import pip
@@ -121,3 +122,13 @@ def test_a_tampered_wheel_is_refused_before_its_last_byte(mirror, index_server, 
 
 
 HARMLESS_EXTRA = b'print("harmless test payload")\n'
+
+
+def test_the_reaudit_scans_cached_files_the_current_rules_never_saw(mirror, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "quiet-otter", "1.0")
+    url = requests.compat.urljoin(mirror.simple_url + "quiet-otter/", page(mirror, "quiet-otter")["files"][0]["url"])
+    assert requests.get(url, timeout=30).status_code == 200
+    with mirror.services.sessions.begin() as session:  # as if the rule set changed since
+        session.query(ArtifactScan).delete()
+    Auditor(mirror.services, audit_settings(mirror.settings)).run(trigger="test", sweep=False)
+    assert len(wait_for_scans(mirror, "quiet-otter", "1.0", seconds=1)) == 1
