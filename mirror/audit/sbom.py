@@ -23,13 +23,13 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 from urllib.parse import quote
 
 from sqlalchemy import and_, func, or_, select
 
 from mirror import __version__
-from mirror.db.models import FindingRow, PinnedFile, Project, Release, Vulnerability
+from mirror.db.models import ArtifactScan, FindingRow, PinnedFile, Project, Release, Vulnerability
 from mirror.serving.internal import INTERNAL_URL_PREFIX
 from mirror.serving.store import InvalidHash
 
@@ -142,12 +142,16 @@ def _release_groups(services: Any, include_pinned: bool,
             for finding in session.scalars(select(FindingRow).where(
                     FindingRow.project.in_(names), FindingRow.resolved_at.is_(None)).order_by(FindingRow.id)):
                 findings.setdefault(finding.project, []).append(finding)
+            scans: dict[str, ArtifactScan] = {}
+            for scan in session.scalars(select(ArtifactScan).where(ArtifactScan.project.in_(names))
+                                        .order_by(ArtifactScan.scanned_at)):
+                scans[scan.sha256] = scan  # the latest scan of each file wins
             rows = session.execute(select(*FILE_COLUMNS).where(PinnedFile.project.in_(names))
                                    .order_by(PinnedFile.project, PinnedFile.version, PinnedFile.filename)
                                    .execution_options(yield_per=FILE_CHUNK))
             for name, files in _by_project(rows):
                 yield name, list(_project_components(name, files, projects.get(name), releases.get(name, {}),
-                                               findings.get(name, []), include_pinned, cached))
+                                               findings.get(name, []), include_pinned, cached, scans))
 
 
 def _by_project(rows: Iterable[Any]) -> Iterator[tuple[str, list[Any]]]:
@@ -166,12 +170,12 @@ def _by_project(rows: Iterable[Any]) -> Iterator[tuple[str, list[Any]]]:
 
 def _project_components(name: str, files: list[Any], project: Project | None, releases: dict[str, Release],
                         findings: list[FindingRow], include_pinned: bool,
-                        cached: Callable[[str], bool]) -> Iterator[dict]:
+                        cached: Callable[[str], bool], scans: Mapping[str, ArtifactScan]) -> Iterator[dict]:
     by_version: dict[str | None, list[dict]] = {}
     for row in files:
         is_cached = _is_cached(cached, row.sha256)
         if is_cached or include_pinned:
-            by_version.setdefault(row.version, []).append(file_component(row, is_cached))
+            by_version.setdefault(row.version, []).append(file_component(row, is_cached, scans.get(row.sha256)))
     versions: set[str | None] = set(by_version)
     if include_pinned:
         versions |= set(releases)
@@ -216,13 +220,26 @@ def release_component(name: str, version: str | None, project: Project | None, r
     return component
 
 
-def file_component(row: Any, is_cached: bool) -> dict[str, Any]:
-    """One file: its pinned sha256, where it came from, when first seen, whether its bytes are in the store."""
+def file_component(row: Any, is_cached: bool, scan: ArtifactScan | None = None) -> dict[str, Any]:
+    """One file: its pinned sha256, where it came from, when first seen, whether its bytes are in the
+    store (then verified against the pin), and what content screening found in it."""
     properties = [
         _property("first-seen", row.first_seen.isoformat()),
         _property("origin", "internal" if row.upstream_url.startswith(INTERNAL_URL_PREFIX) else "upstream"),
         _property("cached", "true" if is_cached else "false"),
     ]
+    if is_cached:
+        properties.append(_property("verified", "sha256"))
+    if scan is not None:
+        properties += [
+            _property("content-scan", f"{scan.action} ({scan.worst or 'no findings'}"
+                      f"{'' if scan.complete else ', incomplete'})"),
+            _property("content-ruleset", scan.ruleset),
+            _property("content-scanned-at", scan.scanned_at.isoformat()),
+        ]
+        provenance = (scan.report.get("inventory") or {}).get("provenance") or {}
+        if provenance.get("files"):
+            properties.append(_property("provenance", "verified" if provenance.get("attested") else "not verified"))
     if row.size is not None:
         properties.append(_property("size", row.size))
     if row.blocked_reason:

@@ -55,6 +55,9 @@ def test_sbom_lists_what_is_cached_and_with_a_flag_what_was_pinned(start_mirror,
     [file] = release["components"]  # the sdist was never downloaded
     assert file["name"] == wheel.filename and file["hashes"] == [{"alg": "SHA-256", "content": wheel.sha256}]
     assert props(file)["indexguard:cached"] == "true"
+    assert props(file)["indexguard:verified"] == "sha256"
+    assert props(file)["indexguard:content-scan"] == "allow (no findings)"  # looked at before it was served
+    assert props(file)["indexguard:content-ruleset"].startswith("content-")
     [vuln] = bom["vulnerabilities"]
     assert vuln["id"] == "PYSEC-2024-9" and vuln["affects"] == [{"ref": "pkg:pypi/calm-badger@1.0"}]
     assert {"name": "indexguard:alias", "value": "CVE-2024-9"} in vuln["properties"]
