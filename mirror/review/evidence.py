@@ -142,6 +142,8 @@ def explain(finding: FindingOut) -> list[str]:
     still shown beside it, so nothing recorded is ever hidden.
     """
     e = finding.evidence
+    if finding.detector.startswith(("content.", "provenance.")):
+        return _content_words(e)
     if finding.detector == "typosquat" and isinstance(e.get("target"), str):
         return _typosquat_words(e)
     if finding.detector == "downloads" and isinstance(e.get("last_month"), int):
@@ -212,3 +214,19 @@ def _iso_words(value: str) -> str:
 def beyond_reason(titles: Iterable[str], reason: str) -> list[str]:
     """Finding titles the decision's reason does not already say (the queue shows each sentence once)."""
     return [t for t in titles if t and t not in reason]
+
+
+def _content_words(e: Mapping[str, Any]) -> list[str]:
+    """Where in the release, which rule, what the bytes say, and whether it is new."""
+    words = []
+    where = " in ".join(str(part) for part in (e.get("file"), e.get("artifact")) if part)
+    if where:
+        words.append(f"Found in {where}" + (f" by the rule {e['rule']}." if e.get("rule") else "."))
+    if e.get("new_since"):
+        words.append(f"New since {e['new_since']}, the last release the mirror approved.")
+    elif "new_since" in e:
+        words.append("A first release: judged on its own, by the high-confidence rules only.")
+    if e.get("excerpt"):
+        words.append(f"Excerpt: {e['excerpt']}")
+    return words
+

@@ -13,6 +13,8 @@ import requests
 
 from mirror.audit.runner import Auditor, audit_settings
 from mirror.db.models import ArtifactScan, Release
+from mirror.review.evidence import explain
+from mirror.review.queries import project_history
 from tests.content.helpers import raw_wheel
 from tests.support.clients import pip
 from tests.support.dists import build_wheel
@@ -132,3 +134,13 @@ def test_the_reaudit_scans_cached_files_the_current_rules_never_saw(mirror, inde
         session.query(ArtifactScan).delete()
     Auditor(mirror.services, audit_settings(mirror.settings)).run(trigger="test", sweep=False)
     assert len(wait_for_scans(mirror, "quiet-otter", "1.0", seconds=1)) == 1
+
+
+def test_content_findings_are_said_with_file_rule_excerpt_and_new_since(mirror, index_server, clock, tmp_path) -> None:
+    test_a_trojanised_release_is_held_naming_the_file_and_the_previous_one_installs(mirror, index_server, clock, tmp_path)
+    with mirror.services.sessions() as session:
+        history = project_history(session, "vision-kit", clock())
+    content = [f for f in history.findings if f.detector.startswith("content.") and f.version == "8.3.41"]
+    assert content
+    words = " ".join(" ".join(explain(f)) for f in content)
+    assert "vision_kit/utils/downloads.py" in words and "New since 8.3.40" in words and "Excerpt:" in words
