@@ -6,6 +6,7 @@ object to build with an injected clock.
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from mirror.db.session import make_engine, make_session_factory
 from mirror.errors import NotFound, TooManyRequests, Unavailable
 from mirror.notify import WebhookNotifier
 from mirror.sections import check_sections
-from mirror.screening.content import ContentScreening, FileToScan, scan_config
+from mirror.screening.content import ContentScreening, FileToScan, Provenance, scan_config
 from mirror.screening.detector_setup import DetectorSetup
 from mirror.screening.policy import action_for
 from mirror.screening.events import record_event
@@ -31,6 +32,7 @@ from mirror.screening.screen import Screening, Verdict
 from mirror.serving.fetcher import FileFetcher
 from mirror.serving.gate import Standing, check_file, check_page, project_refusal
 from mirror.serving.internal import InternalSettings, InternalSources
+from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.why import Explanation, explain
 from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageService, PageUnavailable, ServedPage, render_bodies
 from mirror.serving.store import BlobStore
@@ -42,6 +44,7 @@ from mirror.upstream.client import UpstreamClient, private_index_client
 from mirror.upstream.netguard import guarded_session, requests_opener, upstream_guard
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
+UNFETCHED = "unfetched"  # a provenance upstream lists that the mirror has not fetched yet
 # Seconds a client is told to wait when upstream is needed and down: short,
 # because pip obeys it on every retry and gives up after a few.
 RETRY_AFTER_SECONDS = 2
@@ -139,6 +142,7 @@ class Services:
                 sessions=self.sessions,
                 clock=clock,
                 blob_path=self._stored_blob,
+                provenance=self._provenance,
                 action_for=lambda finding: action_for(finding, self.detectors.policy),
                 notify=self.notify,
                 config=scan_config(settings.content),
@@ -389,6 +393,28 @@ class Services:
                 FileToScan(target.project, target.version, target.filename, target.sha256, target.upstream_url, target.size)
             )
 
+    def _provenance(self, item: FileToScan) -> Provenance:
+        """The file's provenance document, fetched once from upstream and kept in the store."""
+        with self.sessions.begin() as session:
+            pins = list(session.scalars(select(PinnedFile).where(PinnedFile.project == item.project)))
+            pin = next((p for p in pins if p.sha256 == item.sha256 and p.filename == item.filename), None)
+            known = any(p.provenance_url for p in pins)
+            if pin is None or not pin.provenance_url:
+                return Provenance(None, known)
+            if pin.provenance_sha256 and self.store.has(pin.provenance_sha256):
+                return Provenance(self.store.path(pin.provenance_sha256).read_bytes(), True)
+            document = self.upstream.fetch_provenance(pin.provenance_url)
+            if document is not None:
+                pin.provenance_sha256, _ = self.store.put_stream(io.BytesIO(document))
+            return Provenance(document, True)
+
+    def provenance_target(self, sha256: str, filename: str) -> FileTarget:
+        """The mirror's copy of a file's provenance (fetched now if needed); raises like ``file_target``."""
+        target = self.file_target(sha256, filename)
+        self._provenance(FileToScan(target.project, target.version, target.filename.removesuffix(PROVENANCE_SUFFIX),
+                                    sha256, target.upstream_url, None))
+        return self._file_target(sha256, filename)
+
     def _stored_blob(self, item: FileToScan) -> Path:
         if not self.store.has(item.sha256):
             self.fetcher.ensure(item.sha256, item.upstream_url, item.size)
@@ -396,22 +422,33 @@ class Services:
 
     def _file_target(self, sha256: str, filename: str) -> FileTarget:
         is_metadata = filename.endswith(METADATA_SUFFIX)
-        dist_name = filename.removesuffix(METADATA_SUFFIX) if is_metadata else filename
+        is_provenance = filename.endswith(PROVENANCE_SUFFIX)
+        dist_name = filename.removesuffix(METADATA_SUFFIX).removesuffix(PROVENANCE_SUFFIX)
         with self.sessions() as session:
             pin = session.scalars(
                 select(PinnedFile).where(PinnedFile.sha256 == sha256, PinnedFile.filename == dist_name)
             ).first()
-            blob = pin.metadata_sha256 if pin is not None and is_metadata else sha256
+            blob = sha256
+            if pin is not None and is_metadata:
+                blob = pin.metadata_sha256
+            elif pin is not None and is_provenance:
+                blob = pin.provenance_sha256 or ("" if not pin.provenance_url else UNFETCHED)
             if pin is None or not blob:
                 raise NotFound("no such file.")
             owner = session.scalars(
                 select(PinnedFile.project)
-                .where((PinnedFile.sha256 == blob) | (PinnedFile.metadata_sha256 == blob))
+                .where(
+                    (PinnedFile.sha256 == blob)
+                    | (PinnedFile.metadata_sha256 == blob)
+                    | (PinnedFile.provenance_sha256 == blob)
+                )
                 .order_by(PinnedFile.id)
                 .limit(1)
             ).first()
         check_file(pin, self.standing(pin.project), self.screening.release_state(pin.project, pin.version), owner)
         version = pin.version or ""
+        if is_provenance:  # read, never run; UNFETCHED until provenance_target fetched it
+            return FileTarget(blob, pin.provenance_url or "", None, True, pin.project, filename, version)
         if is_metadata:  # core metadata is read, never run: it needs no content scan
             return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename, version)
         needs_scan = self.content is not None and self.content.scan_of(pin.sha256) is None

@@ -96,6 +96,9 @@ class PinnedFile(Base):
     size: Mapped[int | None] = mapped_column(BigInteger)
     upstream_url: Mapped[str] = mapped_column(Text)
     metadata_sha256: Mapped[str | None] = mapped_column(String(64))
+    # PEP 740: where upstream publishes the file's provenance, and the stored copy once fetched.
+    provenance_url: Mapped[str | None] = mapped_column(Text)
+    provenance_sha256: Mapped[str | None] = mapped_column(String(64))
     requires_python: Mapped[str | None] = mapped_column(String(255))
     upload_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -75,6 +75,19 @@ def file_to_scan(pin: PinnedFile) -> FileToScan:
     return FileToScan(pin.project, pin.version or "", pin.filename, pin.sha256, pin.upstream_url, pin.size)
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """What is known of one file's PEP 740 provenance when it is scanned.
+
+    ``known`` is False when the upstream publishes provenance for none of
+    the project's files: then a missing one says nothing ("not attested"
+    would be a false alarm on every index without PEP 740).
+    """
+
+    document: bytes | None
+    known: bool
+
+
 def release_action(findings: Iterable[Finding], action_for: Callable[[Finding], str]) -> tuple[ReleaseAction, list[Finding]]:
     """The strictest action the policy takes on these findings, and the findings that caused it."""
     strictest, causes = "allow", []
@@ -108,6 +121,7 @@ class ContentScreening:
         sessions: sessionmaker[Session],
         clock: Callable[[], datetime],
         blob_path: Callable[[FileToScan], Path],
+        provenance: Callable[[FileToScan], Provenance],
         action_for: Callable[[Finding], str],
         notify: Callable[[str, dict[str, Any]], None],
         config: ScanConfig | None = None,
@@ -117,6 +131,7 @@ class ContentScreening:
         self.sessions = sessions
         self.clock = clock
         self.blob_path = blob_path  # fetches into the verified store if needed; raises on failure
+        self.provenance = provenance  # fetches and keeps the provenance document if upstream has one
         self.action_for = action_for
         self.notify = notify
         self.config = config or ScanConfig()
@@ -202,10 +217,15 @@ class ContentScreening:
             if existing is not None:
                 return existing
             path = self.blob_path(item)
+            provenance = self.provenance(item)
             with self.sessions() as session:
                 previous = self._baseline(session, item)
+            artifact = Artifact(
+                item.filename, path, sha256=item.sha256,
+                provenance=provenance.document, provenance_known=provenance.known,
+            )
             report = scan_release(
-                [Artifact(item.filename, path, sha256=item.sha256, provenance_known=False)],
+                [artifact],
                 previous,
                 self.config,
                 rules=self.rules,

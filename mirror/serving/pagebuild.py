@@ -19,6 +19,7 @@ from mirror.simple.filenames import file_version, parse_dist_filename
 from mirror.simple.model import DistFile, ProjectPage
 
 FILES_PREFIX = "../../files/"
+PROVENANCE_SUFFIX = ".provenance"  # PEP 740: a file's provenance beside it
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Pin:
     metadata_sha256: str | None
     upload_time: datetime | None
     blocked_reason: str | None = None
+    provenance_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ def build_page(
                 upstream_url=f.url,
                 metadata_sha256=_metadata_sha256(f),
                 upload_time=parse_utc(f.upload_time),
+                provenance_url=f.provenance,
             )
             built.new_pins.append(pin)
         elif pin.sha256 != sha256:
@@ -100,12 +103,15 @@ def _rewrite(f: DistFile, pin: Pin, files_base: str) -> DistFile:
     core: bool | Mapping[str, str] = False
     if pin.metadata_sha256:
         core = {"sha256": pin.metadata_sha256}
+    # PEP 740: point at the mirror's copy of the provenance, never at upstream.
+    provenance = mirror_file_url(pin.sha256, f.filename + PROVENANCE_SUFFIX, files_base) if pin.provenance_url else None
     return replace(
         f,
         url=mirror_file_url(pin.sha256, f.filename, files_base),
         hashes={"sha256": pin.sha256},
         core_metadata=core,
         gpg_sig=None,
+        provenance=provenance,
     )
 
 

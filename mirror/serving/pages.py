@@ -32,7 +32,8 @@ from mirror.serving.pagebuild import Pin, build_page
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import parse_project_json
 from mirror.simple.render import render_project_html, render_project_json
-from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
+from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient
+from mirror.upstream.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,17 @@ class PageService:
     def forget(self, project: str) -> None:
         self.cache.discard(project)
 
+    def listed_sha256(self, project: str, filename: str) -> str | None:
+        """What the last upstream page lists as ``filename``'s sha256 (None: not listed).
+
+        A reviewer clears a re-upload block only once this is the pinned hash again.
+        """
+        page = self.upstream_page(project)
+        for f in page.files if page is not None else ():
+            if f.filename == filename:
+                return (f.hashes.get("sha256") or "").lower() or None
+        return None
+
     def upstream_page(self, project: str) -> ProjectPage | None:
         """The last upstream page as fetched (unfiltered), for screening facts."""
         with self.sessions() as session:
@@ -374,6 +386,7 @@ def _load_pins(session: Session, project: str) -> dict[str, Pin]:
             metadata_sha256=r.metadata_sha256,
             upload_time=r.upload_time,
             blocked_reason=r.blocked_reason,
+            provenance_url=r.provenance_url,
         )
         for r in rows
     }
@@ -389,6 +402,7 @@ def _pin_row(project: str, pin: Pin, now: datetime) -> PinnedFile:
         upstream_url=pin.upstream_url,
         metadata_sha256=pin.metadata_sha256,
         upload_time=pin.upload_time,
+        provenance_url=pin.provenance_url,
         first_seen=now,
     )
 

@@ -149,6 +149,22 @@ class UpstreamClient:
         finally:
             response.close()
 
+    def fetch_provenance(self, url: str) -> bytes | None:
+        """A file's PEP 740 provenance document as published, or None when upstream has none.
+
+        Bounded like a page; the network guard checks the URL like any other.
+        """
+        response = self._get(url, {"Accept": "application/vnd.pypi.integrity.v1+json, application/json"})
+        try:
+            if response.status_code in (404, 410):
+                return None
+            if response.status_code != 200:
+                raise UpstreamError(f"upstream answered {response.status_code} for a provenance file",
+                                    status=response.status_code)
+            return self._read_bounded(response)
+        finally:
+            response.close()
+
     def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
         kind = "json" if url.endswith("/json") else "page"
         started = time.perf_counter()

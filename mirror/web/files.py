@@ -12,8 +12,6 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -21,13 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Send
 
 from mirror import metrics
+from mirror.container import UNFETCHED, FileTarget, Services
 from mirror.errors import FetchFailed, NotFound, Unavailable
+from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.fetcher import prime
 from mirror.serving.store import StoreError, VerificationError
 from mirror.upstream.errors import CircuitOpen, UpstreamError
-
-if TYPE_CHECKING:
-    from mirror.container import FileTarget, Services
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -103,6 +100,10 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     target = services.warm_file(sha256, filename)
     if target is None:
         target = await run_in_threadpool(services.file_target, sha256, filename)
+    if target.sha256 == UNFETCHED:  # PEP 740 provenance the mirror has not fetched yet
+        target = await request.app.state.upstream_room.run(services.provenance_target, sha256, filename)
+        if target.sha256 == UNFETCHED:
+            raise NotFound("upstream has no provenance for this file.")
     # Size always, a re-hash when small or when the integrity mark is off; a corrupt
     # blob is quarantined and None sends us to upstream for a fresh, verified copy.
     path = await run_in_threadpool(services.store.verified_path, target.sha256, target.size)
@@ -169,6 +170,8 @@ def _blob_response(path: Path, target: FileTarget, filename: str) -> Response:
 
 
 def _media_type(target: FileTarget, filename: str) -> str:
+    if filename.endswith(PROVENANCE_SUFFIX):
+        return "application/vnd.pypi.integrity.v1+json"
     if target.is_metadata:
         return "text/plain; charset=utf-8"
     if filename.endswith(".whl") or filename.endswith(".zip"):
