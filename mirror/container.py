@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from detectors.facts import InternalNames
 from mirror.clock import Clock, utcnow
@@ -41,7 +42,7 @@ from mirror.simple.metadata import core_metadata_summary, same_version
 from mirror.simple.model import ProjectPage
 from mirror.upstream.breaker import CircuitBreaker
 from mirror.upstream.client import UpstreamClient, private_index_client
-from mirror.upstream.netguard import guarded_session, requests_opener, upstream_guard
+from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener, upstream_guard
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
 UNFETCHED = "unfetched"  # a provenance upstream lists that the mirror has not fetched yet
@@ -92,50 +93,17 @@ class Services:
         self.store = BlobStore(
             settings.storage.path / "files", rehash_max_bytes=settings.storage.rehash_max_bytes
         )
-        # A local upstream lifts the address check, so the guard pins its host and port.
-        self.guard = upstream_guard(settings.upstream_url, settings.file_hosts)
-        # Real time, not the injectable one: a cool-down must end in tests too.
-        self.breaker = CircuitBreaker(
-            settings.upstream.breaker_failures,
-            window=settings.upstream.breaker_window,
-            cooldown=settings.upstream.breaker_cooldown,
-        )
-        http = guarded_session(self.guard)
-        http.verify = settings.ca_bundle
-        self.upstream = UpstreamClient(
-            settings.upstream_url,
-            timeout=settings.upstream.timeout,
-            max_page_bytes=settings.upstream.max_page_bytes,
-            guard=self.guard,
-            session=http,
-            breaker=self.breaker,
-        )
+        self.guard, self.breaker, self.upstream = build_upstream(settings)
         self.fetcher = FileFetcher(
             self.store,
             requests_opener(
-                self.guard, timeout=settings.upstream.timeout, session=http, breaker=self.breaker
+                self.guard, timeout=settings.upstream.timeout, session=self.upstream.session, breaker=self.breaker
             ),
             on_mismatch=self._record_mismatch,
             max_size=settings.upstream.max_file_bytes,
             max_metadata_size=settings.upstream.max_metadata_bytes,
         )
-        self.internal = InternalSources(
-            settings=InternalSettings.from_mapping(settings.extra.get("internal", {})),
-            sessions=self.sessions,
-            store=self.store,
-            clock=clock,
-            monotonic=monotonic,
-        )
-        if self.internal.settings.index_url:
-            self.internal.private = private_index_client(
-                self.internal.settings.index_url,
-                username=self.internal.settings.username,
-                password=self.internal.settings.password,
-                timeout=settings.upstream.timeout,
-                max_page_bytes=settings.upstream.max_page_bytes,
-                ca_bundle=settings.ca_bundle,
-                breaker=self.breaker,
-            )
+        self.internal = build_internal(settings, self.sessions, self.store, self.breaker, clock, monotonic)
         self.detectors = DetectorSetup.from_settings(settings)
         self.content = (
             ContentScreening(
@@ -471,4 +439,56 @@ class Services:
                 details={"expected": sha256, "actual": actual},
                 at=self.clock(),
             )
+
+
+def build_upstream(settings: Settings) -> tuple[NetGuard, CircuitBreaker, UpstreamClient]:
+    """The network guard, the circuit breaker and the upstream client, sharing one session."""
+    # A local upstream lifts the address check, so the guard pins its host and port.
+    guard = upstream_guard(settings.upstream_url, settings.file_hosts)
+    # Real time, not the injectable one: a cool-down must end in tests too.
+    breaker = CircuitBreaker(
+        settings.upstream.breaker_failures,
+        window=settings.upstream.breaker_window,
+        cooldown=settings.upstream.breaker_cooldown,
+    )
+    http = guarded_session(guard)
+    http.verify = settings.ca_bundle
+    upstream = UpstreamClient(
+        settings.upstream_url,
+        timeout=settings.upstream.timeout,
+        max_page_bytes=settings.upstream.max_page_bytes,
+        guard=guard,
+        session=http,
+        breaker=breaker,
+    )
+    return guard, breaker, upstream
+
+
+def build_internal(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    store: BlobStore,
+    breaker: CircuitBreaker,
+    clock: Clock,
+    monotonic: Callable[[], float],
+) -> InternalSources:
+    """The internal sources, with the private index's own client (its credentials stay on its origin)."""
+    internal = InternalSources(
+        settings=InternalSettings.from_mapping(settings.extra.get("internal", {})),
+        sessions=sessions,
+        store=store,
+        clock=clock,
+        monotonic=monotonic,
+    )
+    if internal.settings.index_url:
+        internal.private = private_index_client(
+            internal.settings.index_url,
+            username=internal.settings.username,
+            password=internal.settings.password,
+            timeout=settings.upstream.timeout,
+            max_page_bytes=settings.upstream.max_page_bytes,
+            ca_bundle=settings.ca_bundle,
+            breaker=breaker,
+        )
+    return internal
 
