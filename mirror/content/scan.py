@@ -17,7 +17,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.facts import Finding, Severity
@@ -32,7 +32,7 @@ from mirror.content.inventory import FORMAT, artifact_key, match_previous_artifa
 from mirror.content.provenance import ProvenanceResult, provenance_findings, provenance_summary, verify_provenance
 from mirror.content.report import ArtifactReport, ReleaseReport
 from mirror.content.rules import Behaviour, RuleSet, default_rules
-from mirror.content.structure import DistInfo, check_sdist, check_wheel, record_digest
+from mirror.content.structure import check_sdist, check_wheel, record_digest
 
 __all__ = ["Artifact", "scan_artifact", "scan_member", "scan_release"]
 
@@ -218,6 +218,21 @@ def _entry_point_findings(
     return findings
 
 
+@dataclass
+class _Walk:
+    """What walking one archive gave: every entry, each member's record, and what is still to judge."""
+
+    entries: list[Entry] = field(default_factory=list)
+    digests: dict[str, str] = field(default_factory=dict)
+    special: dict[str, bytes] = field(default_factory=dict)
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # (path, normalised path, the matched previous path and record, unchanged since then)
+    pending: list[tuple[str, str, str | None, Mapping[str, Any] | None, bool]] = field(default_factory=list)
+    scanned_bytes: int = 0
+    scanned: int = 0
+    reused: int = 0
+
+
 def scan_artifact(
     artifact: Artifact,
     previous_inventory: Mapping[str, Any] | None,
@@ -235,8 +250,7 @@ def scan_artifact(
     config = config or ScanConfig()
     rules = rules or default_rules()
     budget = budget or Budget(config)
-    parsed = _release_of(artifact.filename)
-    project, version = parsed if parsed else ("", "")
+    project, version = _release_of(artifact.filename) or ("", "")
     release = version or None
     kind, _ = artifact_key(artifact.filename)
     pure = kind == "wheel" and _is_pure_wheel(artifact.filename)
@@ -244,44 +258,16 @@ def scan_artifact(
     previous = PreviousFiles(previous_artifact)
     previous_version = str(previous_inventory.get("version")) if previous_inventory else None
     same_rules = bool(previous_inventory) and previous_inventory.get("ruleset") == rules.version
-
-    findings: list[Finding] = []
-    context: list[dict[str, Any]] = []
-    entries: list[Entry] = []
-    digests: dict[str, str] = {}
-    special: dict[str, bytes] = {}
-    files: dict[str, dict[str, Any]] = {}
-    scanned_bytes = scanned = reused = 0
-    complete = True
-    member_kind = "wheel" if kind == "wheel" else "sdist"
-    pending: list[tuple[str, str, str | None, Mapping[str, Any] | None, bool]] = []
     try:
         sha = artifact.sha256 or _sha256(artifact.source)
     except OSError:
         sha = ""
+
+    findings: list[Finding] = []
+    walk = _Walk()
+    complete = True
     try:
-        for member in iter_members(artifact.source, artifact.filename, budget):
-            entries.append(member.entry)
-            if member.data is None:
-                continue
-            path, data = member.entry.path, member.data
-            digests[path] = record_digest(data)
-            if (kind == "wheel" and _WHEEL_SPECIAL.match(path)) or (kind == "sdist" and _SDIST_SPECIAL.match(path)):
-                special[path] = data
-            file_sha = hashlib.sha256(data).hexdigest()
-            norm = normalise_path(path, member_kind)
-            previous_path, previous_record = previous.match(norm, file_sha)
-            unchanged = previous_record is not None and previous_record.get("sha256") == file_sha
-            if unchanged and same_rules:
-                behaviours = list(previous_record.get("behaviours", []))  # type: ignore[union-attr]
-                reused += 1
-            else:
-                found = scan_member(path, data, kind=member_kind, pure=pure, rules=rules, config=config, project=project)
-                behaviours = [b.to_dict() for b in found]
-                scanned += 1
-                scanned_bytes += len(data)
-            files[norm] = {"sha256": file_sha, "size": len(data), "behaviours": behaviours, "risk": risk_of(behaviours)}
-            pending.append((path, norm, previous_path, previous_record, unchanged))
+        _walk(artifact, kind, pure, previous, same_rules, project, rules, config, budget, walk)
     except ScanIncomplete as exc:
         complete = False
         findings.append(_incomplete_finding(exc, artifact.filename, release))
@@ -289,9 +275,74 @@ def scan_artifact(
         complete = False
         findings.append(_incomplete_finding(ScanIncomplete("unreadable", str(exc)), artifact.filename, release))
 
-    own = _own_modules(entries, member_kind)
-    for path, norm, previous_path, previous_record, unchanged in pending:
-        record = files[norm]
+    judged, context = _judge(walk, kind, previous, same_rules, release, previous_version)
+    findings += judged
+    already = {(f.evidence["file"], tuple(f.evidence["executables"]))
+               for f in _bundled_executable_findings(previous.by_path, release)}
+    findings += [f for f in _bundled_executable_findings(walk.files, release)
+                 if (f.evidence["file"], tuple(f.evidence["executables"])) not in already]
+
+    points: dict[str, dict[str, str]] = {}
+    if complete:
+        structure, points = _structure(artifact, kind, walk, previous_artifact, project, config, release,
+                                       previous_version)
+        findings = structure + findings
+
+    inventory = {
+        "filename": artifact.filename,
+        "kind": kind,
+        "sha256": sha,
+        "pure": pure,
+        "complete": complete,
+        "files": walk.files,
+        "entry_points": points,
+    }
+    return ArtifactReport(
+        filename=artifact.filename, findings=tuple(findings), inventory=inventory, context=tuple(context),
+        scanned_bytes=walk.scanned_bytes, files_scanned=walk.scanned, files_reused=walk.reused, complete=complete,
+    )
+
+
+def _walk(
+    artifact: Artifact, kind: str, pure: bool, previous: PreviousFiles, same_rules: bool, project: str,
+    rules: RuleSet, config: ScanConfig, budget: Budget, walk: _Walk,
+) -> None:
+    """Read every member once: record it, and scan it unless it is unchanged under the same rules."""
+    member_kind = "wheel" if kind == "wheel" else "sdist"
+    for member in iter_members(artifact.source, artifact.filename, budget):
+        walk.entries.append(member.entry)
+        if member.data is None:
+            continue
+        path, data = member.entry.path, member.data
+        walk.digests[path] = record_digest(data)
+        if (kind == "wheel" and _WHEEL_SPECIAL.match(path)) or (kind == "sdist" and _SDIST_SPECIAL.match(path)):
+            walk.special[path] = data
+        file_sha = hashlib.sha256(data).hexdigest()
+        norm = normalise_path(path, member_kind)
+        previous_path, previous_record = previous.match(norm, file_sha)
+        unchanged = previous_record is not None and previous_record.get("sha256") == file_sha
+        if unchanged and same_rules:
+            behaviours = list(previous_record.get("behaviours", []))  # type: ignore[union-attr]
+            walk.reused += 1
+        else:
+            found = scan_member(path, data, kind=member_kind, pure=pure, rules=rules, config=config, project=project)
+            behaviours = [b.to_dict() for b in found]
+            walk.scanned += 1
+            walk.scanned_bytes += len(data)
+        walk.files[norm] = {"sha256": file_sha, "size": len(data), "behaviours": behaviours, "risk": risk_of(behaviours)}
+        walk.pending.append((path, norm, previous_path, previous_record, unchanged))
+
+
+def _judge(
+    walk: _Walk, kind: str, previous: PreviousFiles, same_rules: bool, release: str | None,
+    previous_version: str | None,
+) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Findings for what is new or riskier than before; what was already there becomes context."""
+    findings: list[Finding] = []
+    context: list[dict[str, Any]] = []
+    own = _own_modules(walk.entries, "wheel" if kind == "wheel" else "sdist")
+    for path, norm, previous_path, previous_record, unchanged in walk.pending:
+        record = walk.files[norm]
         behaviours = _drop_own_pickle_globals(record["behaviours"], own)
         if len(behaviours) != len(record["behaviours"]):
             record["behaviours"], record["risk"] = behaviours, risk_of(behaviours)
@@ -310,41 +361,27 @@ def scan_artifact(
                                           release=release, previous_version=previous_version)
         findings += got
         context += ctx
+    return findings, context
 
-    already = {(f.evidence["file"], tuple(f.evidence["executables"]))
-               for f in _bundled_executable_findings(previous.by_path, release)}
-    findings += [f for f in _bundled_executable_findings(files, release)
-                 if (f.evidence["file"], tuple(f.evidence["executables"])) not in already]
 
+def _structure(
+    artifact: Artifact, kind: str, walk: _Walk, previous_artifact: Mapping[str, Any] | None, project: str,
+    config: ScanConfig, release: str | None, previous_version: str | None,
+) -> tuple[list[Finding], dict[str, dict[str, str]]]:
+    """What the archive claims about itself (RECORD, METADATA, paths), and its entry points."""
     points: dict[str, dict[str, str]] = {}
-    info: DistInfo | None = None
-    if complete:
-        if kind == "wheel":
-            structure, info = check_wheel(artifact.filename, entries, digests, special, release=release)
-            meta_dir = info.meta_dir if info else None
-            if meta_dir and f"{meta_dir}/entry_points.txt" in special:
-                points = hooks.entry_points(special[f"{meta_dir}/entry_points.txt"])
-                findings += _entry_point_findings(
-                    artifact.filename, f"{meta_dir}/entry_points.txt", points, previous_artifact, project,
-                    config, release, previous_version,
-                )
-        else:
-            structure, info = check_sdist(artifact.filename, entries, special, release=release)
-        findings = structure + findings
-
-    inventory = {
-        "filename": artifact.filename,
-        "kind": kind,
-        "sha256": sha,
-        "pure": pure,
-        "complete": complete,
-        "files": files,
-        "entry_points": points,
-    }
-    return ArtifactReport(
-        filename=artifact.filename, findings=tuple(findings), inventory=inventory, context=tuple(context),
-        scanned_bytes=scanned_bytes, files_scanned=scanned, files_reused=reused, complete=complete,
-    )
+    if kind != "wheel":
+        structure, _ = check_sdist(artifact.filename, walk.entries, walk.special, release=release)
+        return structure, points
+    structure, info = check_wheel(artifact.filename, walk.entries, walk.digests, walk.special, release=release)
+    meta_dir = info.meta_dir if info else None
+    if meta_dir and f"{meta_dir}/entry_points.txt" in walk.special:
+        points = hooks.entry_points(walk.special[f"{meta_dir}/entry_points.txt"])
+        structure = structure + _entry_point_findings(
+            artifact.filename, f"{meta_dir}/entry_points.txt", points, previous_artifact, project,
+            config, release, previous_version,
+        )
+    return structure, points
 
 
 def _has_pickles(artifacts: Sequence[Mapping[str, Any]]) -> list[str]:
