@@ -14,10 +14,13 @@ protected name, in one table of look-up keys (``NameForms.keys``):
 
 and besides:
 
-* the long and heavily used names for which two typos are still worth
-  reporting (see ``two_edit_min_*``), bucketed by first or last letter and
-  length (each bucket holding every length within two), so that two C-level
-  distance passes over a few dozen names cover them;
+* every name of five letters or more, for two typos (see ``two_edit_min_*``;
+  no downloads cut-off by default: an attacker picks any popular target),
+  bucketed by first or last two letters and length (each bucket holding
+  every length within two), so that two C-level distance passes over a few
+  dozen names cover them;
+* every compact name in sorted order, so that a name cut short inside a
+  word ('charset-normal') finds the names it begins with one binary search;
 * facts the typosquat score weighs: how many protected names contain each
   letter triple (``trigrams``), how many protected names share a key with
   each name (``crowding``), and how many projects use each name as a word
@@ -36,6 +39,7 @@ import csv
 import functools
 import io
 from array import array
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -53,6 +57,11 @@ __all__ = ["NameIndex", "PopularCorpus", "Project", "load_aliases", "load_ml_pro
 # A single id is stored as a bare int: most keys name one project, and a
 # one-element tuple would cost 48 bytes more for each of ~200,000 keys.
 Ids = int | tuple[int, ...]
+
+# Names shorter than this are not searched for longer protected names they
+# begin ('charset-normal' for 'charset-normalizer'): short ones begin too many.
+_MIN_TRUNCATED = 6
+_MAX_LONGER = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +120,22 @@ def _merge_lengths(
     return merged
 
 
+# Names sharing their first (last) letters beyond this many are bucketed by
+# one letter more ('py...', '...er'), up to four letters.
+_CROWDED_END = 120
+_END_LETTERS_MAX = 4
+
+
+def _crowded_ends(names: Iterable[str]) -> frozenset[str]:
+    """Beginnings ('^py') and endings ('er$') of two or three letters shared by more than ``_CROWDED_END`` names."""
+    counts: dict[str, int] = {}
+    for flat in names:
+        for size in range(2, _END_LETTERS_MAX):
+            for end in ("^" + flat[:size], flat[-size:] + "$"):
+                counts[end] = counts.get(end, 0) + 1
+    return frozenset(end for end, count in counts.items() if count > _CROWDED_END)
+
+
 def _crowding(keys: dict[str, Ids], size: int) -> list[int]:
     """For each name, how many other protected names share a look-up key with it.
 
@@ -133,9 +158,11 @@ class NameIndex:
     """Protected names with the look-up tables described in the module docstring.
 
     ``two_edit_min_length`` and ``two_edit_min_downloads`` choose which names
-    are searched for two typos as well: two typos in a short or little-used name
-    would match too many honest names to be worth reporting.  Names without a
-    download count (curated or internal names) qualify on length alone.
+    are searched for two typos as well.  By default every name of five letters
+    or more is, whatever its downloads: which two-typo names are worth
+    reporting is the typosquat score's decision (length, popularity and
+    crowding are its features), not a cut-off's.  Names without a download
+    count (curated or internal names) qualify on length alone.
     ``vocabulary`` is the table of words projects describe themselves with
     that the typosquat score consults (the bundled one by default).
     """
@@ -144,8 +171,8 @@ class NameIndex:
         self,
         projects: Iterable[Project],
         *,
-        two_edit_min_length: int = 8,
-        two_edit_min_downloads: int = 30_000_000,
+        two_edit_min_length: int = 5,
+        two_edit_min_downloads: int = 0,
         vocabulary: Vocabulary | None = None,
     ) -> None:
         self.vocabulary = vocabulary if vocabulary is not None else Vocabulary.bundled()
@@ -155,6 +182,7 @@ class NameIndex:
         self._by_folded: dict[str, int] = {}
         self._keys: dict[str, Ids] = {}
         long: dict[tuple[str, int], list[tuple[str, int]]] = {}
+        eligible_names: list[tuple[str, int]] = []
         self.words: frozenset[str] = frozenset()
         words: set[str] = set()
         counts: dict[str, int] = {}
@@ -179,10 +207,22 @@ class NameIndex:
                 project.downloads is None or project.downloads >= two_edit_min_downloads
             )
             if eligible:
-                flat = forms.compact
-                long.setdefault((flat[0], len(flat)), []).append((flat, ident))
-                long.setdefault((flat[-1], -len(flat)), []).append((flat, ident))
+                eligible_names.append((forms.compact, ident))
+        self._crowded_ends = _crowded_ends(flat for flat, _ in eligible_names)
+        for flat, ident in eligible_names:
+            long.setdefault((self._head(flat), len(flat)), []).append((flat, ident))
+            long.setdefault((self._tail(flat), -len(flat)), []).append((flat, ident))
         self._long = _merge_lengths(long)
+        # Every compact protected name in order: a name cut short is found
+        # by one binary search for the names it begins.
+        in_order = sorted((forms.compact, ident) for ident, forms in enumerate(self.forms))
+        self._sorted_flat = [flat for flat, _ in in_order]
+        self._sorted_ids = array("l", [ident for _, ident in in_order])
+        # The forms under which a protected name is written: a candidate
+        # spelt like one is imitating it, whatever its word frequency says.
+        self._protected_forms = frozenset(
+            form for forms in self.forms for form in (forms.compact, forms.core, forms.squeezed)
+        )
         self.crowding: list[int] = _crowding(self._keys, len(self.projects))
         self.words = frozenset(words)
         # How many projects describe themselves with each protected name:
@@ -213,28 +253,61 @@ class NameIndex:
 
     def candidates(self, forms: NameForms) -> set[int]:
         """Ids of protected names that may be within reach of ``forms``; a superset."""
-        found: set[int] = set()
+        near, further = self.candidates_by_reach(forms)
+        return near | further
+
+    def candidates_by_reach(self, forms: NameForms) -> tuple[set[int], set[int]]:
+        """``candidates`` in two parts: names sharing a look-up key with ``forms``, and the rest.
+
+        The first part is what "near many protected names at once" counts
+        (the typosquat score's ``neighbours``); names two typos away or
+        begun by the candidate are more, in any large corpus, and say
+        nothing about how crowded the name's own neighbourhood is.
+        """
+        near: set[int] = set()
         keys = self._keys
         # A set intersection in C instead of a dictionary call per key; most
         # names hit nothing, and then no Python loop runs at all.
         for ids in [keys[key] for key in keys.keys() & forms.keys]:
             if isinstance(ids, int):
-                found.add(ids)
+                near.add(ids)
             else:
-                found.update(ids)
+                near.update(ids)
+        further: set[int] = set()
         compact = forms.compact
         if self._long and compact:
-            found.update(self._two_edit_candidates(compact))
+            further.update(self._two_edit_candidates(compact))
+        if len(compact) >= _MIN_TRUNCATED:
+            further.update(self._longer_names(compact))
+        return near, further - near
+
+    def _longer_names(self, compact: str) -> list[int]:
+        """Ids of protected names that begin with ``compact`` and are longer (a few at most)."""
+        names = self._sorted_flat
+        at = bisect_right(names, compact)  # past the name itself
+        found = []
+        while at < len(names) and len(found) < _MAX_LONGER and names[at].startswith(compact):
+            found.append(self._sorted_ids[at])
+            at += 1
         return found
 
+    def spelt_like_protected(self, forms: NameForms) -> bool:
+        """Whether ``forms`` spell a protected name once separators, affixes or doubled letters go.
+
+        Such a name is common in project summaries because the protected
+        project is: that must never count as evidence that it is honest.
+        """
+        protected = self._protected_forms
+        return forms.compact in protected or forms.core in protected or forms.squeezed in protected
+
     def _two_edit_candidates(self, compact: str) -> list[int]:
-        # Few names qualify (long and heavily used).  They are bucketed by
-        # length and by first or by last letter: two typos that change both
-        # the first and the last letter no longer read as the same name, and
-        # skipping them keeps this to a handful of distance computations.
+        # Names are bucketed by length and by their first or their last two
+        # letters: two typos that change both the start and the end of a
+        # name no longer read as the same name, and skipping them keeps this
+        # to a handful of distance computations however large the corpus.
         found: list[int] = []
         long, extract, size = self._long, process.extract, len(compact)
-        for key in ((compact[0], size), (compact[-1], -size)):
+        for key in ((self._head(compact), size), (self._tail(compact), -size)):
             bucket = long.get(key)
             if bucket is not None:
                 names, ids = bucket
@@ -243,6 +316,22 @@ class NameIndex:
                 for _, _, at in extract(compact, names, scorer=OSA.distance, score_cutoff=2, limit=None):
                     found.append(ids[at])
         return found
+
+    def _head(self, flat: str) -> str:
+        """The first two letters, or three or four where so many names begin alike that a bucket would swell."""
+        crowded = self._crowded_ends
+        size = 2
+        while size < _END_LETTERS_MAX and "^" + flat[:size] in crowded:
+            size += 1
+        return "^" + flat[:size]
+
+    def _tail(self, flat: str) -> str:
+        """The last two letters, or three or four where so many names end alike (see ``_head``)."""
+        crowded = self._crowded_ends
+        size = 2
+        while size < _END_LETTERS_MAX and flat[-size:] + "$" in crowded:
+            size += 1
+        return flat[-size:] + "$"
 
     def ident(self, name: str) -> int:
         """The position of a protected canonical name in ``projects`` (KeyError if absent)."""

@@ -32,7 +32,7 @@ __all__ = [
 # "matplotlib" would be torn apart by stripping "api" or "lib" from the end.
 _PREFIX_WORDS = frozenset({"py", "python", "python3", "py3"})
 _SUFFIX_WORDS = frozenset(
-    {"py", "py3", "python", "python3", "lib", "sdk", "client", "api"}
+    {"py", "py3", "python", "python3", "lib", "sdk", "client", "api", "dev"}
 )
 _GLUED_PREFIXES = ("python3", "python", "py3", "py")
 _GLUED_SUFFIXES = ("python3", "python", "py3", "py")

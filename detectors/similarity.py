@@ -37,6 +37,8 @@ __all__ = [
     "relate",
     "relate_by_two_edits",
     "relate_closely",
+    "rotation_key",
+    "digit_key",
     "single_edit",
     "two_edits",
     "two_edits_apart",
@@ -51,7 +53,8 @@ class NameForms(NamedTuple):
     the look-alike-folded name and core, the squeezed core and the sorted
     words (equal keys mean "the same name to a reader"), and the compact
     form and the core with each single deletion (names one edit apart share
-    one).
+    one), and the rotation and moved-digit keys (``rotation_key``,
+    ``digit_key``: halves of a glued name swapped, version digits moved).
     They are computed here so that checking against several indexes pays
     once.  A named tuple rather than a frozen dataclass: one is built for
     every name checked, and a tuple is built five times faster.
@@ -65,6 +68,8 @@ class NameForms(NamedTuple):
     squeezed: str
     token_key: str
     keys: frozenset[str]
+    rotation: str = ""
+    digits_moved: str = ""
 
     @classmethod
     def of(cls, name: str) -> NameForms:
@@ -82,7 +87,50 @@ class NameForms(NamedTuple):
         if base != flat:
             keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
             keys.add(base)
-        return cls(canon, flat, folded, base, folded_core, squeezed, words, frozenset(keys))
+        turned = rotation_key(base)
+        if turned:
+            keys.add(turned)
+        moved = digit_key(flat)
+        if moved:
+            keys.add(moved)
+        return cls(canon, flat, folded, base, folded_core, squeezed, words, frozenset(keys), turned, moved)
+
+
+# A glued name read as two words turned round ('flowtensor' for 'tensorflow')
+# is a rotation of its letters; below this many letters rotations are too
+# many honest coincidences.
+_MIN_ROTATED = 7
+
+
+def rotation_key(flat: str) -> str:
+    """One key shared by every rotation of ``flat``'s letters (trailing digits kept in place); '' when too short.
+
+    Swapping the two halves of a glued name keeps every sub-word a reader
+    recognises ('soupbeautiful4'), just like reordering separated words, but
+    no separator marks the words.  A rotation needs no segmentation.  The
+    key is the sorted letters, which every rotation shares and which costs
+    a tenth of finding the least rotation; the few anagrams that share it
+    too are told apart when the relation is explained.  ':' never occurs in
+    a project name, so these keys cannot meet any other kind of key.
+    """
+    stem = flat.rstrip("0123456789")
+    if len(stem) < _MIN_ROTATED:
+        return ""
+    return "r:" + "".join(sorted(stem)) + flat[len(stem) :]
+
+
+def digit_key(flat: str) -> str:
+    """``flat`` with its digits taken out and appended in order ('b3oto' -> 'd:boto3'); '' without digits.
+
+    A version digit moved inside the name ('bot3o', 'b3oto' for 'boto3')
+    keeps its letters and its digits; only where they stand differs.
+    """
+    if flat.isalpha():
+        return ""  # most names: no digit to move
+    letters = "".join(c for c in flat if not c.isdigit())
+    if len(letters) < 3:
+        return ""
+    return "d:" + letters + "".join(c for c in flat if c.isdigit())
 
 
 # The decorations whose misspelt forms are still read as "the Python package
@@ -271,6 +319,8 @@ def single_edit(
         if j > i or (i > 0 and cand[i - 1] == extra):
             return Edit("repeat", f"one doubled letter ('{extra}')", "inner")
         if extra.isdigit():
+            if _has_digit(target):
+                return Edit("digit", f"a digit added beside the version ('{extra}')", "end")
             return Edit("version", f"a version digit added ('{extra}')", "end")
         where = _where(target_words, i, i)
         if extra == "s" and i in target_words[1]:
@@ -286,6 +336,8 @@ def single_edit(
         if compound(i - 1, 1, i):
             return Edit("compound", f"one letter replaced by a separator ('{gone}')", "end")
         if gone.isdigit():
+            if _has_digit(cand):
+                return Edit("digit", f"one of the version digits dropped ('{gone}')", "end")
             return Edit("version", f"a version digit dropped ('{gone}')", "end")
         if (i > 0 and target[i - 1] == gone) or (i + 1 < lt and target[i + 1] == gone):
             return Edit("omission", f"one letter of a double dropped ('{gone}')", "inner")
@@ -305,7 +357,7 @@ def single_edit(
         if fold_lookalikes(new) == fold_lookalikes(old):
             return Edit("lookalike", f"one look-alike character ('{new}' for '{old}')", where)
         if new.isdigit() and old.isdigit():
-            return Edit("version", f"a version digit changed ('{new}' for '{old}')", "end")
+            return Edit("digit", f"a version digit changed ('{new}' for '{old}')", "end")
         if new in _VOWELS and old in _VOWELS:
             return Edit("vowel", f"one vowel changed ('{new}' for '{old}')", where)
         if new in _NEIGHBOURS.get(old, ()):
@@ -317,6 +369,9 @@ def single_edit(
     if len(diffs) == 2:
         i, j = diffs
         if j == i + 1 and cand[i] == target[j] and cand[j] == target[i]:
+            if cand[i].isdigit() or cand[j].isdigit():
+                moved = f"'{target[i]}{target[j]}' to '{cand[i]}{cand[j]}'"
+                return Edit("digit", f"a version digit moved ({moved})", "inner")
             return Edit(
                 "transposition",
                 f"one transposition ('{target[i]}{target[j]}' to '{cand[i]}{cand[j]}')",
@@ -340,8 +395,13 @@ TYPO_RANK = {
     "substitution": 1,
     "plural": 1,
     "version": 0,
+    "digit": 3,
     "compound": 0,
 }
+
+
+def _has_digit(text: str) -> bool:
+    return any(c.isdigit() for c in text)
 
 
 def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
@@ -416,6 +476,39 @@ def _swap(cand: str, target: str) -> str | None:
     if j - i != 2 or cand[i] != target[j] or cand[j] != target[i]:
         return None
     return f"two letters swapped ('{target[i:j + 1]}' to '{cand[i:j + 1]}')"
+
+
+def _rotation(cand: str, target: str) -> Relation | None:
+    """``cand`` as the two halves of ``target`` turned round ('flowtensor' for 'tensorflow'), else None."""
+    stem = target.rstrip("0123456789")
+    turned = cand[: len(stem)]
+    cut = next((k for k in range(1, len(stem)) if stem[k:] + stem[:k] == turned), 0)
+    if not cut:
+        return None
+    shorter = min(cut, len(stem) - cut)
+    words = f"the two halves swapped ('{stem[:cut]}' and '{stem[cut:]}' as '{turned}')"
+    where = "inner" if shorter >= 3 else "end"
+    return Relation("rotation", words, 0, len(target), where)
+
+
+# A name cut short must keep this much of its target to still read as it.
+_MIN_KEPT = 6
+_MIN_KEPT_SHARE = 0.6
+
+
+def _truncation(cand: NameForms, target: NameForms) -> Relation | None:
+    """``cand`` as ``target`` cut short inside a word ('charset-normal'), else None.
+
+    Cutting at a word boundary ('google-auth' from 'google-auth-oauthlib')
+    names the family's base project, so only a cut inside a word counts.
+    """
+    kept, full = cand.compact, target.compact
+    if not (_MIN_KEPT <= len(kept) < len(full) and full.startswith(kept)):
+        return None
+    if len(kept) < _MIN_KEPT_SHARE * len(full) or len(kept) in word_boundaries(target.canonical)[1]:
+        return None
+    words = f"cut short by {len(full) - len(kept)} letters ('{full[len(kept):]}' dropped)"
+    return Relation("truncated", words, len(full) - len(kept), len(full), "end")
 
 
 def _affix_words(cand: str, target: str, cand_core: str, target_core: str) -> tuple[str, str]:
@@ -509,6 +602,15 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
     swapped = _swap(cand.compact, target.compact)
     if swapped is not None:
         return Relation("swap", swapped, 2, length, "inner", ("swap",))
+    if cand.rotation and cand.rotation == target.rotation and cand.core != target.core:
+        turned = _rotation(cand.core, target.core)
+        if turned is not None:
+            return turned
+    if cand.digits_moved and cand.digits_moved == target.digits_moved:
+        return Relation("digit-moved", "the version digits moved", 0, length, "inner", ("digit",))
+    cut = _truncation(cand, target)
+    if cut is not None:
+        return cut
 
     core_length = len(target.core)
     has_affix = cand.core != cand.compact or target.core != target.compact

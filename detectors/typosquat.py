@@ -30,7 +30,10 @@ other half):
   'gunicorn' or 'identity' beside 'identify' is a word many projects
   describe themselves with (``detectors.vocabulary``); 'reqeusts' is a
   string nobody writes.  An edit that turns such a word into such a string
-  ('colour' into 'cuolor') counts for the squat.
+  ('colour' into 'cuolor') counts for the squat.  A candidate that spells a
+  protected name once separators, decorations or doubled letters go
+  ('fast-api', 'py-torch') is frequent in summaries only because the
+  project it imitates is, so for it the word counts nothing.
 * *Whether the edit made unusual letters*: a slip leaves letter triples that
   hardly any project name has ('reqyest'), an honest name is built of common
   ones.
@@ -39,7 +42,16 @@ other half):
   candidate near many protected names at once; a near copy of a lone name
   ('colorama') near nothing else is suspect.
 * *Which decoration*: 'py'/'python' glued to a popular name is the classic
-  squat ('python-requests'); other added words are how families are named.
+  squat ('python-requests'), and dropping it ('pandoc' beside 'pypandoc')
+  is weighed apart; a generic word ('-lib', '-sdk', '-dev', '-api',
+  '-client') added to a popular name is a combosquat; words that name
+  something of their own are how families are named.  Decoration words are
+  never counted as words of a project's own (``known_word``).
+* *Relations the labelled set barely has* - separators moved, halves of a
+  glued name swapped ('flowtensor'), version digits moved, a generic word
+  added - carry weights set by hand (``HAND_SET_WEIGHTS``) and held fixed
+  while the rest is fitted, so that a fit on too few examples cannot erase
+  them.
 * *Aliases*: a slip in a name people use for a project ('ptorch' for
   'pytorch', which means 'torch') imitates the project.
 * *Popularity asymmetry*: a candidate that is itself more popular than the
@@ -75,6 +87,7 @@ from detectors.similarity import (
 )
 
 __all__ = [
+    "HAND_SET_WEIGHTS",
     "Match",
     "TyposquatConfig",
     "detect",
@@ -86,23 +99,36 @@ __all__ = [
 
 DETECTOR = "typosquat"
 
-# Weights with no labelled example to fit them on, set by hand: a look-alike
-# character is a slip as strong as a transposition, since to a reader the
-# name is the same.
-_HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
-    {"kind:lookalike:inner": 4.0, "kind:lookalike:start": 4.0, "kind:lookalike:end": 4.0}
+# Weights of relations the labelled set has (almost) no example of, set by
+# hand and held fixed while the others are fitted (``benchmarks/detectors_eval.py``):
+# a fit would shrink them to nothing and leave these attacks unscored.
+# A look-alike character, or separators moved, leave the very name a reader
+# knows; halves of a glued name turned round or version digits moved keep
+# every letter; a generic word ('-lib', '-sdk', '-dev', '-api') glued to a
+# popular name adds nothing a project of its own would be named by.
+HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
+    {
+        "kind:lookalike:inner": 4.0,
+        "kind:lookalike:start": 4.0,
+        "kind:lookalike:end": 4.0,
+        "kind:separator:inner": 4.0,
+        "kind:rotation:inner": 3.0,
+        "kind:digit-moved:inner": 3.0,
+        "generic_affix:long": 2.5,
+        "generic_affix:short": 1.5,
+    }
 )
 
 
 def load_weights(text: str | None = None) -> tuple[float, Mapping[str, float]]:
     """The intercept and weights of a weights file (``benchmarks/detectors_eval.py --fit`` writes it).
 
-    The bundled file by default; weights set by hand fill in the features it lacks.
+    The bundled file by default; the weights set by hand (``HAND_SET_WEIGHTS``) take precedence.
     """
     if text is None:
         return _bundled_weights()
     data = json.loads(text)
-    return float(data["intercept"]), MappingProxyType({**_HAND_SET_WEIGHTS, **data["weights"]})
+    return float(data["intercept"]), MappingProxyType({**data["weights"], **HAND_SET_WEIGHTS})
 
 
 @functools.cache
@@ -113,11 +139,17 @@ def _bundled_weights() -> tuple[float, Mapping[str, float]]:
 # The py/python decorations that say "the Python package of X": added to a
 # popular name they make the classic squat ('python-requests').
 _PY_AFFIX = re.compile(r"(prefix|suffix) '(py|py3|python|python3)' (added|dropped)")
+# Generic words glued to a popular name make a combosquat ('numpy-dev',
+# 'transformers-lib'): they say nothing of a project of its own.
+_GENERIC_AFFIX = re.compile(r"suffix '(lib|sdk|dev|api|client)' added")
+# Words that decorate a name rather than name something: never evidence
+# that the candidate is a project of its own.
+_DECORATION_WORDS = frozenset({"py", "py3", "python", "python3", "lib", "sdk", "dev", "api", "client"})
 _STRONG_KINDS = frozenset({"repeat", "transposition", "omission", "doubling"})
 # Edits a typing hand makes: an explanation made only of these is all slips.
 _SLIPS = frozenset({"repeat", "transposition", "omission", "lookalike", "swap"})
 # Edits that make a new name on purpose rather than by a slip.
-_DELIBERATE = frozenset({"version", "plural", "compound"})
+_DELIBERATE = frozenset({"version", "plural", "compound", "digit"})
 _TWO_EDIT_RELATIONS = ("two-edits", "affix-two-edits")
 
 
@@ -214,10 +246,22 @@ def features(
 ) -> dict[str, float]:
     """The evidence ``score`` weighs, by name (see the module docstring).
 
-    ``neighbours`` is how many protected names the candidate is near at all.
+    ``neighbours`` is how many protected names share a look-up key with the
+    candidate (``NameIndex.candidates_by_reach``).
     """
-    word, letters = index.vocabulary.weight(cand.compact), trigrams(cand.compact)
+    word, letters = _word_weight(cand, index), trigrams(cand.compact)
     return _features(cand, word, letters, target, target_forms, relation, index, config, neighbours)
+
+
+def _word_weight(cand: NameForms, index: NameIndex) -> float:
+    """How many projects use the candidate's name as a word, 0.0 when it spells a protected name.
+
+    'fast-api' or 'py-torch' are frequent words only because the project
+    they imitate is: counting that as honesty would reward the imitation.
+    """
+    if index.spelt_like_protected(cand):
+        return 0.0
+    return index.vocabulary.weight(cand.compact)
 
 
 def _features(
@@ -260,7 +304,7 @@ def _pair_features(
     if target.alias_of is not None:
         found["alias"] = 1.0
     target_words = set(tokens(target_forms.canonical))
-    changed = [w for w in tokens(cand.canonical) if w not in target_words]
+    changed = [w for w in tokens(cand.canonical) if w not in target_words and w not in _DECORATION_WORDS]
     if changed and all(w in index.words for w in changed):
         found["known_word"] = 1.0
     return found
@@ -288,8 +332,13 @@ def _relation_features(
 ) -> dict[str, float]:
     """The features of the relation itself: its kind, its edits, and what they broke."""
     found = {"kind:" + _kind_key(relation): 1.0}
-    if relation.kind == "affix" and _PY_AFFIX.search(relation.words):
-        found["py_affix"] = 1.0
+    py_affix = _PY_AFFIX.search(relation.words) if relation.kind == "affix" else None
+    if py_affix is not None:
+        # Adding the decoration imitates the popular name; dropping it
+        # ('pandoc' beside 'pypandoc') names the thing the binding wraps.
+        found["py_affix" if py_affix[3] == "added" else "py_affix:dropped"] = 1.0
+    if relation.kind == "affix" and _GENERIC_AFFIX.search(relation.words):
+        found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
     if relation.kind in _STRONG_KINDS and relation.length <= 6:
         found["strong_short"] = 1.0
     if relation.distance == 0 and relation.kind in ("affix", "version"):
@@ -305,7 +354,10 @@ def _relation_features(
         found[f"edit:{edit}"] = found.get(f"edit:{edit}", 0.0) + 1.0
     slips = bool(relation.edits) and all(edit in _SLIPS for edit in relation.edits)
     size = "short" if _is_short(target_forms) else "long"
-    found[f"shape:{size}:{'slips' if slips else 'other'}:{relation.kind}"] = 1.0
+    if "kind:" + _kind_key(relation) not in HAND_SET_WEIGHTS:
+        # A relation weighed by hand has no fitted shape: the fit would
+        # otherwise undo the hand-set weight through it.
+        found[f"shape:{size}:{'slips' if slips else 'other'}:{relation.kind}"] = 1.0
     if relation.edits and _DELIBERATE.isdisjoint(relation.edits):
         # A word made into a string nobody uses ('colour' into 'cuolor').
         broken = index.word_weights[ident] - word
@@ -340,11 +392,12 @@ def find_matches(
     cand = name if isinstance(name, NameForms) else NameForms.of(name)
     own = index.get_canonical(cand.canonical)
     floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
-    idents = index.candidates(cand)
+    near, further = index.candidates_by_reach(cand)
+    idents = near | further
     if not idents:
         return []
-    neighbours = len(idents) - (own is not None and index.ident(own.name) in idents)
-    word, letters = index.vocabulary.weight(cand.compact), trigrams(cand.compact)
+    neighbours = len(near) - (own is not None and index.ident(own.name) in near)
+    word, letters = _word_weight(cand, index), trigrams(cand.compact)
     matches: list[Match] = []
     for ident in idents:
         target = index.projects[ident]

@@ -166,13 +166,21 @@ def test_a_crowded_short_target_needs_more_than_a_lone_one() -> None:
     assert find_matches("wweb3", lone, CONFIG)[0].score > find_matches("wweb3", crowded, CONFIG)[0].score
 
 
-def test_python_decoration_of_a_popular_name_outranks_another_added_word() -> None:
-    # Both added words are words other protected names use.
+def test_a_python_decoration_or_a_generic_word_on_a_popular_name_is_reported_a_word_of_its_own_is_not() -> None:
+    # Issue 14: '-sdk', '-lib', '-dev', '-api' glued to a popular name are
+    # combosquats like 'python-'; a word naming something else is a family name.
     corpus = PopularCorpus.from_rows([("colorama", 200_000_000), ("python-dateutil", 10**8), ("azure-sdk", 10**6)])
-    decorated = find_matches("python-colorama", corpus, CONFIG)[0]
-    family = find_matches("colorama-sdk", corpus, CONFIG)[0]
-    assert decorated.target.name == family.target.name == "colorama"
-    assert decorated.score > family.score
+    for name in ("colorama-sdk", "colorama-dev"):
+        [match, *_] = find_matches(name, corpus, CONFIG)
+        assert match.target.name == "colorama" and match.score >= CONFIG.threshold, name
+    assert find_matches("colorama-themes", corpus, CONFIG) == []
+    # Adding 'python' imitates the popular name; dropping it from one
+    # ('pandoc' beside 'pypandoc') names the thing a binding wraps.
+    added = find_matches("python-colorama", corpus, CONFIG)[0]
+    wrapped = PopularCorpus.from_rows([("python-colorama", 200_000_000), ("python-dateutil", 10**8)])
+    dropped = find_matches("colorama", wrapped, CONFIG)[0]
+    assert "py_affix" in added.features and "py_affix:dropped" in dropped.features
+    assert added.score > dropped.score
 
 
 def test_a_slip_in_a_name_people_use_for_a_project_imitates_the_project(corpus) -> None:

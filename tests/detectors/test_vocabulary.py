@@ -30,3 +30,13 @@ def test_bundled_table_knows_words_projects_use_and_not_slips_of_the_hand() -> N
         assert bundled.weight(word) > 1.0, word
     for slip in ("reqeyst", "pytrch", "cloroma"):
         assert bundled.weight(slip) == 0.0, slip
+
+
+def test_binary_table_is_the_text_table_compiled() -> None:
+    # The binary file only saves parsing time: it must say exactly what the text says.
+    text = Vocabulary.load_text()
+    assert Vocabulary.load().to_bytes() == text.to_bytes()
+    again = Vocabulary.from_bytes(text.to_bytes())
+    assert again.weight("identity") == text.weight("identity") and len(again) == len(text)
+    with pytest.raises(ValueError):
+        Vocabulary.from_bytes(b"1234567")
