@@ -47,8 +47,27 @@ def test_owners_replaced_holds_new_releases_but_not_the_project() -> None:
 def test_every_new_release_is_held_for_the_cooldown() -> None:
     releases = {"1.0": NOW - timedelta(days=30), "1.1": NOW - timedelta(hours=10), "1.2": None}
     decision = decide([], POLICY, project="p", now=NOW, releases=releases)
-    assert decision.action == "allow" and list(decision.held_releases) == ["1.1"]
+    # 1.2's upload time is unknown: not old enough to pass, so it is held as new.
+    assert decision.action == "allow" and list(decision.held_releases) == ["1.1", "1.2"]
+    assert "upload time unknown" in decision.held_releases["1.2"]
     assert decision.expires_at == NOW + timedelta(hours=62)  # when 1.1 matures
+
+
+def test_a_release_with_no_known_upload_time_is_held_for_the_cooldown_from_first_sight() -> None:
+    facts = ReleaseFacts(project="p", version="2.0", uploaded_at=None, now=NOW)
+    action, until, reason = decide_release([], POLICY, facts)
+    assert (action, until) == ("hold", NOW + timedelta(hours=72))
+    assert "upload time unknown" in reason and "first saw" in reason
+    assert decide_release([], PolicyConfig.from_mapping({"cooldown_hours": 0}), facts)[0] == "allow"
+    cutoff = PolicyConfig.from_mapping({"cutoff": "2026-04-01"})
+    assert decide_release([], cutoff, facts)[:2] == ("hold", None)  # waits for a person under a freeze
+
+
+def test_rescreen_interval_is_configurable_and_checked() -> None:
+    assert PolicyConfig().rescreen_incomplete == timedelta(minutes=5)
+    assert PolicyConfig.from_mapping({"rescreen_incomplete_seconds": 30}).rescreen_incomplete == timedelta(seconds=30)
+    with pytest.raises(ValueError, match="policy.rescreen_incomplete_seconds"):
+        PolicyConfig.from_mapping({"rescreen_incomplete_seconds": 0})
 
 
 def test_release_level_findings_hold_their_release_only() -> None:

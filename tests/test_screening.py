@@ -147,7 +147,7 @@ def test_internal_pattern_without_files_is_404_not_upstream(start_mirror, index_
 
 
 def test_twine_upload_then_install(start_mirror, index_server, tmp_path) -> None:
-    mirror = start_mirror(internal={"upload_token": "s3cret-upload"})
+    mirror = start_mirror(internal={"upload_token": "s3cret-upload", "patterns": ["acme-*"]})
     wheel = build_wheel(tmp_path / "up", "acme-upload", "0.3")
     env = client_env(tmp_path)
     twine = [sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",

@@ -13,10 +13,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mirror.db.models import Decision, Project, Release
+from mirror.db.models import Decision, PinnedFile, Project, Release
 
 PROJECT_STATES = {"allow": "allowed", "review": "quarantined", "deny": "denied"}
 RELEASE_STATES = {"allow": "allowed", "hold": "held", "deny": "denied"}
+# The action of a decision that cleared one file's block; it changes no
+# project or release state, so undo and replay pass over it.
+UNBLOCK_FILE = "unblock-file"
 
 
 class DecisionError(ValueError):
@@ -115,6 +118,35 @@ def decide_release(
         at=now,
         expires_at=held_until,
         request=request or {},
+    )
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def clear_file_block(
+    session: Session,
+    *,
+    pin: PinnedFile,
+    actor: str,
+    reason: str,
+    now: datetime,
+    request: dict[str, Any] | None = None,
+) -> Decision:
+    """Serve a blocked file again; the Decision row keeps who, why and what the block was."""
+    if not pin.blocked_reason:
+        raise DecisionError(f"{pin.filename} is not blocked")
+    info = {**(request or {}), "filename": pin.filename, "sha256": pin.sha256, "blocked_reason": pin.blocked_reason}
+    pin.blocked_reason = None
+    decision = Decision(
+        project=pin.project,
+        version=None,
+        action=UNBLOCK_FILE,
+        actor=actor,
+        reason=reason,
+        at=now,
+        expires_at=None,
+        request=info,
     )
     session.add(decision)
     session.flush()

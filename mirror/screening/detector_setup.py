@@ -10,8 +10,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from mirror.screening import policy as policy_mod
+import detectors
 from mirror.config import Settings, SettingsError
+from mirror.screening import policy as policy_mod
 
 
 _CORPORA: dict[str, Any] = {}
@@ -26,8 +27,6 @@ class DetectorSetup:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DetectorSetup":
-        import detectors
-
         try:
             config = detectors.DetectorConfig.from_mapping(settings.extra.get("detectors", {}))
         except ValueError as exc:
@@ -44,8 +43,6 @@ class DetectorSetup:
             with _CORPUS_LOCK:
                 key = repr(self.config)
                 if key not in _CORPORA:
-                    import detectors
-
                     _CORPORA[key] = detectors.load_corpus(self.config)
                 self._corpus = _CORPORA[key]
         return self._corpus

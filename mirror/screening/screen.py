@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from packaging.utils import canonicalize_version
@@ -34,12 +34,21 @@ from mirror.screening.decisions import decide_project, decide_release, effective
 from mirror.screening.events import record_event
 from mirror.serving.pagebuild import file_version
 from mirror.simple.model import ProjectPage
+from mirror.states import HELD, POLICY_ACTOR
 from mirror.upstream.client import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 2.0
 ACTION_STATE = {"allow": "allowed", "review": "quarantined", "deny": "denied"}
+# The findings the screening itself makes about facts it could not get.
+FACTS_DETECTOR = "facts"
+# How a decision taken on incomplete facts begins its reason: the mark that
+# makes it provisional (screened again after ``policy.rescreen_incomplete``).
+INCOMPLETE_PREFIX = "facts incomplete"
+# Seconds the project JSON fetched for a screening is reused for the release
+# holds of the page built right after it (one upstream request, not two).
+JSON_REUSE_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Screening:
         self.notify = notify
         self.monotonic = monotonic
         self._cache: dict[str, tuple[float, Project | None]] = {}
+        self._json: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -99,16 +109,22 @@ class Screening:
     def screen(
         self, project: str, page: ProjectPage, request: Mapping[str, Any]
     ) -> Verdict:
-        """Screen a never-seen project whose upstream page is ``page``."""
+        """Screen a never-seen project whose upstream page is ``page``.
+
+        Also takes a provisional decision again: one taken while the
+        upstream JSON API failed, once ``policy.rescreen_incomplete`` passed.
+        """
         with self._lock_for(project), cross_process_lock(self.sessions, project):
             self._cache.pop(project, None)  # another process may have decided meanwhile
             existing = self.verdict(project)
             if existing is not None:
                 return existing
-            facts = self.gather_facts(project, page)
+            facts, gaps = self.gather(project, page)
             findings = detectors.run_all(facts, self.detector_config)
+            findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
+            findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
             outcome = policy_mod.decide(findings, self.policy, project=project, now=facts.now)
-            self._store_first_decision(project, facts, findings, outcome, request)
+            self._store_first_decision(project, facts, findings, outcome, request, gaps)
             self._cache.pop(project, None)
             return self.verdict(project) or Verdict("allowed")
 
@@ -119,12 +135,24 @@ class Screening:
 
     def gather_facts(self, project: str, page: ProjectPage | None) -> ProjectFacts:
         """Upstream facts for the detectors; anything unavailable stays unknown."""
+        return self.gather(project, page)[0]
+
+    def gather(self, project: str, page: ProjectPage | None) -> tuple[ProjectFacts, list[str]]:
+        """Upstream facts, and what could not be fetched (empty when nothing failed).
+
+        A project JSON API that answers "no such document" is an upstream
+        without one (an HTML-only index), not a gap; one that fails is a gap.
+        """
         now = self.clock()
         data: dict[str, Any] | None = None
+        gaps: list[str] = []
         try:
             data = self.upstream.fetch_project_json(project)
         except UpstreamError as exc:
             log.warning("project JSON unavailable for %s: %s", project, exc)
+            gaps.append(f"the upstream project JSON was unavailable ({exc})")
+        else:
+            self._remember_json(project, data)
         release_uploads = release_upload_times(page, data)
         previous = self._latest_snapshot(project)
         roles = _roles(data)
@@ -143,7 +171,7 @@ class Screening:
             previous_emails=frozenset(previous["emails"]) if previous and previous.get("emails") is not None else None,
             ownership_changed_at=parse_utc(previous.get("ownership_changed_at")) if previous else None,
             downloads=self.downloads(project),
-        )
+        ), gaps
 
     # -- releases ----------------------------------------------------------------
 
@@ -152,6 +180,8 @@ class Screening:
 
         Called while a page is built.  Before the project's first decision
         there is nothing to register against; the page is rebuilt right after.
+        A release the policy held only because nobody said when it was
+        uploaded is decided again once its upload time becomes known.
         """
         if session.get(Project, project) is None:
             return set()
@@ -161,26 +191,53 @@ class Screening:
             for r in session.scalars(select(Release).where(Release.project == project))
         }
         uploads = release_upload_times(page, None)
+        new = [v for v in _versions_of(page) if canonicalize_version(v) not in known]
+        undated = [r.version for r in known.values() if _held_as_undated(r) and release_blocked(r, now)]
+        if any(v not in uploads for v in new + undated):
+            # The page (HTML, or JSON without PEP 700 times) does not say when
+            # these were uploaded: ask the project JSON before holding them as new.
+            uploads = release_upload_times(page, self._project_json(project))
+        dated = {canonicalize_version(v): t for v, t in uploads.items()}
         ownership_changed_at = None
         snapshot = self._latest_snapshot(project, session)
         if snapshot:
             ownership_changed_at = parse_utc(snapshot.get("ownership_changed_at"))
-        for version in _versions_of(page):
-            if canonicalize_version(version) in known:
-                continue
+        for version in undated:
+            uploaded = dated.get(canonicalize_version(version))
+            if uploaded is not None:
+                self._redecide_dated(session, known[canonicalize_version(version)], uploaded, now, ownership_changed_at)
+        for version in new:
             facts = ReleaseFacts(
                 project=project,
                 version=version,
-                uploaded_at=uploads.get(version),
+                uploaded_at=dated.get(canonicalize_version(version)),
                 now=now,
                 ownership_changed_at=ownership_changed_at,
             )
             findings = detectors.run_release_detectors(facts, self.detector_config)
+            if facts.uploaded_at is None:
+                findings.append(unknown_upload_finding(version, now))
             action, held_until, reason = policy_mod.decide_release(findings, self.policy, facts)
             known[canonicalize_version(version)] = self._register_release(
-                session, project, version, uploads.get(version), action, held_until, reason, findings, now
+                session, project, version, facts.uploaded_at, action, held_until, reason, findings, now
             )
         return {r.version for r in known.values() if release_blocked(r, now)}
+
+    def _redecide_dated(
+        self, session: Session, row: Release, uploaded: datetime, now: datetime, ownership_changed_at: datetime | None
+    ) -> None:
+        """Decide a release again now that its upload time is known (cooldown or cutoff from that time)."""
+        facts = ReleaseFacts(
+            project=row.project, version=row.version, uploaded_at=uploaded, now=now,
+            ownership_changed_at=ownership_changed_at,
+        )
+        findings = detectors.run_release_detectors(facts, self.detector_config)
+        action, held_until, reason = policy_mod.decide_release(findings, self.policy, facts)
+        decide_release(
+            session, project=row.project, version=row.version, action=action, actor="policy",
+            reason=reason or f"upload time now known ({uploaded.isoformat()})", now=now, held_until=held_until,
+        )
+        row.upload_time = uploaded
 
     def release_state(self, project: str, version: str | None) -> Release | None:
         if version is None:
@@ -200,16 +257,46 @@ class Screening:
     # -- internals -------------------------------------------------------------
 
     def project_row(self, project: str) -> Project | None:
+        """The stored decision, or None when the project is (again) to be screened.
+
+        A provisional decision (taken while upstream facts were missing)
+        counts as none once ``policy.rescreen_incomplete`` has passed, so the
+        next request screens the project again; until then it stands.
+        """
         cached = self._cache.get(project)
         now = self.monotonic()
         if cached is not None and now - cached[0] < RECHECK_SECONDS:
-            return cached[1]
-        with self.sessions() as session:
-            row = session.get(Project, project)
-        if len(self._cache) > 50_000:
-            self._cache.clear()
-        self._cache[project] = (now, row)
+            row = cached[1]
+        else:
+            with self.sessions() as session:
+                row = session.get(Project, project)
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[project] = (now, row)
+        if row is not None and self._rescreen_due(row):
+            return None
         return row
+
+    def _rescreen_due(self, row: Project) -> bool:
+        return is_provisional(row) and self.clock() - row.decided_at >= self.policy.rescreen_incomplete
+
+    def _remember_json(self, project: str, data: dict[str, Any] | None) -> None:
+        if len(self._json) > 1_000:
+            self._json.clear()
+        self._json[project] = (self.monotonic(), data)
+
+    def _project_json(self, project: str) -> dict[str, Any] | None:
+        """The project JSON, reused from a screening moments ago; None when unavailable."""
+        hit = self._json.get(project)
+        if hit is not None and self.monotonic() - hit[0] < JSON_REUSE_SECONDS:
+            return hit[1]
+        try:
+            data = self.upstream.fetch_project_json(project)
+        except UpstreamError as exc:
+            log.warning("project JSON unavailable for %s: %s", project, exc)
+            return None
+        self._remember_json(project, data)
+        return data
 
     def _lock_for(self, project: str) -> threading.Lock:
         with self._locks_guard:
@@ -234,12 +321,24 @@ class Screening:
         findings: list[Finding],
         outcome: Any,
         request: Mapping[str, Any],
+        gaps: list[str] | None = None,
     ) -> None:
         now = facts.now
         with self.sessions.begin() as session:
-            if session.get(Project, project) is not None:
+            existing = session.get(Project, project)
+            if existing is not None and not self._rescreen_due(existing):
                 return  # another process decided first
-            reason = "; ".join(outcome.reasons) if outcome.reasons else "no findings"
+            previous_state = existing.state if existing is not None else None
+            if existing is not None:
+                _resolve_project_findings(session, project, now)
+            reasons = list(outcome.reasons)
+            if gaps:
+                # Marks the decision provisional (see ``is_provisional``).
+                incomplete = next(
+                    f.title for f in findings if f.detector == FACTS_DETECTOR and f.title.startswith(INCOMPLETE_PREFIX)
+                )
+                reasons = [incomplete] + [r for r in reasons if r != incomplete]
+            reason = "; ".join(reasons) if reasons else "no findings"
             decide_project(
                 session,
                 project=project,
@@ -251,7 +350,10 @@ class Screening:
             )
             for finding in findings:
                 session.add(_finding_row(project, finding, now))
-            session.add(Snapshot(project=project, taken_at=now, facts=snapshot_facts(facts)))
+            kept = snapshot_facts(facts)
+            if gaps:
+                kept["incomplete"] = list(gaps)
+            session.add(Snapshot(project=project, taken_at=now, facts=kept))
             for finding in findings:
                 if finding.severity >= Severity.CRITICAL:
                     record_event(
@@ -264,7 +366,7 @@ class Screening:
                         at=now,
                     )
         metrics.record_decision(outcome.action, [f.detector for f in findings])
-        if outcome.action != "allow":
+        if outcome.action != "allow" and ACTION_STATE[outcome.action] != previous_state:
             self.notify(
                 "quarantine" if outcome.action == "review" else "deny",
                 {"project": project, "action": outcome.action, "reasons": list(outcome.reasons),
@@ -339,6 +441,70 @@ def release_upload_times(page: ProjectPage | None, data: Mapping[str, Any] | Non
             if version is not None:
                 add(version, f.upload_time)
     return times
+
+
+def _held_as_undated(row: Release) -> bool:
+    """Held by the policy only because its upload time was unknown."""
+    return row.decided_by == POLICY_ACTOR and row.state == HELD and row.upload_time is None
+
+
+def is_provisional(row: Project) -> bool:
+    """A policy decision taken while upstream facts were missing (see ``Screening.screen``)."""
+    return row.decided_by == POLICY_ACTOR and row.reason.startswith(INCOMPLETE_PREFIX)
+
+
+def facts_findings(facts: ProjectFacts, gaps: list[str], versions: list[str], rescreen: timedelta) -> list[Finding]:
+    """What the screening could not know, as findings a reviewer reads with the others.
+
+    Missing upstream facts (``gaps``) are a medium finding (by default the
+    project waits, and is screened again after ``rescreen``); releases with
+    no known upload time are a low one (their holds say the rest).
+    """
+    findings = []
+    if gaps:
+        findings.append(Finding(
+            FACTS_DETECTOR,
+            Severity.MEDIUM,
+            f"{INCOMPLETE_PREFIX}: {'; '.join(gaps)}; screened again after {rescreen.total_seconds():g} s",
+            None,
+            {"gaps": list(gaps), "rescreen_after_seconds": rescreen.total_seconds()},
+        ))
+    unknown = [v for v in versions if v not in facts.release_uploads]
+    if unknown:
+        title = f"no upload time known for {len(unknown)} of {len(versions)} releases: each is held as new"
+        if facts.first_upload is None:
+            title += "; the project's age could not be checked"
+        findings.append(Finding(
+            FACTS_DETECTOR,
+            Severity.LOW,
+            title,
+            None,
+            {"releases_without_upload_time": unknown[:100], "first_upload": None if facts.first_upload is None
+             else facts.first_upload.isoformat()},
+        ))
+    return findings
+
+
+def unknown_upload_finding(version: str, now: datetime) -> Finding:
+    """The evidence kept with a release held because nobody says when it was uploaded."""
+    return Finding(
+        FACTS_DETECTOR,
+        Severity.LOW,
+        f"release {version} has no known upload time (neither the page nor the project JSON says): held as new",
+        None,
+        {"uploaded_at": None, "first_seen": now.isoformat()},
+        release=version,
+    )
+
+
+def _resolve_project_findings(session: Session, project: str, now: datetime) -> None:
+    """Close the project-level findings of a provisional decision that is being taken again."""
+    for row in session.scalars(
+        select(FindingRow).where(
+            FindingRow.project == project, FindingRow.version.is_(None), FindingRow.resolved_at.is_(None)
+        )
+    ):
+        row.resolved_at = now
 
 
 def snapshot_facts(facts: ProjectFacts) -> dict[str, Any]:

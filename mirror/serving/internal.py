@@ -10,7 +10,6 @@ that also sees the public index refuses to merge the two.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import io
 import logging
@@ -32,6 +31,7 @@ from mirror.clock import Clock
 from mirror.db.models import PinnedFile
 from mirror.serving.pagebuild import file_version, mirror_file_url, parse_dist_filename
 from mirror.config import SettingsError
+from mirror.screening.patterns import canonical_patterns, name_matches
 from mirror.simple.model import DistFile, ProjectPage
 from mirror.serving.store import BlobStore
 from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
@@ -52,13 +52,34 @@ class InternalSettings:
     username: str = ""
     password: str = ""
     upload_token: str = ""
+    # An upload may only add files to a configured internal name or pattern
+    # (or a name an internal source already has); true also lets an upload
+    # create a new internal name, which then shadows any public project.
+    upload_creates_names: bool = False
+    # Largest upload request accepted by /legacy/, in bytes (413 beyond).
+    max_upload_bytes: int = 1024 * 1024 * 1024
+    # Largest METADATA read out of an internal wheel, uncompressed (a zip bomb
+    # must not decide how much memory a read takes).
+    max_metadata_bytes: int = 16 * 1024 * 1024
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> "InternalSettings":
-        known = {"names", "patterns", "directory", "index_url", "username", "password", "upload_token"}
+        known = {
+            "names", "patterns", "directory", "index_url", "username", "password", "upload_token",
+            "upload_creates_names", "max_upload_bytes", "max_metadata_bytes",
+        }
         for key in raw:
             if key not in known:
                 raise SettingsError(f"internal.{key}", "unknown key")
+        creates = raw.get("upload_creates_names", False)
+        if not isinstance(creates, bool):
+            raise SettingsError("internal.upload_creates_names", f"must be true or false, not {creates!r}")
+        limits = {}
+        for key, low in (("max_upload_bytes", 1024), ("max_metadata_bytes", 1024)):
+            value = raw.get(key, getattr(cls, key))
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SettingsError(f"internal.{key}", f"must be a whole number of bytes >= {low}, not {value!r}")
+            limits[key] = value
         for key in ("names", "patterns"):
             value = raw.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -71,13 +92,15 @@ class InternalSettings:
             raise SettingsError("internal.index_url", "must be an http(s) URL")
         directory = raw.get("directory", "")
         return cls(
-            names=tuple(canonicalize_name(n) for n in raw.get("names", [])),
-            patterns=tuple(p.strip().lower() for p in raw.get("patterns", []) if p.strip()),
+            names=canonical_patterns(raw.get("names", [])),
+            patterns=canonical_patterns(raw.get("patterns", [])),
             directory=Path(directory).expanduser() if directory else None,
             index_url=index_url,
             username=raw.get("username", ""),
             password=raw.get("password", ""),
             upload_token=raw.get("upload_token", ""),
+            upload_creates_names=creates,
+            **limits,
         )
 
 
@@ -104,16 +127,14 @@ class InternalSources:
     # -- names ---------------------------------------------------------------
 
     def matches_config(self, name: str) -> bool:
-        """Configured names and patterns only: cheap, no I/O."""
-        return name in self.settings.names or any(
-            fnmatch.fnmatchcase(name, p) for p in self.settings.patterns
-        )
+        """Configured names and patterns only, in any spelling: cheap, no I/O."""
+        return name_matches(name, self.settings.names, self.settings.patterns)
 
     def is_internal(self, name: str) -> bool:
         """Configured, or found in an internal source (directory, uploads, private index)."""
         if self.matches_config(name):
             return True
-        return name in self.source_names()
+        return canonicalize_name(name) in self.source_names()
 
     def all_names(self) -> frozenset[str]:
         return frozenset(self.settings.names) | self.source_names()
@@ -227,7 +248,7 @@ class InternalSources:
             return existing
         metadata_sha256 = None
         if filename.endswith(".whl"):
-            metadata = _wheel_metadata(self.store.path(sha256))
+            metadata = wheel_metadata(self.store.path(sha256), self.settings.max_metadata_bytes)
             if metadata is not None:
                 metadata_sha256 = hashlib.sha256(metadata).hexdigest()
                 self.store.put_stream(io.BytesIO(metadata))
@@ -342,13 +363,29 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _wheel_metadata(path: Path) -> bytes | None:
+def wheel_metadata(path: Path, limit: int) -> bytes | None:
+    """The wheel's ``*.dist-info/METADATA``, or None when it has none (or is no zip).
+
+    Reads at most ``limit`` uncompressed bytes whatever the archive declares:
+    a METADATA of a few kilobytes compressed can inflate to gigabytes.
+    Raises ValueError when it is larger than ``limit``.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
                 parts = info.filename.split("/")
                 if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
-                    return archive.read(info)
-    except zipfile.BadZipFile:
+                    if info.file_size > limit:
+                        raise ValueError(_metadata_too_large(limit))
+                    with archive.open(info) as member:
+                        data = member.read(limit + 1)
+                    if len(data) > limit:
+                        raise ValueError(_metadata_too_large(limit))
+                    return data
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError):
         return None
     return None
+
+
+def _metadata_too_large(limit: int) -> str:
+    return f"the wheel's METADATA is larger than {limit} bytes uncompressed ([internal] max_metadata_bytes)"
