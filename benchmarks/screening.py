@@ -147,11 +147,10 @@ def _warm_call_costs(services: Any, names: Sequence[str]) -> dict[str, float]:
 
 def bypass_screening() -> None:
     """Preload hook for the comparison mirror: every project is allowed, nothing is screened."""
-    from mirror.screening.screen import Screening, Verdict
+    from mirror.screening.screen import Screening
 
-    allowed = Verdict("allowed")
-    Screening.verdict = lambda self, project: allowed  # type: ignore[method-assign]
-    Screening.screen = lambda self, project, page, request: allowed  # type: ignore[method-assign]
+    # Never screened, so never refused: the gate lets an unscreened public project's page through.
+    Screening.screen = lambda self, project, page, request: None  # type: ignore[method-assign]
 
 
 def warm_requests(work: Path, upstream: str, names: Sequence[str], args: argparse.Namespace,

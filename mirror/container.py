@@ -27,9 +27,10 @@ from mirror.notify import WebhookNotifier
 from mirror.sections import check_sections
 from mirror.screening.content import ContentScreening, FileToScan, Provenance, scan_config
 from mirror.screening.detector_setup import DetectorSetup
+from mirror.screening.downloads import downloads_provider
 from mirror.screening.policy import action_for
 from mirror.screening.events import record_event
-from mirror.screening.screen import Screening, Verdict
+from mirror.screening.screen import Screening
 from mirror.serving.fetcher import FileFetcher
 from mirror.serving.gate import Standing, check_file, check_page, project_refusal
 from mirror.serving.internal import InternalSettings, InternalSources
@@ -127,6 +128,7 @@ class Services:
             detector_config=self.detectors.config,
             policy=self.detectors.policy,
             corpus=self.detectors.corpus,
+            downloads=downloads_provider(self.detectors),
             notify=self.notify,
             monotonic=monotonic,
         )
@@ -137,6 +139,7 @@ class Services:
             clock=clock,
             monotonic=monotonic,
             hidden_versions=self.screening.hidden_versions,
+            notify=self.notify,
         )
         self._internal_served: dict[str, ServedPage] = {}
         self.not_found = NotFoundCache(settings.upstream.not_found_ttl, monotonic)
@@ -275,10 +278,11 @@ class Services:
         self._allowed_at[project] = self.monotonic()
 
     def _screen_first(self, project: str, request: Mapping[str, Any]) -> None:
-        screened: list[Verdict] = []
+        screened: list[str] = []
 
         def screen(upstream_page: ProjectPage) -> None:
-            screened.append(self.screening.screen(project, upstream_page, request))
+            self.screening.screen(project, upstream_page, request)
+            screened.append(project)
 
         self._stored_page(project, on_fetched=screen)
         if not screened:  # the page was stored already (say, by another process): screen it now

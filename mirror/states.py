@@ -16,7 +16,9 @@ from detectors.facts import Severity
 ALLOWED: Final = "allowed"
 QUARANTINED: Final = "quarantined"
 DENIED: Final = "denied"
+PROJECT_STATES: Final = (ALLOWED, QUARANTINED, DENIED)
 PROJECT_STATE_OF_ACTION: Final = {"allow": ALLOWED, "review": QUARANTINED, "deny": DENIED}
+ACTION_OF_PROJECT_STATE: Final = {state: action for action, state in PROJECT_STATE_OF_ACTION.items()}
 
 # Release states and the actions that set them.
 HELD: Final = "held"
@@ -27,15 +29,23 @@ POLICY_ACTOR: Final = "policy"
 
 # Token roles, weakest first: each role may do what the ones before it may.
 ROLES: Final = ("client", "reviewer", "admin")
+ROLE_RANK: Final = {role: rank for rank, role in enumerate(ROLES)}
+
+# Severity words, worst first, as findings are listed to people.
+SEVERITY_WORDS: Final = tuple(str(s) for s in sorted(Severity, reverse=True))
 
 __all__ = [
+    "ACTION_OF_PROJECT_STATE",
     "ALLOWED",
     "DENIED",
     "HELD",
     "POLICY_ACTOR",
+    "PROJECT_STATES",
     "PROJECT_STATE_OF_ACTION",
     "QUARANTINED",
     "RELEASE_STATE_OF_ACTION",
     "ROLES",
+    "ROLE_RANK",
+    "SEVERITY_WORDS",
     "Severity",
 ]

@@ -5,7 +5,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from detectors.facts import Finding, ReleaseFacts, Severity
-from mirror.screening.policy import Decision, Overrides, PolicyConfig, blocked_message, decide, decide_release
+from mirror.db.models import Project
+from mirror.screening.policy import PolicyConfig, action_for, decide, decide_release
+from mirror.serving.gate import blocked_reason
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 POLICY = PolicyConfig()
@@ -20,8 +22,8 @@ REPLACED = Finding("maintainers", Severity.HIGH, "all owners replaced: mallory")
 ADDED = Finding("maintainers", Severity.MEDIUM, "owners added: carol")
 
 
-def action(*findings: Finding, **kwargs) -> str:
-    return decide(findings, POLICY, project="some-project", now=NOW, **kwargs).action
+def action(*findings: Finding) -> str:
+    return decide(findings, POLICY, project="some-project").action
 
 
 def test_defaults_a_security_team_would_choose() -> None:
@@ -34,23 +36,15 @@ def test_defaults_a_security_team_would_choose() -> None:
 
 
 def test_strictest_finding_wins_and_every_blocking_reason_is_kept() -> None:
-    decision = decide([YOUNG, INTERNAL_SQUAT, SQUAT], POLICY, project="p", now=NOW)
+    decision = decide([YOUNG, INTERNAL_SQUAT, SQUAT], POLICY, project="p")
     assert decision.action == "deny"
     assert set(decision.reasons) == {YOUNG.title, INTERNAL_SQUAT.title, SQUAT.title}
 
 
 def test_owners_replaced_holds_new_releases_but_not_the_project() -> None:
-    decision = decide([REPLACED], POLICY, project="p", now=NOW)
-    assert decision.action == "allow" and decision.hold_releases
-
-
-def test_every_new_release_is_held_for_the_cooldown() -> None:
-    releases = {"1.0": NOW - timedelta(days=30), "1.1": NOW - timedelta(hours=10), "1.2": None}
-    decision = decide([], POLICY, project="p", now=NOW, releases=releases)
-    # 1.2's upload time is unknown: not old enough to pass, so it is held as new.
-    assert decision.action == "allow" and list(decision.held_releases) == ["1.1", "1.2"]
-    assert "upload time unknown" in decision.held_releases["1.2"]
-    assert decision.expires_at == NOW + timedelta(hours=62)  # when 1.1 matures
+    assert decide([REPLACED], POLICY, project="p").action == "allow"
+    later = ReleaseFacts(project="p", version="2.0", uploaded_at=NOW - timedelta(days=9), now=NOW)
+    assert decide_release([REPLACED], POLICY, later)[:2] == ("hold", None)  # waits for a person
 
 
 def test_a_release_with_no_known_upload_time_is_held_for_the_cooldown_from_first_sight() -> None:
@@ -70,58 +64,47 @@ def test_rescreen_interval_is_configurable_and_checked() -> None:
         PolicyConfig.from_mapping({"rescreen_incomplete_seconds": 0})
 
 
-def test_release_level_findings_hold_their_release_only() -> None:
-    held = Finding("maintainers", Severity.HIGH, "release 2.0 was uploaded after the owners changed", release="2.0")
-    decision = decide([held], POLICY, project="p", now=NOW)
-    assert decision.action == "allow" and decision.held_releases == {"2.0": held.title}
-
-
-def test_reviewer_approval_releases_a_held_release() -> None:
-    releases = {"1.1": NOW - timedelta(hours=10)}
-    decision = decide([], POLICY, project="p", now=NOW, releases=releases,
-                      overrides=Overrides(approved_releases=frozenset({"1.1"})))
-    assert decision.held_releases == {}
+def test_every_new_release_is_held_for_the_cooldown() -> None:
+    fresh = ReleaseFacts("p", "1.1", NOW - timedelta(hours=10), NOW)
+    assert decide_release([], POLICY, fresh)[:2] == ("hold", NOW + timedelta(hours=62))
+    old = ReleaseFacts("p", "1.0", NOW - timedelta(days=30), NOW)
+    assert decide_release([], POLICY, old)[0] == "allow"
 
 
 def test_cutoff_holds_everything_uploaded_after_it() -> None:
     policy = PolicyConfig.from_mapping({"cutoff": "2026-04-01T00:00:00Z", "cooldown_hours": 0})
-    releases = {"1.0": datetime(2026, 3, 1, tzinfo=timezone.utc), "2.0": datetime(2026, 4, 2, tzinfo=timezone.utc)}
-    decision = decide([], policy, project="p", now=NOW, releases=releases)
-    assert list(decision.held_releases) == ["2.0"] and "cutoff" in decision.held_releases["2.0"]
-    late = ReleaseFacts("p", "2.0", releases["2.0"], NOW)
-    assert decide_release([], policy, late)[0] == "hold"
+    early = ReleaseFacts("p", "1.0", datetime(2026, 3, 1, tzinfo=timezone.utc), NOW)
+    late = ReleaseFacts("p", "2.0", datetime(2026, 4, 2, tzinfo=timezone.utc), NOW)
+    assert decide_release([], policy, early)[0] == "allow"
+    action, until, reason = decide_release([], policy, late)
+    assert (action, until) == ("hold", None) and "cutoff" in reason
 
 
 def test_site_lists_outrank_findings_and_deny_outranks_allow() -> None:
     policy = PolicyConfig.from_mapping({"allow": ["Some_Project"], "deny": ["evil-*"]})
-    assert decide([SQUAT], policy, project="some-project", now=NOW).action == "allow"
-    assert decide([], policy, project="evil-thing", now=NOW).action == "deny"
-
-
-def test_reviewer_decision_outranks_findings() -> None:
-    assert action(SQUAT, overrides=Overrides(review="allow")) == "allow"
-    assert action(overrides=Overrides(review="deny")) == "deny"
-
-
-def test_break_glass_allow_expires() -> None:
-    glass = Overrides(break_glass_until=NOW + timedelta(hours=1))
-    during = decide([SQUAT], POLICY, project="p", now=NOW, overrides=glass)
-    after = decide([SQUAT], POLICY, project="p", now=NOW + timedelta(hours=2), overrides=glass)
-    assert (during.action, during.source, during.expires_at) == ("allow", "break-glass", NOW + timedelta(hours=1))
-    assert after.action == "review"
+    assert decide([SQUAT], policy, project="some-project").action == "allow"
+    assert decide([], policy, project="evil-thing").action == "deny"
 
 
 def test_nothing_overrides_dependency_confusion() -> None:
     policy = PolicyConfig.from_mapping({"allow": ["acme-auth"]})
-    overrides = Overrides(review="allow", break_glass_until=NOW + timedelta(days=1))
-    decision = decide([CONFUSION], policy, project="acme-auth", now=NOW, overrides=overrides)
+    decision = decide([CONFUSION], policy, project="acme-auth")
     assert decision.action == "deny" and decision.source == "confusion"
+
+
+def test_content_findings_answer_to_their_family_and_the_defaults() -> None:
+    pth = Finding("content.pth-exec", Severity.CRITICAL, "litellm_init.pth runs code at every start")
+    hidden = Finding("content.hidden-folder", Severity.HIGH, "a hidden folder ships in the wheel")
+    facts = ReleaseFacts("p", "1.82.8", NOW - timedelta(days=9), NOW)
+    assert decide_release([hidden], POLICY, facts)[:2] == ("hold", None)
+    custom = PolicyConfig.from_mapping({"actions": {"content.high": "allow", "content.hidden-folder.high": "deny"}})
+    assert action_for(pth, POLICY) == "deny" and action_for(hidden, custom) == "deny"
 
 
 def test_configured_actions_replace_the_defaults() -> None:
     policy = PolicyConfig.from_mapping({"actions": {"typosquat.high": "deny", "age.medium": "allow"}})
-    assert decide([SQUAT], policy, project="p", now=NOW).action == "deny"
-    assert decide([YOUNG], policy, project="p", now=NOW).action == "allow"
+    assert decide([SQUAT], policy, project="p").action == "deny"
+    assert decide([YOUNG], policy, project="p").action == "allow"
 
 
 @pytest.mark.parametrize(
@@ -144,17 +127,13 @@ def test_from_mapping_names_the_bad_key(table: dict, key: str) -> None:
         PolicyConfig.from_mapping(table)
 
 
-def test_blocked_message_reads_well_in_a_client_error() -> None:
-    decision = decide([SQUAT], POLICY, project="reqeusts", now=NOW)
-    assert blocked_message("reqeusts", decision, [SQUAT]) == (
-        "indexguard: 'reqeusts' is quarantined: one transposition ('ue' to 'eu') from 'requests' "
+def test_a_refusal_reads_well_in_a_client_error() -> None:
+    decision = decide([SQUAT], POLICY, project="reqeusts")
+    row = Project(name="reqeusts", state="quarantined", reason="; ".join(decision.reasons))
+    assert blocked_reason("reqeusts", row) == (
+        "'reqeusts' is quarantined: one transposition ('ue' to 'eu') from 'requests' "
         "(7th most downloaded). Ask an admin to review it."
     )
-    denied = decide([CONFUSION], POLICY, project="acme-auth", now=NOW)
-    assert blocked_message("acme-auth", denied, [CONFUSION]).startswith("indexguard: 'acme-auth' is denied: ")
-    held = Decision("allow", held_releases={"1.1": "new release in its cooldown until 2026-05-04 02:00 UTC"})
-    assert blocked_message("p", held, release="1.1") == (
-        "indexguard: 'p' 1.1 is held: new release in its cooldown until 2026-05-04 02:00 UTC. "
-        "Ask an admin to approve it."
-    )
-    assert "\n" not in blocked_message("reqeusts", decision, [SQUAT])
+    denied = Project(name="acme-auth", state="denied", reason=decide([CONFUSION], POLICY, project="acme-auth").reasons[0])
+    assert blocked_reason("acme-auth", denied).startswith("'acme-auth' is denied: ")
+    assert "\n" not in blocked_reason("reqeusts", row)

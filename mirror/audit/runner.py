@@ -403,7 +403,7 @@ class Auditor:
             result.actions.append(f"{name}: quarantined ({reason})")
             self.services.notify("quarantine", {"project": name, "action": "review", "reasons": [reason]})
             return
-        outcome = policy_mod.decide(findings, self.services.detectors.policy, project=name, now=now)
+        outcome = policy_mod.decide(findings, self.services.detectors.policy, project=name)
         wanted = policy_mod.STRICTNESS[outcome.action]
         have = STATE_STRICTNESS.get(row.state, 0)
         automatic = row.decided_by in ("policy", "audit") and row.allow_until is None

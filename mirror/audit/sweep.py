@@ -33,7 +33,7 @@ from mirror.audit.results import UPSTREAM_ERROR, ProjectResult
 from mirror.db.models import AuditChange, FindingRow, Page, Project
 from mirror.screening.decisions import decide_project
 from mirror.screening.events import record_event
-from mirror.upstream.client import UpstreamError
+from mirror.upstream.errors import UpstreamError
 
 log = logging.getLogger("indexguard.sweep")
 

@@ -75,7 +75,7 @@ def check_names(
             continue
         facts = ProjectFacts(name=name, now=now, internal=internal, corpus=corpus)
         findings = run_name_detectors(facts, config)
-        verdict = decide(findings, policy, project=name, now=now).action
+        verdict = decide(findings, policy, project=name).action
         yield {
             "name": name,
             "verdict": verdict,

@@ -19,12 +19,12 @@ from sqlalchemy.orm import Session
 
 from mirror.db.models import Decision, PinnedFile, Project, Release
 from mirror.screening.decisions import UNBLOCK_FILE, clear_file_block, decide_project, decide_release
+from mirror.states import ACTION_OF_PROJECT_STATE, PROJECT_STATE_OF_ACTION, RELEASE_STATE_OF_ACTION
 
 # The longest break-glass allow, whoever asks (API or form): an emergency exit
 # must close by itself within a month, or it is a silent permanent allow.
 MAX_BREAK_GLASS_HOURS = 24 * 30
 
-_PROJECT_ACTION = {"allowed": "allow", "quarantined": "review", "denied": "deny"}
 _RELEASE_ACTION = {"allowed": "allow", "held": "hold", "denied": "deny"}
 
 
@@ -301,10 +301,10 @@ def _replay_previous(session: Session, target: Decision) -> dict[str, Any] | Non
                     "allow_until": _iso(decision.expires_at),
                 }
             else:
-                state = {"state": {"allow": "allowed", "review": "quarantined", "deny": "denied"}.get(decision.action)}
+                state = {"state": PROJECT_STATE_OF_ACTION.get(decision.action)}
         else:
             state = {
-                "state": {"allow": "allowed", "hold": "held", "deny": "denied"}.get(decision.action),
+                "state": RELEASE_STATE_OF_ACTION.get(decision.action),
                 "held_until": _iso(decision.expires_at) if decision.action == "hold" else None,
             }
     return state
@@ -319,7 +319,7 @@ def _restore_project(
     now: datetime,
     info: dict[str, Any],
 ) -> Decision:
-    action = _PROJECT_ACTION.get(previous["state"])
+    action = ACTION_OF_PROJECT_STATE.get(previous["state"])
     if action is None:
         raise Conflict(f"cannot restore unknown state {previous['state']!r}")
     decision = decide_project(session, project=project, action=action, actor=actor, reason=reason, now=now, request=info)

@@ -28,6 +28,7 @@ from mirror.db.models import (
     Vulnerability,
 )
 from mirror.screening.decisions import effective_project_state, release_blocked
+from mirror.states import SEVERITY_WORDS
 from mirror.review.schemas import (
     AuditEntry,
     AuditPage,
@@ -43,9 +44,8 @@ from mirror.review.schemas import (
     ReleaseOut,
 )
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
+SEVERITIES = SEVERITY_WORDS
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
-PROJECT_STATES = ("allowed", "quarantined", "denied")
 TOP_FINDINGS = 3
 
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mirror.review.actions import MAX_BREAK_GLASS_HOURS
+from mirror.states import ROLES
 
 MAX_REASON = 2000
 
@@ -196,7 +197,7 @@ class TokenIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=64)
-    role: Literal["client", "reviewer", "admin"]
+    role: Literal[ROLES]  # type: ignore[valid-type]  # one list of roles: mirror.states
 
 
 class TokenOut(_Out):

@@ -19,10 +19,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mirror.db.models import ApiToken
+from mirror.states import ROLE_RANK, ROLES
 
 # Ordered: each role may do everything the roles before it may.
-ROLES = ("client", "reviewer", "admin")
-_RANK = {role: rank for rank, role in enumerate(ROLES)}
 PREFIX = "igt_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 # Writing last_used_at on every request would turn reads into writes.
@@ -47,7 +46,7 @@ class Principal:
 
     def can(self, role: str) -> bool:
         """True when this principal's role includes ``role``."""
-        return _RANK[self.role] >= _RANK[role]
+        return ROLE_RANK[self.role] >= ROLE_RANK[role]
 
 
 def new_secret() -> str:
@@ -60,7 +59,7 @@ def hash_secret(secret: str) -> str:
 
 
 def check_role(role: str) -> str:
-    if role not in _RANK:
+    if role not in ROLE_RANK:
         raise TokenError(f"unknown role {role!r}; use one of: {', '.join(ROLES)}")
     return role
 

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
-from mirror.upstream.client import UpstreamClient, UpstreamError
+from mirror.upstream.client import UpstreamClient
+from mirror.upstream.errors import UpstreamError
 
 TIMEOUT = 5.0
 TTL = 300.0

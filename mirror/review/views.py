@@ -32,6 +32,7 @@ from mirror.review.settings import ReviewSettings
 from mirror.review.upstream_info import UpstreamInfoCache
 from mirror.review.useragent import parse_user_agent
 from mirror.review.websession import COOKIE, COOKIE_PATH, LOGIN_COOKIE, WebSession
+from mirror.states import PROJECT_STATES
 
 log = logging.getLogger("indexguard.review.pages")
 
@@ -306,7 +307,7 @@ def projects_page(request: Request, q: str = "", state: str = "", offset: int = 
         return _login_redirect(request)
     services = _services(request)
     q = q[:200]
-    state_filter = state if state in queries.PROJECT_STATES else None
+    state_filter = state if state in PROJECT_STATES else None
     offset = max(0, offset)
     with services.sessions() as session:
         result = queries.list_projects(
@@ -324,7 +325,7 @@ def projects_page(request: Request, q: str = "", state: str = "", offset: int = 
         internal=pagecontext.internal_names(services, q) if not state_filter and offset == 0 else [],
         q=q,
         state_filter=state_filter,
-        states=queries.PROJECT_STATES,
+        states=PROJECT_STATES,
         prev_url=page_url(max(0, offset - PAGE_SIZE)) if offset > 0 else None,
         next_url=page_url(offset + PAGE_SIZE) if offset + PAGE_SIZE < result.total else None,
         **_common(request, current, "projects"),

@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mirror.states import PROJECT_STATE_OF_ACTION, RELEASE_STATE_OF_ACTION
 from mirror.db.models import Decision, PinnedFile, Project, Release
 
-PROJECT_STATES = {"allow": "allowed", "review": "quarantined", "deny": "denied"}
-RELEASE_STATES = {"allow": "allowed", "hold": "held", "deny": "denied"}
 # The action of a decision that cleared one file's block; it changes no
 # project or release state, so undo and replay pass over it.
 UNBLOCK_FILE = "unblock-file"
@@ -43,7 +42,7 @@ def decide_project(
     ``expires_at`` with ``allow`` is a break-glass allow: the project goes
     back to its previous blocked state when it passes.
     """
-    if action not in PROJECT_STATES:
+    if action not in PROJECT_STATE_OF_ACTION:
         raise DecisionError(f"unknown action {action!r}; use allow, review or deny")
     row = session.get(Project, project)
     if row is None:
@@ -60,7 +59,7 @@ def decide_project(
         if previous is None:
             row.state = "quarantined"
     else:
-        row.state = PROJECT_STATES[action]
+        row.state = PROJECT_STATE_OF_ACTION[action]
         row.allow_until = None
     row.reason = reason
     row.decided_by = actor
@@ -94,7 +93,7 @@ def decide_release(
     request: dict[str, Any] | None = None,
 ) -> Decision:
     """Set one release's state: allow, hold (until a time, or until reviewed) or deny."""
-    if action not in RELEASE_STATES:
+    if action not in RELEASE_STATE_OF_ACTION:
         raise DecisionError(f"unknown release action {action!r}; use allow, hold or deny")
     if session.get(Project, project) is None:
         raise DecisionError(f"unknown project {project!r}")
@@ -104,7 +103,7 @@ def decide_release(
     if row is None:
         row = Release(project=project, version=version, upload_time=upload_time)
         session.add(row)
-    row.state = RELEASE_STATES[action]
+    row.state = RELEASE_STATE_OF_ACTION[action]
     row.reason = reason
     row.held_until = held_until if action == "hold" else None
     row.decided_by = actor

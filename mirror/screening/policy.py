@@ -1,4 +1,4 @@
-"""Policy: findings + configuration + overrides -> allow | review | deny (pure, no I/O).
+"""Policy: findings + configuration -> allow | review | deny, and a release's hold (pure, no I/O).
 
 Pure - no database, no clock (``now`` is passed in) - so that every decision
 can be replayed from the stored findings and the configuration of the day.
@@ -16,11 +16,12 @@ The defaults are what a security team would choose on day one:
   malicious releases are caught and removed within that window) - the
   release is held, not the project.
 
-Overrides, strongest first: dependency-confusion findings (nothing lets an
-internal name come from the public index), a break-glass allow with an expiry
-(an emergency exit that closes by itself), the site ``deny`` then ``allow``
-lists, then reviewers' decisions.  A global cutoff ("nothing uploaded after
-DATE") holds releases, like the cooldown.
+Strongest first: dependency-confusion findings (nothing lets an internal
+name come from the public index), then the site ``deny`` and ``allow`` lists,
+then the findings.  A global cutoff ("nothing uploaded after DATE") holds
+releases, like the cooldown.  A reviewer's decision and a break-glass allow
+are not the policy's: they are stored decisions (``mirror.screening.decisions``)
+that the gate reads.
 """
 
 from __future__ import annotations
@@ -40,11 +41,8 @@ __all__ = [
     "DEFAULT_ACTIONS",
     "STRICTNESS",
     "Decision",
-    "Outcome",
-    "Overrides",
     "PolicyConfig",
     "action_for",
-    "blocked_message",
     "decide",
     "decide_release",
     "unknown_upload_reason",
@@ -187,49 +185,16 @@ def _cutoff(value: Any) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class Overrides:
-    """Per-project human decisions that outrank the findings.
-
-    ``review``: a reviewer's 'allow' or 'deny'; ``approved_releases``:
-    versions a reviewer released from a hold; ``break_glass_until``: an
-    emergency allow that lapses by itself at that time.
-    """
-
-    review: str | None = None
-    approved_releases: frozenset[str] = frozenset()
-    break_glass_until: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if self.review not in (None, "allow", "deny"):
-            raise ValueError(f"review must be 'allow', 'deny' or None, got {self.review!r}")
-
-
-@dataclass(frozen=True)
 class Decision:
     """The policy's answer for a project, with reasons a person can read.
 
-    ``held_releases`` maps each held version to why (absent from pages, files
-    refused); ``hold_releases`` asks the mirror to hold releases it has not
-    seen yet (owners changed); ``source`` says what decided (findings,
-    denylist, allowlist, review, break-glass, confusion); ``expires_at`` is
-    when the decision must be taken again (a break-glass allow lapsing, or
-    the first held release maturing).
+    ``source`` says what decided: the findings, a confusion finding, or the
+    site's deny or allow list.
     """
 
     action: str  # allow | review | deny
     reasons: list[str] = field(default_factory=list)
-    hold_releases: bool = False
-    held_releases: dict[str, str] = field(default_factory=dict)
     source: str = "findings"
-    expires_at: datetime | None = None
-
-    @property
-    def blocked(self) -> bool:
-        return self.action != "allow"
-
-
-# The name the screening code has used since the first version.
-Outcome = Decision
 
 
 def action_for(finding: Finding, policy: PolicyConfig) -> str:
@@ -246,101 +211,27 @@ def _listed(name: str, patterns: frozenset[str]) -> bool:
     return name_matches(name, patterns, patterns)
 
 
-def decide(
-    findings: Iterable[Finding],
-    policy: PolicyConfig,
-    *,
-    project: str,
-    now: datetime,
-    overrides: Overrides | None = None,
-    releases: Mapping[str, datetime | None] | None = None,
-) -> Decision:
-    """The project-level action: the strictest action any finding asks for, then overrides.
-
-    ``releases`` (version -> upload time, ``None`` if unknown) lets the
-    decision list the releases to hold: release-level findings whose action
-    is not 'allow', releases within the cooldown, and releases uploaded after
-    the cutoff - minus those a reviewer approved.
-    """
-    findings = list(findings)
-    overrides = overrides or Overrides()
+def decide(findings: Iterable[Finding], policy: PolicyConfig, *, project: str) -> Decision:
+    """The project-level action: the strictest action any project finding asks for."""
     name = canonicalize_name(project)
     project_findings = sorted((f for f in findings if f.release is None), key=lambda f: -int(f.severity))
     confusion = [f for f in project_findings if f.detector == "confusion" and action_for(f, policy) == "deny"]
     if confusion:
         # Nothing overrides this: an internal name never comes from upstream.
         return Decision("deny", [f.title for f in confusion], source="confusion")
-    glass = overrides.break_glass_until
-    if glass is not None and now < glass:
-        return Decision("allow", [f"break-glass allow until {glass.isoformat()}"], source="break-glass", expires_at=glass)
     if _listed(name, policy.deny):
         return Decision("deny", ["denied by site policy"], source="denylist")
-    held = _held_releases(findings, policy, now, overrides, releases)
-    expires = _first_maturity(held, policy, now, releases)
     if _listed(name, policy.allow):
-        return Decision("allow", ["allowed by site policy"], held_releases=held, source="allowlist", expires_at=expires)
-    action = "allow"
-    reasons: list[str] = []
-    hold = False
+        return Decision("allow", ["allowed by site policy"], source="allowlist")
+    action, reasons = "allow", []
     for finding in project_findings:
         wanted = action_for(finding, policy)
-        if wanted == "hold":
-            hold = True
-            reasons.append(finding.title)
+        if wanted == "allow":
             continue
-        if wanted != "allow":
-            reasons.append(finding.title)
-        if STRICTNESS[wanted] > STRICTNESS[action]:
+        reasons.append(finding.title)
+        if wanted != "hold" and STRICTNESS[wanted] > STRICTNESS[action]:
             action = wanted
-    if overrides.review is not None:
-        action = overrides.review
-        reasons = [f"reviewer decision: {overrides.review}"] + reasons
-        source = "review"
-    else:
-        source = "findings"
-    if action != "allow":
-        return Decision(action, reasons, hold_releases=hold, source=source)
-    return Decision(action, reasons, hold_releases=hold, held_releases=held, source=source, expires_at=expires)
-
-
-def _held_releases(
-    findings: list[Finding],
-    policy: PolicyConfig,
-    now: datetime,
-    overrides: Overrides,
-    releases: Mapping[str, datetime | None] | None,
-) -> dict[str, str]:
-    held: dict[str, str] = {}
-    for finding in findings:
-        if finding.release is not None and action_for(finding, policy) != "allow":
-            held.setdefault(finding.release, finding.title)
-    for version, uploaded in (releases or {}).items():
-        if uploaded is None:
-            if policy.cooldown:
-                held.setdefault(version, unknown_upload_reason(policy))
-            continue
-        if policy.cutoff is not None and uploaded > policy.cutoff:
-            held.setdefault(version, f"uploaded after the site cutoff {policy.cutoff.date().isoformat()}")
-        elif policy.cooldown and now - uploaded < policy.cooldown:
-            until = (uploaded + policy.cooldown).astimezone(timezone.utc)
-            held.setdefault(version, f"new release in its cooldown until {until:%Y-%m-%d %H:%M} UTC")
-    for version in overrides.approved_releases:
-        held.pop(version, None)
-    return held
-
-
-def _first_maturity(
-    held: Mapping[str, str],
-    policy: PolicyConfig,
-    now: datetime,
-    releases: Mapping[str, datetime | None] | None,
-) -> datetime | None:
-    times = [
-        uploaded + policy.cooldown
-        for version, uploaded in (releases or {}).items()
-        if version in held and uploaded is not None and uploaded + policy.cooldown > now
-    ]
-    return min(times) if times else None
+    return Decision(action, reasons)
 
 
 def decide_release(
@@ -379,38 +270,3 @@ def unknown_upload_reason(policy: PolicyConfig) -> str:
         f"upload time unknown: held as a new release for its {policy.cooldown.total_seconds() / 3600:g}-hour "
         "cooldown, counted from when the mirror first saw it"
     )
-
-
-def blocked_message(
-    project: str,
-    decision: Decision,
-    findings: Iterable[Finding] = (),
-    *,
-    release: str | None = None,
-) -> str:
-    """One line for a refused client, readable where pip and uv print the error body.
-
-    e.g. ``indexguard: 'reqeusts' is quarantined: one transposition ('ue' to
-    'eu') from 'requests' (7th most downloaded). Ask an admin to review it.``
-    The reason is the most severe finding's title when findings decided,
-    otherwise the decision's own first reason.
-    """
-    name = canonicalize_name(project)
-    if release is not None and release in decision.held_releases:
-        reason = decision.held_releases[release].rstrip(".")
-        return f"indexguard: '{name}' {release} is held: {reason}. Ask an admin to approve it."
-    worst = sorted((f for f in findings if f.release is None), key=lambda f: -int(f.severity))
-    if decision.source in ("findings", "confusion") and worst:
-        reason = worst[0].title
-    elif decision.reasons:
-        reason = decision.reasons[0]
-    else:
-        reason = ""
-    reason = reason.strip().rstrip(".")
-    if decision.action == "deny":
-        verb, hint = "is denied", "Ask an admin if you need it."
-    elif decision.action == "review":
-        verb, hint = "is quarantined", "Ask an admin to review it."
-    else:
-        return f"indexguard: '{name}' is allowed."
-    return f"indexguard: '{name}' {verb}: {reason}. {hint}" if reason else f"indexguard: '{name}' {verb}. {hint}"

@@ -8,20 +8,15 @@ appear: a held release is left off the page and its files are refused.
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import logging
-import os
 import threading
-from contextlib import contextmanager
-from pathlib import Path
 import time
-from dataclasses import dataclass
+
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from packaging.utils import canonicalize_version
-from sqlalchemy import desc, func, select
+from sqlalchemy import desc, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import detectors
@@ -29,18 +24,19 @@ from detectors.facts import DownloadStats, Finding, InternalNames, ProjectFacts,
 from mirror import metrics
 from mirror.screening import policy as policy_mod
 from mirror.clock import Clock, parse_utc
+from mirror.db.locks import cross_process_lock
 from mirror.db.models import FindingRow, Project, Release, Snapshot
-from mirror.screening.decisions import decide_project, decide_release, effective_project_state, release_blocked
+from mirror.screening.decisions import decide_project, decide_release, release_blocked
 from mirror.screening.events import record_event
-from mirror.serving.pagebuild import file_version
+from mirror.simple.filenames import file_version
 from mirror.simple.model import ProjectPage
-from mirror.states import HELD, POLICY_ACTOR
-from mirror.upstream.client import UpstreamClient, UpstreamError
+from mirror.states import HELD, POLICY_ACTOR, PROJECT_STATE_OF_ACTION
+from mirror.upstream.client import UpstreamClient
+from mirror.upstream.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 2.0
-ACTION_STATE = {"allow": "allowed", "review": "quarantined", "deny": "denied"}
 # The findings the screening itself makes about facts it could not get.
 FACTS_DETECTOR = "facts"
 # How a decision taken on incomplete facts begins its reason: the mark that
@@ -49,18 +45,6 @@ INCOMPLETE_PREFIX = "facts incomplete"
 # Seconds the project JSON fetched for a screening is reused for the release
 # holds of the page built right after it (one upstream request, not two).
 JSON_REUSE_SECONDS = 60.0
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the door says about a project right now."""
-
-    state: str  # allowed | quarantined | denied
-    message: str = ""
-
-    @property
-    def blocked(self) -> bool:
-        return self.state != "allowed"
 
 
 Notifier = Callable[[str, dict[str, Any]], None]
@@ -98,17 +82,7 @@ class Screening:
 
     # -- the door --------------------------------------------------------------
 
-    def verdict(self, project: str) -> Verdict | None:
-        """The stored verdict, or None when the project was never screened."""
-        row = self.project_row(project)
-        if row is None:
-            return None
-        state = effective_project_state(row, self.clock())
-        return Verdict(state, self.blocked_message(project, row) if state != "allowed" else "")
-
-    def screen(
-        self, project: str, page: ProjectPage, request: Mapping[str, Any]
-    ) -> Verdict:
+    def screen(self, project: str, page: ProjectPage, request: Mapping[str, Any]) -> None:
         """Screen a never-seen project whose upstream page is ``page``.
 
         Also takes a provisional decision again: one taken while the
@@ -116,17 +90,15 @@ class Screening:
         """
         with self._lock_for(project), cross_process_lock(self.sessions, project):
             self._cache.pop(project, None)  # another process may have decided meanwhile
-            existing = self.verdict(project)
-            if existing is not None:
-                return existing
+            if self.project_row(project) is not None:
+                return  # decided meanwhile, here or in another process
             facts, gaps = self.gather(project, page)
             findings = detectors.run_all(facts, self.detector_config)
             findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
             findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
-            outcome = policy_mod.decide(findings, self.policy, project=project, now=facts.now)
+            outcome = policy_mod.decide(findings, self.policy, project=project)
             self._store_first_decision(project, facts, findings, outcome, request, gaps)
             self._cache.pop(project, None)
-            return self.verdict(project) or Verdict("allowed")
 
     def forget(self, project: str) -> None:
         self._cache.pop(project, None)
@@ -248,14 +220,6 @@ class Screening:
                     return row
         return None
 
-    def blocked_message(self, project: str, row: Project) -> str:
-        verb = {"quarantined": "is quarantined", "denied": "is denied"}.get(row.state, f"is {row.state}")
-        hint = "Ask an admin to review it." if row.state == "quarantined" else "Ask an admin if you need it."
-        reason = row.reason.strip().rstrip(".")
-        return f"indexguard: '{project}' {verb}: {reason}. {hint}" if reason else f"indexguard: '{project}' {verb}. {hint}"
-
-    # -- internals -------------------------------------------------------------
-
     def project_row(self, project: str) -> Project | None:
         """The stored decision, or None when the project is (again) to be screened.
 
@@ -366,7 +330,7 @@ class Screening:
                         at=now,
                     )
         metrics.record_decision(outcome.action, [f.detector for f in findings])
-        if outcome.action != "allow" and ACTION_STATE[outcome.action] != previous_state:
+        if outcome.action != "allow" and PROJECT_STATE_OF_ACTION[outcome.action] != previous_state:
             self.notify(
                 "quarantine" if outcome.action == "review" else "deny",
                 {"project": project, "action": outcome.action, "reasons": list(outcome.reasons),
@@ -565,35 +529,3 @@ def _finding_row(project: str, finding: Finding, now: datetime, version: str | N
         evidence=dict(finding.evidence),
         found_at=now,
     )
-
-
-@contextmanager
-def cross_process_lock(sessions: sessionmaker[Session], project: str) -> Iterator[None]:
-    """Hold a lock on ``project`` shared by every process using this database.
-
-    Without it two workers (or replicas) seeing a new project at once would
-    both ask upstream for its facts; the primary key only stops the second
-    decision, not the second screening.  PostgreSQL: a transaction-scoped
-    advisory lock.  SQLite (one machine by nature): an flock beside the
-    database file, since holding SQLite's write lock while this thread
-    writes through another connection would deadlock.
-    """
-    engine = sessions.kw["bind"]
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection, connection.begin():
-            connection.execute(select(func.pg_advisory_xact_lock(func.hashtext(f"screen:{project}"))))
-            yield
-        return
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        yield  # one process only: the per-process lock is enough
-        return
-    locks = Path(database).parent / (Path(database).name + ".locks")
-    locks.mkdir(exist_ok=True)
-    name = hashlib.sha256(project.encode()).hexdigest()[:32]
-    fd = os.open(locks / f"screen-{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -29,12 +29,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mirror.clock import Clock
 from mirror.db.models import PinnedFile
-from mirror.serving.pagebuild import file_version, mirror_file_url, parse_dist_filename
+from mirror.serving.pagebuild import mirror_file_url
+from mirror.simple.filenames import file_version, parse_dist_filename
 from mirror.config import SettingsError
 from mirror.screening.patterns import canonical_patterns, name_matches
 from mirror.simple.model import DistFile, ProjectPage
 from mirror.serving.store import BlobStore
-from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient, UpstreamError
+from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient
+from mirror.upstream.errors import UpstreamError
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping
 from packaging.utils import canonicalize_version
 
 from mirror.clock import parse_utc
-from mirror.simple.filenames import file_version, parse_dist_filename
+from mirror.simple.filenames import file_version
 from mirror.simple.model import DistFile, ProjectPage
 
 FILES_PREFIX = "../../files/"

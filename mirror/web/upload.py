@@ -24,7 +24,7 @@ from packaging.utils import canonicalize_name
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
 
-from mirror.serving.pagebuild import parse_dist_filename
+from mirror.simple.filenames import parse_dist_filename
 
 router = APIRouter()
 
@@ -116,7 +116,7 @@ def _refuse_name(services: Any, project: str) -> Response | None:
             f"'{project}' is not an internal name; uploads only add to names in [internal] names or patterns "
             "(or set [internal] upload_creates_names = true to let an upload create one)",
         )
-    if services.screening.verdict(project) is not None:
+    if services.screening.project_row(project) is not None:
         return _error(
             403,
             f"'{project}' is a public project this mirror has screened; add it to [internal] names to take it over",

@@ -14,7 +14,7 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-import pytest
+
 
 from detectors import PopularCorpus, ProjectFacts, Severity, run_name_detectors
 from tests.detectors.conftest import NOW

@@ -261,7 +261,7 @@ def test_a_break_glass_allow_says_until_when(mirror, index_server, tmp_path, rev
     browser = sign_in(mirror, reviewer_token)
     for path in (f"admin/projects/{TYPOSQUAT}", "admin/", "admin/projects"):
         page = _page(browser, mirror, path)
-        assert f'<span class="badge state-breakglass"' in page, path
+        assert '<span class="badge state-breakglass"' in page, path
         assert f"allowed until {until:%Y-%m-%d %H:%M} UTC" in page, path
     project = _page(browser, mirror, f"admin/projects/{TYPOSQUAT}")
     heading = project[project.index("<h1>"): project.index("</h1>")]
