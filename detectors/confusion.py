@@ -20,14 +20,12 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from detectors.facts import Finding, InternalNames, ProjectFacts, Severity
-from detectors.names import InvalidName, canonical, compact, fold_lookalikes
+from detectors.names import InvalidName, canonical, canonical_pattern, compact, fold_lookalikes
 from detectors.similarity import NameForms
+from detectors.typosquat import TyposquatConfig, find_matches
 
-if TYPE_CHECKING:  # pragma: no cover
-    from detectors.typosquat import TyposquatConfig
 
 __all__ = ["ConfusionConfig", "detect", "internal_match", "sweep"]
 
@@ -76,14 +74,6 @@ def internal_match(name: str | NameForms, internal: InternalNames) -> tuple[str,
     return None
 
 
-def canonical_pattern(pattern: str) -> str:
-    """A glob pattern with PEP 503 separators, so 'acme_*' also matches 'acme-tools'."""
-    out = []
-    for char in pattern.lower():
-        out.append("-" if char in "._" else char)
-    return "".join(out)
-
-
 def detect(facts: ProjectFacts, config: ConfusionConfig, forms: NameForms | None = None) -> list[Finding]:
     """A critical finding when the requested name is, or reads as, an internal name.
 
@@ -120,8 +110,6 @@ def sweep(public_names: Iterable[str], internal: InternalNames, config: Typosqua
     is held in memory but the internal index.  Invalid public names are
     skipped (the public list is not ours to validate).
     """
-    from detectors.typosquat import find_matches
-
     for raw in public_names:
         try:
             match = internal_match(raw, internal)

@@ -11,10 +11,10 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from detectors.corpus import NameIndex, PopularCorpus
+from detectors.corpus import NameIndex, PopularCorpus, Project
+from detectors.names import canonical, canonical_pattern
 
 __all__ = [
     "DownloadStats",
@@ -116,11 +116,8 @@ class InternalNames:
     @classmethod
     def build(cls, names: Any = (), patterns: Any = ()) -> InternalNames:
         """Canonicalise ``names`` (raising ``InvalidName`` for bad ones) and index them."""
-        from detectors.corpus import NameIndex, Project
-        from detectors.names import canonical
-
         canon = frozenset(canonical(n) for n in names)
-        pats = tuple(p.strip().lower() for p in patterns if p.strip())
+        pats = tuple(canonical_pattern(p) for p in patterns if p.strip())
         # No two-typo search for internal names: they share prefixes
         # ('acme-...'), which defeats the first/last-letter buckets, and one
         # edit, look-alikes, affixes and patterns already cover them.

@@ -160,3 +160,14 @@ def core(name: str) -> str:
                     changed = True
                 break
     return text
+
+
+def canonical_pattern(pattern: str) -> str:
+    """The PEP 503 form of a name or glob pattern: 'Acme_*' -> 'acme-*'.
+
+    Separator runs become one '-' and letters are lower-cased, exactly as for
+    names, so a canonical name matches a canonical pattern however either
+    was spelt.  Glob characters (``* ? [ ]``) pass through unchanged.
+    """
+    return canonicalize_name(pattern.strip())
+

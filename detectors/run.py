@@ -17,6 +17,7 @@ from typing import Any
 from detectors import age, confusion, downloads, maintainers, typosquat
 from detectors.corpus import PopularCorpus, load_ml_projects
 from detectors.facts import Finding, ProjectFacts, ReleaseFacts
+from detectors.names import InvalidName, canonical
 from detectors.similarity import NameForms
 
 __all__ = ["DetectorConfig", "load_corpus", "run_all", "run_name_detectors", "run_release_detectors"]
@@ -100,8 +101,6 @@ class DetectorConfig:
         protected = table.get("protected", [])
         if not isinstance(protected, list) or not all(isinstance(p, str) for p in protected):
             raise ValueError("detectors.protected: must be a list of project names")
-        from detectors.names import InvalidName, canonical
-
         try:
             protected_names = tuple(canonical(p) for p in protected)
         except InvalidName as error:

@@ -16,17 +16,9 @@ from collections.abc import Collection, Iterable
 
 from packaging.utils import canonicalize_name
 
+from detectors.names import canonical_pattern
+
 __all__ = ["canonical_pattern", "canonical_patterns", "name_matches"]
-
-
-def canonical_pattern(pattern: str) -> str:
-    """The PEP 503 form of a name or glob pattern: 'Acme_*' -> 'acme-*'.
-
-    Separator runs become one '-' and letters are lower-cased, exactly as for
-    names, so a canonical name matches a canonical pattern however either
-    was spelt.  Glob characters (``* ? [ ]``) pass through unchanged.
-    """
-    return canonicalize_name(pattern.strip())
 
 
 def canonical_patterns(patterns: Iterable[str]) -> tuple[str, ...]:
