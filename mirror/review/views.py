@@ -462,17 +462,15 @@ def decide_project_form(
     services = _services(request)
     now = services.clock()
     expires_at = None
-    if hours.strip():
-        try:
-            value = float(hours)
-        except ValueError:
-            return again("Break-glass hours must be a number.")
-        if not 0 < value <= 720:
-            return again("Break-glass hours must be more than 0 and at most 720.")
-        if action != "allow":
-            return again("Break-glass hours only apply to Allow.")
-        expires_at = now + timedelta(hours=value)
     try:
+        if hours.strip():
+            try:
+                value = float(hours)
+            except ValueError:
+                return again("Break-glass hours must be a number.")
+            if action != "allow":
+                return again("Break-glass hours only apply to Allow.")
+            expires_at = actions.break_glass_expiry(now, value)  # the one bound: decide_on_project
         with services.sessions.begin() as session:
             actions.decide_on_project(
                 session,

@@ -111,6 +111,11 @@ def test_a_missing_reason_keeps_the_form(mirror, index_server, tmp_path, reviewe
     bad_hours = browser.post(mirror.url + f"admin/projects/{TYPOSQUAT}/decide",
                              data={"action": "deny", "reason": "x", "hours": "3", "csrf_token": csrf}, timeout=30)
     assert bad_hours.status_code == 400 and "only apply to Allow" in bad_hours.text
+    for hours in ("721", "1e300"):  # the API's bound, enforced in the same one place
+        too_long = browser.post(mirror.url + f"admin/projects/{TYPOSQUAT}/decide",
+                                data={"action": "allow", "reason": "x", "hours": hours, "csrf_token": csrf}, timeout=30)
+        assert too_long.status_code == 400 and "720" in too_long.text, too_long.text[:300]
+    assert mirror.services.screening.project_row(TYPOSQUAT).allow_until is None
 
 
 def test_package_metadata_is_escaped(mirror, index_server, tmp_path, reviewer_token) -> None:
