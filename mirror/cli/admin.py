@@ -21,7 +21,7 @@ from urllib.parse import quote
 import requests
 import requests.auth
 
-from mirror.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, settings_from_args
+from mirror.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, mirror_base, settings_from_args
 from mirror.db.session import make_engine, make_session_factory
 from mirror.review.tokens import TokenError, create_token, list_tokens, revoke_token
 from mirror.states import ROLES
@@ -204,7 +204,7 @@ def _add_review(commands: Any) -> None:
         sub.set_defaults(handler=cmd_review_decide, verb=verb)
 
     undo = review_commands.add_parser("undo", help="undo the latest decision on a project or release")
-    undo.add_argument("decision", type=int, help="the decision's number (see 'review show')")
+    undo.add_argument("decision", help="the decision's number (see 'review show')")
     undo.add_argument("--reason", required=True, help="why (required)")
     common(undo)
     undo.set_defaults(handler=cmd_review_undo)
@@ -218,7 +218,7 @@ class Api:
     """A thin client of ``/api/v1``; errors carry the server's own explanation."""
 
     def __init__(self, url: str, token: str) -> None:
-        self.base = url.rstrip("/") + "/api/v1/"
+        self.base = mirror_base(url) + "api/v1/"
         self.session = requests.Session()
         self.session.headers["User-Agent"] = "indexguard-cli"
         self.session.auth = _Bearer(token)
@@ -365,6 +365,12 @@ def cmd_review_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_review_undo(args: argparse.Namespace) -> int:
+    if not str(args.decision).isdigit():
+        print(f"indexguard: review undo takes a decision's number, not {args.decision!r}; "
+              f"'indexguard review show {args.decision}' lists a project's decisions with their numbers",
+              file=sys.stderr)
+        return EXIT_USAGE
+
     def action(api: Api) -> Any:
         result = api.call("POST", f"decisions/{args.decision}/undo", {"reason": args.reason})
         if not args.json:

@@ -24,3 +24,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     server = {k: getattr(args, k, None) for k in ("host", "port", "workers")}
     storage = {"path": getattr(args, "storage", None)}
     return check_sections(load_settings(args.config, overrides={"server": server, "storage": storage}))
+
+
+def mirror_base(url: str) -> str:
+    """The mirror's root URL, also when given its /simple/ URL (what pip's index-url holds)."""
+    return url.rstrip("/").removesuffix("/simple") + "/"
+

@@ -13,6 +13,8 @@ import sys
 import requests
 from packaging.requirements import InvalidRequirement, Requirement
 
+from mirror.cli.common import mirror_base
+
 URL_ENV = "INDEXGUARD_URL"
 DEFAULT_URL = "http://127.0.0.1:8080/"
 EXIT_INSTALLABLE, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
@@ -65,10 +67,3 @@ def parse_requirement(text: str) -> tuple[str, str | None]:
     if len(specs) == 1 and specs[0].operator in ("==", "==="):
         return requirement.name, specs[0].version
     raise ValueError(f"give NAME or NAME==VERSION, not {text!r}")
-
-
-def mirror_base(url: str) -> str:
-    """The mirror's root URL, also when given its /simple/ URL as pip's index-url."""
-    base = url.rstrip("/")
-    base = base.removesuffix("/simple")
-    return base + "/"

@@ -124,3 +124,16 @@ def test_token_commands_default_to_sqlite_in_the_storage_directory(tmp_path, cap
     assert (tmp_path / "data" / "indexguard.db").exists()
     code, out, _ = run(capsys, "admin", "token", "list", "--storage", storage)
     assert code == 0 and "root" in out and "admin" in out
+
+
+def test_review_accepts_pips_index_url_and_undo_says_what_it_wants(
+    mirror, index_server, tmp_path, reviewer_token, capsys, monkeypatch
+) -> None:
+    quarantine(mirror, index_server, tmp_path)
+    monkeypatch.setenv("INDEXGUARD_TOKEN", reviewer_token)
+    monkeypatch.setenv("INDEXGUARD_URL", mirror.simple_url)  # what pip.conf holds: .../simple/
+    code, out, err = run(capsys, "review", "list", "--json")
+    assert code == 0, err
+    assert json.loads(out)["counts"]["projects"] == 1
+    code, _, err = run(capsys, "review", "undo", TYPOSQUAT, "--reason", "oops")
+    assert code == 2 and "decision's number" in err and f"review show {TYPOSQUAT}" in err
