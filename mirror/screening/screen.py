@@ -245,9 +245,14 @@ class Screening:
         return is_provisional(row) and self.clock() - row.decided_at >= self.policy.rescreen_incomplete
 
     def _remember_json(self, project: str, data: dict[str, Any] | None) -> None:
+        """Keep what the page build right after needs, the upload times, not the whole document.
+
+        A popular project's JSON is megabytes; a thousand of them held whole
+        were most of the server's memory.
+        """
         if len(self._json) > 1_000:
             self._json.clear()
-        self._json[project] = (self.monotonic(), data)
+        self._json[project] = (self.monotonic(), upload_times_only(data))
 
     def _project_json(self, project: str) -> dict[str, Any] | None:
         """The project JSON, reused from a screening moments ago; None when unavailable."""
@@ -405,6 +410,14 @@ def release_upload_times(page: ProjectPage | None, data: Mapping[str, Any] | Non
             if version is not None:
                 add(version, f.upload_time)
     return times
+
+
+def upload_times_only(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A project JSON document cut down to its upload times, in the same shape."""
+    if data is None:
+        return None
+    times = release_upload_times(None, data)
+    return {"releases": {version: [{"upload_time_iso_8601": when.isoformat()}] for version, when in times.items()}}
 
 
 def _held_as_undated(row: Release) -> bool:

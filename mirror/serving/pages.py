@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -330,8 +330,8 @@ class PageService:
         built = build_page(
             upstream_page, pins, hidden_versions=self.hidden_versions(session, project, upstream_page)
         )
-        for pin in built.new_pins:
-            session.add(_pin_row(project, pin, now))
+        if built.new_pins:  # one executemany: a big project lists tens of thousands of files
+            session.execute(insert(PinnedFile), [_pin_values(project, pin, now) for pin in built.new_pins])
         for changed in built.changed:
             _block_changed(session, project, changed.filename, changed.listed_sha256)
         bodies = render_bodies(built.page)
@@ -392,19 +392,19 @@ def _load_pins(session: Session, project: str) -> dict[str, Pin]:
     }
 
 
-def _pin_row(project: str, pin: Pin, now: datetime) -> PinnedFile:
-    return PinnedFile(
-        project=project,
-        filename=pin.filename,
-        version=pin.version,
-        sha256=pin.sha256,
-        size=pin.size,
-        upstream_url=pin.upstream_url,
-        metadata_sha256=pin.metadata_sha256,
-        upload_time=pin.upload_time,
-        provenance_url=pin.provenance_url,
-        first_seen=now,
-    )
+def _pin_values(project: str, pin: Pin, now: datetime) -> dict[str, Any]:
+    return {
+        "project": project,
+        "filename": pin.filename,
+        "version": pin.version,
+        "sha256": pin.sha256,
+        "size": pin.size,
+        "upstream_url": pin.upstream_url,
+        "metadata_sha256": pin.metadata_sha256,
+        "upload_time": pin.upload_time,
+        "provenance_url": pin.provenance_url,
+        "first_seen": now,
+    }
 
 
 def _block_changed(session: Session, project: str, filename: str, listed: str) -> None:
