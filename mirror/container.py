@@ -266,9 +266,10 @@ class Services:
                     "this client asked for too many never-seen projects in the last minute.",
                     retry_after=max(1, round(wait)),
                 )
-            self._screen_first(project, request)
+            page = self._screen_first(project, request)
             check_page(self.standing(project))
-        page = self._stored_page(project)
+        else:
+            page = self._stored_page(project)
         self._remember_allowed(project)
         return page
 
@@ -277,17 +278,21 @@ class Services:
             self._allowed_at.clear()
         self._allowed_at[project] = self.monotonic()
 
-    def _screen_first(self, project: str, request: Mapping[str, Any]) -> None:
+    def _screen_first(self, project: str, request: Mapping[str, Any]) -> ServedPage:
+        """Screen a never-seen project; the page returned is built after its decision."""
         screened: list[str] = []
 
         def screen(upstream_page: ProjectPage) -> None:
             self.screening.screen(project, upstream_page, request)
             screened.append(project)
 
-        self._stored_page(project, on_fetched=screen)
-        if not screened:  # the page was stored already (say, by another process): screen it now
-            self.screening.screen(project, self.pages.upstream_page(project), request)
-            self.pages.rebuild(project)
+        page = self._stored_page(project, on_fetched=screen)
+        if screened:
+            return page
+        # The page was stored already (say, by another process): screen it now, build it again.
+        self.screening.screen(project, self.pages.upstream_page(project), request)
+        self.pages.rebuild(project)
+        return self._stored_page(project)
 
     def _stored_page(self, project: str, on_fetched: Callable[[ProjectPage], None] | None = None) -> ServedPage:
         try:
