@@ -17,6 +17,7 @@ from packaging.version import InvalidVersion, Version
 from sqlalchemy import desc, select
 from sqlalchemy.orm import Session
 
+from mirror.clock import parse_utc
 from mirror.db.models import Decision, PinnedFile, Project, Release
 from mirror.screening.decisions import UNBLOCK_FILE, clear_file_block, decide_project, decide_release
 from mirror.states import ACTION_OF_PROJECT_STATE, PROJECT_STATE_OF_ACTION, RELEASE_STATE_OF_ACTION
@@ -263,10 +264,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _parse(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
-
-
 def _project_snapshot(row: Project | None) -> dict[str, Any] | None:
     if row is None:
         return None
@@ -323,7 +320,7 @@ def _restore_project(
     if action is None:
         raise Conflict(f"cannot restore unknown state {previous['state']!r}")
     decision = decide_project(session, project=project, action=action, actor=actor, reason=reason, now=now, request=info)
-    allow_until = _parse(previous.get("allow_until"))
+    allow_until = parse_utc(previous.get("allow_until"))
     if allow_until is not None and allow_until > now and action != "allow":
         # The replaced state had a break-glass window still open: reopen it.
         decision = decide_project(
@@ -354,7 +351,7 @@ def _restore_release(
         actor=actor,
         reason=reason,
         now=now,
-        held_until=_parse(previous.get("held_until")) if action == "hold" else None,
+        held_until=parse_utc(previous.get("held_until")) if action == "hold" else None,
         request=info,
     )
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
 
+from mirror.clock import parse_utc
 from mirror.review.namediff import Aligned, align
 from mirror.review.schemas import FindingOut
 
@@ -100,14 +101,7 @@ def ownership_findings(findings: Iterable[FindingOut]) -> list[FindingOut]:
 
 
 def first_upload(snapshot: Mapping[str, Any] | None) -> datetime | None:
-    value = (snapshot or {}).get("first_upload")
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
+    return parse_utc((snapshot or {}).get("first_upload"))
 
 
 def evidence_rows(evidence: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -204,11 +198,8 @@ def _hours(value: Any) -> str:
 
 
 def _iso_words(value: str) -> str:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return parsed.strftime("%Y-%m-%d %H:%M UTC") if parsed.tzinfo else value
+    parsed = parse_utc(value)
+    return parsed.strftime("%Y-%m-%d %H:%M UTC") if parsed else value
 
 
 def beyond_reason(titles: Iterable[str], reason: str) -> list[str]:

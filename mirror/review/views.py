@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, pass_context
 from packaging.utils import InvalidName, canonicalize_name
 from starlette.concurrency import run_in_threadpool
 
+from mirror.clock import parse_utc
 from mirror.db.models import Decision
 from mirror.review import actions, bulk, evidence, pagecontext, queries, websession
 from mirror.review.api import request_record
@@ -87,11 +88,8 @@ def isotime(value: object) -> str:
     """A stored ISO time string shown like every other time on the pages."""
     if not isinstance(value, str) or not value:
         return "—"
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return stamp(parsed) if parsed.tzinfo else value
+    parsed = parse_utc(value)
+    return stamp(parsed) if parsed else value
 
 
 def num(value: int | None) -> str:

@@ -13,8 +13,6 @@ compared in constant time and never logged.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 from typing import Any
 
@@ -24,6 +22,7 @@ from packaging.utils import canonicalize_name
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Message
 
+from mirror.review.auth import basic_password
 from mirror.simple.filenames import parse_dist_filename
 
 router = APIRouter()
@@ -129,15 +128,8 @@ def _too_large(limit: int) -> Response:
 
 
 def _authorised(header: str, token: str) -> bool:
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return False
-    try:
-        decoded = base64.b64decode(value, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    _, _, password = decoded.partition(":")
-    return hmac.compare_digest(password.encode(), token.encode())
+    password = basic_password(header)
+    return password is not None and hmac.compare_digest(password.encode(), token.encode())
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
