@@ -285,99 +285,117 @@ def single_edit(
     """
     if target_words is None:
         target_words = (frozenset({0}), frozenset({len(target)}))
-    cand_starts = frozenset() if cand_words is None else cand_words[0] - {0}
-    target_starts = target_words[0]
-
-    def compound(shift_from: int, shift: int, *positions: int) -> bool:
-        # A candidate word start is new when, mapped back to the target
-        # (positions after ``shift_from`` move by ``shift``), it is no word
-        # start there; the edit is a compound when it touches such a start.
-        for p in positions:
-            if p in cand_starts:
-                mapped = {p + shift if p > shift_from else p}
-                if shift > 0 and p == shift_from + 1:
-                    mapped.add(p)  # a dropped first letter keeps its word start
-                if not mapped & target_starts:
-                    return True
-        return False
-
+    starts = (frozenset() if cand_words is None else cand_words[0] - {0}, target_words[0])
     lc, lt = len(cand), len(target)
     if lc == lt + 1:
-        i = 0
-        while i < lt and cand[i] == target[i]:
-            i += 1
-        if cand[i + 1 :] != target[i:]:
-            return None
-        extra = cand[i]
-        # The same string may arise by inserting at a later index of a run of
-        # equal letters; the word edge test must see the whole run.
-        j = i
-        while j + 1 < lc and cand[j + 1] == extra:
-            j += 1
-        if compound(j, -1, i, i + 1, j, j + 1):
-            return Edit("compound", f"one letter added as a separate word ('{extra}')", "end")
-        if j > i or (i > 0 and cand[i - 1] == extra):
-            return Edit("repeat", f"one doubled letter ('{extra}')", "inner")
-        if extra.isdigit():
-            if _has_digit(target):
-                return Edit("digit", f"a digit added beside the version ('{extra}')", "end")
-            return Edit("version", f"a version digit added ('{extra}')", "end")
-        where = _where(target_words, i, i)
-        if extra == "s" and i in target_words[1]:
-            return Edit("plural", "a plural 's' added", "end")
-        return Edit("insertion", f"one extra letter ('{extra}')", where)
+        return _added_letter(cand, target, target_words, starts)
     if lc == lt - 1:
-        i = 0
-        while i < lc and cand[i] == target[i]:
-            i += 1
-        if cand[i:] != target[i + 1 :]:
-            return None
-        gone = target[i]
-        if compound(i - 1, 1, i):
-            return Edit("compound", f"one letter replaced by a separator ('{gone}')", "end")
-        if gone.isdigit():
-            if _has_digit(cand):
-                return Edit("digit", f"one of the version digits dropped ('{gone}')", "end")
-            return Edit("version", f"a version digit dropped ('{gone}')", "end")
-        if (i > 0 and target[i - 1] == gone) or (i + 1 < lt and target[i + 1] == gone):
-            return Edit("omission", f"one letter of a double dropped ('{gone}')", "inner")
-        where = _where(target_words, i, i + 1)
-        if gone == "s" and where == "end":
-            return Edit("plural", "the plural 's' dropped", "end")
-        return Edit("omission", f"one letter dropped ('{gone}')", where)
+        return _dropped_letter(cand, target, target_words, starts)
     if lc != lt:
         return None
     diffs = [i for i in range(lc) if cand[i] != target[i]]
     if len(diffs) == 1:
-        i = diffs[0]
-        new, old = cand[i], target[i]
-        where = _where(target_words, i, i + 1)
-        if compound(lc, 0, i, i + 1):
-            return Edit("compound", f"one letter changed beside a new word ('{new}' for '{old}')", where)
-        if fold_lookalikes(new) == fold_lookalikes(old):
-            return Edit("lookalike", f"one look-alike character ('{new}' for '{old}')", where)
-        if new.isdigit() and old.isdigit():
-            return Edit("digit", f"a version digit changed ('{new}' for '{old}')", "end")
-        if new in _VOWELS and old in _VOWELS:
-            return Edit("vowel", f"one vowel changed ('{new}' for '{old}')", where)
-        if new in _NEIGHBOURS.get(old, ()):
-            return Edit("keyboard", f"one letter changed to a neighbouring key ('{new}' for '{old}')", where)
-        flipped = ord(new) ^ ord(old)
-        if flipped & (flipped - 1) == 0:
-            return Edit("bitflip", f"one letter changed by a flipped bit ('{new}' for '{old}')", where)
-        return Edit("substitution", f"one letter changed ('{new}' for '{old}')", where)
+        return _changed_letter(cand, target, diffs[0], target_words, starts)
     if len(diffs) == 2:
-        i, j = diffs
-        if j == i + 1 and cand[i] == target[j] and cand[j] == target[i]:
-            if cand[i].isdigit() or cand[j].isdigit():
-                moved = f"'{target[i]}{target[j]}' to '{cand[i]}{cand[j]}'"
-                return Edit("digit", f"a version digit moved ({moved})", "inner")
-            return Edit(
-                "transposition",
-                f"one transposition ('{target[i]}{target[j]}' to '{cand[i]}{cand[j]}')",
-                _where(target_words, i, j + 1),
-            )
+        return _swapped_letters(cand, target, diffs[0], diffs[1], target_words)
     return None
+
+
+# (word starts of the candidate other than 0, word starts of the target)
+Starts = tuple[frozenset[int], frozenset[int]]
+
+
+def _touches_new_word(starts: Starts, shift_from: int, shift: int, *positions: int) -> bool:
+    """Whether the edit touches a word start the candidate has and the target has not.
+
+    A candidate position maps back to the target by moving those after
+    ``shift_from`` by ``shift``.
+    """
+    cand_starts, target_starts = starts
+    for p in positions:
+        if p in cand_starts:
+            mapped = {p + shift if p > shift_from else p}
+            if shift > 0 and p == shift_from + 1:
+                mapped.add(p)  # a dropped first letter keeps its word start
+            if not mapped & target_starts:
+                return True
+    return False
+
+
+def _added_letter(cand: str, target: str, target_words: Boundaries, starts: Starts) -> Edit | None:
+    lt, lc = len(target), len(cand)
+    i = 0
+    while i < lt and cand[i] == target[i]:
+        i += 1
+    if cand[i + 1 :] != target[i:]:
+        return None
+    extra = cand[i]
+    # The same string may arise by inserting at a later index of a run of
+    # equal letters; the word edge test must see the whole run.
+    j = i
+    while j + 1 < lc and cand[j + 1] == extra:
+        j += 1
+    if _touches_new_word(starts, j, -1, i, i + 1, j, j + 1):
+        return Edit("compound", f"one letter added as a separate word ('{extra}')", "end")
+    if j > i or (i > 0 and cand[i - 1] == extra):
+        return Edit("repeat", f"one doubled letter ('{extra}')", "inner")
+    if extra.isdigit():
+        if _has_digit(target):
+            return Edit("digit", f"a digit added beside the version ('{extra}')", "end")
+        return Edit("version", f"a version digit added ('{extra}')", "end")
+    if extra == "s" and i in target_words[1]:
+        return Edit("plural", "a plural 's' added", "end")
+    return Edit("insertion", f"one extra letter ('{extra}')", _where(target_words, i, i))
+
+
+def _dropped_letter(cand: str, target: str, target_words: Boundaries, starts: Starts) -> Edit | None:
+    lc, lt = len(cand), len(target)
+    i = 0
+    while i < lc and cand[i] == target[i]:
+        i += 1
+    if cand[i:] != target[i + 1 :]:
+        return None
+    gone = target[i]
+    if _touches_new_word(starts, i - 1, 1, i):
+        return Edit("compound", f"one letter replaced by a separator ('{gone}')", "end")
+    if gone.isdigit():
+        if _has_digit(cand):
+            return Edit("digit", f"one of the version digits dropped ('{gone}')", "end")
+        return Edit("version", f"a version digit dropped ('{gone}')", "end")
+    if (i > 0 and target[i - 1] == gone) or (i + 1 < lt and target[i + 1] == gone):
+        return Edit("omission", f"one letter of a double dropped ('{gone}')", "inner")
+    where = _where(target_words, i, i + 1)
+    if gone == "s" and where == "end":
+        return Edit("plural", "the plural 's' dropped", "end")
+    return Edit("omission", f"one letter dropped ('{gone}')", where)
+
+
+def _changed_letter(cand: str, target: str, i: int, target_words: Boundaries, starts: Starts) -> Edit:
+    new, old = cand[i], target[i]
+    where = _where(target_words, i, i + 1)
+    if _touches_new_word(starts, len(cand), 0, i, i + 1):
+        return Edit("compound", f"one letter changed beside a new word ('{new}' for '{old}')", where)
+    if fold_lookalikes(new) == fold_lookalikes(old):
+        return Edit("lookalike", f"one look-alike character ('{new}' for '{old}')", where)
+    if new.isdigit() and old.isdigit():
+        return Edit("digit", f"a version digit changed ('{new}' for '{old}')", "end")
+    if new in _VOWELS and old in _VOWELS:
+        return Edit("vowel", f"one vowel changed ('{new}' for '{old}')", where)
+    if new in _NEIGHBOURS.get(old, ()):
+        return Edit("keyboard", f"one letter changed to a neighbouring key ('{new}' for '{old}')", where)
+    flipped = ord(new) ^ ord(old)
+    if flipped & (flipped - 1) == 0:
+        return Edit("bitflip", f"one letter changed by a flipped bit ('{new}' for '{old}')", where)
+    return Edit("substitution", f"one letter changed ('{new}' for '{old}')", where)
+
+
+def _swapped_letters(cand: str, target: str, i: int, j: int, target_words: Boundaries) -> Edit | None:
+    if not (j == i + 1 and cand[i] == target[j] and cand[j] == target[i]):
+        return None
+    moved = f"'{target[i]}{target[j]}' to '{cand[i]}{cand[j]}'"
+    if cand[i].isdigit() or cand[j].isdigit():
+        return Edit("digit", f"a version digit moved ({moved})", "inner")
+    return Edit("transposition", f"one transposition ({moved})", _where(target_words, i, j + 1))
 
 
 # How typical each single edit is of a slip of the hand, used to pick the
