@@ -15,13 +15,14 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, pass_context
 from packaging.utils import InvalidName, canonicalize_name
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from mirror.clock import parse_utc
@@ -29,6 +30,7 @@ from mirror.db.models import Decision
 from mirror.review import actions, bulk, evidence, pagecontext, queries, websession
 from mirror.review.api import request_record
 from mirror.review.auth import principal_for
+from mirror.review.schemas import MAX_REASON
 from mirror.review.settings import ReviewSettings
 from mirror.review.upstream_info import UpstreamInfoCache
 from mirror.review.useragent import parse_user_agent
@@ -455,8 +457,8 @@ def decide_project_form(
         return again("Choose Allow or Deny.")
     if not reason.strip():
         return again("A reason is required.")
-    if len(reason) > 2000:
-        return again("The reason is too long (2000 characters at most).")
+    if len(reason) > MAX_REASON:
+        return again(f"The reason is too long ({MAX_REASON} characters at most).")
     services = _services(request)
     now = services.clock()
     expires_at = None
@@ -487,6 +489,33 @@ def decide_project_form(
     return RedirectResponse(f"/admin/projects/{canonical}?done={done}", status_code=303)
 
 
+def _reason_problem(reason: str, doing: str) -> str | None:
+    """What is wrong with a form's reason, in the words of the page; None when it is fine."""
+    if not reason.strip():
+        return f"A reason is required to {doing}."
+    if len(reason) > MAX_REASON:
+        return f"The reason is too long ({MAX_REASON} characters at most)."
+    return None
+
+
+def _decided(
+    request: Request,
+    checked: Any,
+    project: str,
+    decide: Callable[[Session], object],
+    done: str,
+) -> Response:
+    """Apply one reviewer decision in a transaction, then show it (or say why it could not be made)."""
+    services = _services(request)
+    try:
+        with services.sessions.begin() as session:
+            decide(session)
+    except actions.ReviewError as exc:
+        return _project_view(request, checked, project, status=exc.status, error=str(exc))
+    services.after_decision(project)
+    return RedirectResponse(f"/admin/projects/{project}?done={done}", status_code=303)
+
+
 @router.post("/projects/{name}/releases/{version}/decide")
 def decide_release_form(
     request: Request,
@@ -502,28 +531,14 @@ def decide_release_form(
     checked, canonical = found
     if action not in ("allow", "deny"):
         return _project_view(request, checked, canonical, status=400, error="Choose Allow or Deny.")
-    if not reason.strip() or len(reason) > 2000:
-        return _project_view(
-            request, checked, canonical, status=400, error=f"A reason (up to 2000 characters) is required to {action} {version}."
-        )
-    services = _services(request)
-    try:
-        with services.sessions.begin() as session:
-            actions.decide_on_release(
-                session,
-                project=canonical,
-                version=version,
-                action=action,
-                actor=checked.principal.name,
-                reason=reason.strip(),
-                now=services.clock(),
-                request=request_record(request, "web"),
-            )
-    except actions.ReviewError as exc:
-        return _project_view(request, checked, canonical, status=exc.status, error=str(exc))
-    services.after_decision(canonical)
-    done = "release-allowed" if action == "allow" else "release-denied"
-    return RedirectResponse(f"/admin/projects/{canonical}?done={done}", status_code=303)
+    problem = _reason_problem(reason, f"{action} {version}")
+    if problem:
+        return _project_view(request, checked, canonical, status=400, error=problem)
+    now = _services(request).clock()
+    return _decided(request, checked, canonical, lambda session: actions.decide_on_release(
+        session, project=canonical, version=version, action=action, actor=checked.principal.name,
+        reason=reason.strip(), now=now, request=request_record(request, "web"),
+    ), "release-allowed" if action == "allow" else "release-denied")
 
 
 @router.post("/decisions/{decision_id}/undo")
@@ -537,22 +552,13 @@ def undo_form(request: Request, decision_id: int, csrf_token: str = Form(""), re
         project = target.project if target is not None else None
     if project is None:
         return _refuse(request, 404, f"There is no decision #{decision_id}.", checked.principal, checked.csrf_token)
-    if not reason.strip() or len(reason) > 2000:
-        return _project_view(request, checked, project, status=400, error=f"A reason is required to undo #{decision_id}.")
-    try:
-        with services.sessions.begin() as session:
-            actions.undo(
-                session,
-                decision_id=decision_id,
-                actor=checked.principal.name,
-                reason=reason.strip(),
-                now=services.clock(),
-                request=request_record(request, "web"),
-            )
-    except actions.ReviewError as exc:
-        return _project_view(request, checked, project, status=exc.status, error=str(exc))
-    services.after_decision(project)
-    return RedirectResponse(f"/admin/projects/{project}?done=undone", status_code=303)
+    problem = _reason_problem(reason, f"undo #{decision_id}")
+    if problem:
+        return _project_view(request, checked, project, status=400, error=problem)
+    return _decided(request, checked, project, lambda session: actions.undo(
+        session, decision_id=decision_id, actor=checked.principal.name, reason=reason.strip(),
+        now=services.clock(), request=request_record(request, "web"),
+    ), "undone")
 
 
 @router.post("/projects/{name}/releases/decide")
@@ -575,23 +581,14 @@ def _decide_releases(
     checked, canonical = found
     if action not in ("allow", "deny"):
         return _project_view(request, checked, canonical, status=400, error="Choose Allow or Deny.")
-    if not reason.strip() or len(reason) > 2000:
-        return _project_view(
-            request, checked, canonical, status=400,
-            error=f"A reason (up to 2000 characters) is required to {action} the selected releases.",
-        )
-    services = _services(request)
-    try:
-        with services.sessions.begin() as session:
-            bulk.decide_releases(
-                session, project=canonical, versions=versions, action=action, actor=checked.principal.name,
-                reason=reason.strip(), now=services.clock(), request=request_record(request, "web"),
-            )
-    except actions.ReviewError as exc:
-        return _project_view(request, checked, canonical, status=exc.status, error=str(exc))
-    services.after_decision(canonical)
-    done = "releases-allowed" if action == "allow" else "releases-denied"
-    return RedirectResponse(f"/admin/projects/{canonical}?done={done}", status_code=303)
+    problem = _reason_problem(reason, f"{action} the selected releases")
+    if problem:
+        return _project_view(request, checked, canonical, status=400, error=problem)
+    now = _services(request).clock()
+    return _decided(request, checked, canonical, lambda session: bulk.decide_releases(
+        session, project=canonical, versions=versions, action=action, actor=checked.principal.name,
+        reason=reason.strip(), now=now, request=request_record(request, "web"),
+    ), "releases-allowed" if action == "allow" else "releases-denied")
 
 
 @router.post("/projects/{name}/releases/approve-held")
@@ -605,22 +602,14 @@ def approve_held_form(
     checked, canonical = found
     if not up_to.strip():
         return _project_view(request, checked, canonical, status=400, error="Give the highest version to approve.")
-    if not reason.strip() or len(reason) > 2000:
-        return _project_view(
-            request, checked, canonical, status=400,
-            error=f"A reason (up to 2000 characters) is required to approve held releases up to {up_to}.",
-        )
-    services = _services(request)
-    try:
-        with services.sessions.begin() as session:
-            bulk.approve_held_up_to(
-                session, project=canonical, version=up_to.strip(), actor=checked.principal.name,
-                reason=reason.strip(), now=services.clock(), request=request_record(request, "web"),
-            )
-    except actions.ReviewError as exc:
-        return _project_view(request, checked, canonical, status=exc.status, error=str(exc))
-    services.after_decision(canonical)
-    return RedirectResponse(f"/admin/projects/{canonical}?done=held-approved", status_code=303)
+    problem = _reason_problem(reason, f"approve held releases up to {up_to}")
+    if problem:
+        return _project_view(request, checked, canonical, status=400, error=problem)
+    now = _services(request).clock()
+    return _decided(request, checked, canonical, lambda session: bulk.approve_held_up_to(
+        session, project=canonical, version=up_to.strip(), actor=checked.principal.name,
+        reason=reason.strip(), now=now, request=request_record(request, "web"),
+    ), "held-approved")
 
 
 @router.post("/projects/{name}/upstream/refresh")
