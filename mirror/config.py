@@ -8,6 +8,7 @@ confusing runtime error.  Every key and its default is documented in
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -80,6 +81,19 @@ class ServerSettings(Section):
     upstream_queue: int = Field(64, ge=0, le=100_000)
     # First screenings (never-seen names) one client may cause per minute; 0: no limit.
     screenings_per_client_per_minute: int = Field(120, ge=0)
+    # Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed;
+    # empty: none, the client is the peer that connected.
+    trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"must be IP addresses or networks, not {entry!r}") from None
+        return value
 
 
 class DatabaseSettings(Section):

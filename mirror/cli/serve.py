@@ -55,7 +55,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.server.host,
         port=settings.server.port,
         access_log=settings.server.access_log == "text",  # "json" is mirror.web.accesslog's
-        proxy_headers=True,
         # Header-read deadline, keep-alive, connection cap, head size: [server]'s limits.
         **server_options(settings.server),
     )

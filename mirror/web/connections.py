@@ -137,6 +137,9 @@ def server_options(server: ServerSettings) -> dict[str, Any]:
             max_connections=server.max_connections,
             max_header_bytes=server.max_header_bytes,
         ),
+        # X-Forwarded-For is believed from the configured proxies only, never from any peer.
+        "proxy_headers": bool(server.trusted_proxies),
+        "forwarded_allow_ips": list(server.trusted_proxies),
         "timeout_keep_alive": server.keep_alive_timeout,
         "limit_concurrency": server.max_connections,
         "h11_max_incomplete_event_size": server.max_header_bytes,

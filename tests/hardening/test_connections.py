@@ -21,10 +21,12 @@ import uvicorn
 
 from mirror.app import create_app
 from mirror.config import SettingsError, settings_from_mapping
+from mirror.db.models import Decision
 from mirror.web.connections import LINGER_SECONDS, server_options
 from tests.faults.serving import ServerProcess, write_config
 from tests.hardening.rawhttp import answer_before_body, head, wait_closed
 from tests.support.running import mirror_settings
+from tests.support.publish import publish
 
 HEADER_TIMEOUT = 1.0
 KEEP_ALIVE = 1.0
@@ -192,3 +194,15 @@ def test_a_request_head_growing_past_max_header_bytes_is_refused(server: Guarded
 def test_connection_and_body_limits_are_validated(key: str, value: float) -> None:
     with pytest.raises(SettingsError, match=f"server.{key}"):
         settings_from_mapping({"server": {key: value}})
+
+
+@pytest.mark.parametrize("trusted, recorded", [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9")])
+def test_x_forwarded_for_is_believed_only_from_configured_proxies(start_mirror, index_server, tmp_path,
+                                                                  trusted, recorded) -> None:
+    mirror = start_mirror(server={"trusted_proxies": trusted})
+    publish(index_server, tmp_path, "quiet-otter")
+    response = requests.get(mirror.simple_url + "quiet-otter/", headers={"X-Forwarded-For": "203.0.113.9"}, timeout=30)
+    assert response.status_code == 200
+    with mirror.services.sessions() as session:
+        decision = session.query(Decision).filter_by(project="quiet-otter").one()
+    assert decision.request["client"] == recorded
