@@ -138,6 +138,9 @@ class UpstreamSettings(Section):
     max_page_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     # Seconds a name upstream does not have is answered 404 without asking again.
     not_found_ttl: int = Field(60, ge=0)
+    # A cached file upstream stops listing (what the index does to malware): "hold" it for a
+    # reviewer, or "keep" serving it; both are recorded and notified.
+    on_removed: Literal["hold", "keep"] = "hold"
     # Largest file downloaded when upstream's page does not state its size,
     # and largest core-metadata (.metadata) file; reading stops at the cap.
     max_file_bytes: int = Field(4 * 1024 * 1024 * 1024, ge=1024)

@@ -140,6 +140,7 @@ class Services:
             monotonic=monotonic,
             hidden_versions=self.screening.hidden_versions,
             notify=self.notify,
+            hold_removed=settings.upstream.on_removed == "hold",
         )
         self._internal_served: dict[str, ServedPage] = {}
         self.not_found = NotFoundCache(settings.upstream.not_found_ttl, monotonic)

@@ -100,6 +100,12 @@ def message(kind: str, payload: Mapping[str, Any], *, at: datetime, public_url: 
     elif kind == "critical-finding":
         finding = payload.get("finding") or {}
         headline = f"critical finding on {project}: {finding.get('title', '?')}"
+    elif kind == "file-removed":
+        finding = payload.get("finding") or {}
+        headline = f"{project}: {finding.get('title', 'upstream removed a cached file')}"
+    elif kind in ("content-deny", "content-hold"):
+        verb = "denied" if kind == "content-deny" else "held for review"
+        headline = f"{project} {payload.get('version', '?')} {verb} for what is inside {payload.get('file', '?')}"
     else:
         headline = f"{kind}: {project}"
     reasons = [str(r) for r in payload.get("reasons") or []]

@@ -103,6 +103,8 @@ class PinnedFile(Base):
     upload_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     blocked_reason: Mapped[str | None] = mapped_column(Text)
+    # When upstream stopped listing the file (what the index does to malware); None while listed.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Event(Base):

@@ -35,6 +35,7 @@ class Pin:
     upload_time: datetime | None
     blocked_reason: str | None = None
     provenance_url: str | None = None
+    removed: bool = False  # upstream stopped listing it (recorded once)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,9 @@ class Built:
     page: ProjectPage
     new_pins: list[Pin] = field(default_factory=list)
     changed: list[ChangedFile] = field(default_factory=list)
+    # Pinned files upstream stopped listing since the last build, and ones it lists again.
+    removed: list[str] = field(default_factory=list)
+    relisted: list[str] = field(default_factory=list)
 
 
 def mirror_file_url(sha256: str, filename: str, files_base: str = FILES_PREFIX) -> str:
@@ -93,6 +97,9 @@ def build_page(
         if version is not None and canonicalize_version(version) in hidden:
             continue
         kept.append(_rewrite(f, pin, files_base))
+    listed = {f.filename for f in upstream.files}
+    built.removed = sorted(name for name, pin in pins.items() if name not in listed and not pin.removed)
+    built.relisted = sorted(name for name, pin in pins.items() if name in listed and pin.removed)
     versions = tuple(v for v in upstream.versions if canonicalize_version(v) not in hidden)
     built.page = replace(upstream, files=tuple(kept), versions=versions)
     return built

@@ -46,6 +46,7 @@ STORED_BASE = "stored:"  # base URL for parsing our own stored upstream JSON
 # session.info key: file-change notifications waiting for their transaction to commit.
 _CHANGED_KEY = "indexguard.file_changed"
 FILE_CHANGED_REASON = "upstream changed a published file"
+FILE_REMOVED_REASON = "upstream removed this file (a reviewer may release it)"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class PageService:
         hidden_versions: Callable[[Session, str, ProjectPage], Iterable[str]] = lambda s, n, p: (),
         cache_bytes: int = 32 * 1024 * 1024,
         notify: Callable[[str, dict[str, Any]], None] = lambda kind, payload: None,
+        hold_removed: bool = True,
     ) -> None:
         self.sessions = sessions
         self.upstream = upstream
@@ -119,6 +121,7 @@ class PageService:
         self.monotonic = monotonic
         self.hidden_versions = hidden_versions
         self.notify = notify
+        self.hold_removed = hold_removed
         self.cache = ByteLRU(cache_bytes)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -242,8 +245,36 @@ class PageService:
         """
         with self.sessions.begin() as session:
             yield session
-        for payload in session.info.pop(_CHANGED_KEY, []):
-            self.notify("critical-finding", payload)
+        for kind, payload in session.info.pop(_CHANGED_KEY, []):
+            self.notify(kind, payload)
+
+    def _follow_removals(
+        self, session: Session, project: str, removed: Iterable[str], relisted: Iterable[str], now: datetime
+    ) -> None:
+        """Files upstream dropped (as the index drops malware): recorded, notified, and held unless told to keep.
+
+        Each disappearance acts once: a reviewer who clears the hold is not
+        overruled by the next page build, and a file listed again is just listed.
+        """
+        rows = {r.filename: r for r in session.scalars(select(PinnedFile).where(PinnedFile.project == project))}
+        for name in relisted:
+            if name in rows:
+                rows[name].removed_at = None
+        for name in removed:
+            row = rows.get(name)
+            if row is None or row.removed_at is not None:
+                continue
+            row.removed_at = now
+            if self.hold_removed and not row.blocked_reason:
+                row.blocked_reason = FILE_REMOVED_REASON
+            title = f"upstream no longer lists {name}" + (" (held)" if self.hold_removed else "")
+            record_event(session, severity="high", kind="file-removed", project=project, filename=name,
+                         message=title, details={"sha256": row.sha256, "held": self.hold_removed}, at=now)
+            session.info.setdefault(_CHANGED_KEY, []).append(("file-removed", {
+                "project": project,
+                "finding": {"detector": "file-removed", "severity": "high", "title": title, "target": name,
+                            "release": row.version, "evidence": {"filename": name, "pinned_sha256": row.sha256}},
+            }))
 
     def _lock_for(self, project: str) -> threading.Lock:
         with self._locks_guard:
@@ -282,8 +313,10 @@ class PageService:
             return replace(stored, stale=True)
         now = self.clock()
         if result is NOT_FOUND:
-            with self.sessions.begin() as session:
+            with self._writing() as session:
                 session.execute(delete(Page).where(Page.project == project))
+                pinned = list(session.scalars(select(PinnedFile.filename).where(PinnedFile.project == project)))
+                self._follow_removals(session, project, pinned, [], now)
             return None
         if result is NOT_MODIFIED:
             # Rebuild from the stored upstream page: holds may have matured.
@@ -334,6 +367,8 @@ class PageService:
             session.execute(insert(PinnedFile), [_pin_values(project, pin, now) for pin in built.new_pins])
         for changed in built.changed:
             _block_changed(session, project, changed.filename, changed.listed_sha256)
+        if built.removed or built.relisted:
+            self._follow_removals(session, project, built.removed, built.relisted, now)
         bodies = render_bodies(built.page)
         if row is None:
             row = Page(project=project)
@@ -387,6 +422,7 @@ def _load_pins(session: Session, project: str) -> dict[str, Pin]:
             upload_time=r.upload_time,
             blocked_reason=r.blocked_reason,
             provenance_url=r.provenance_url,
+            removed=r.removed_at is not None,
         )
         for r in rows
     }
@@ -433,8 +469,8 @@ def _block_changed(session: Session, project: str, filename: str, listed: str) -
         message=title,
         details={"pinned_sha256": row.sha256, "listed_sha256": listed},
     )
-    session.info.setdefault(_CHANGED_KEY, []).append({
+    session.info.setdefault(_CHANGED_KEY, []).append(("critical-finding", {
         "project": project,
         "finding": {"detector": "file-changed", "severity": "critical", "title": title, "target": filename,
                     "release": row.version, "evidence": evidence},
-    })
+    }))
