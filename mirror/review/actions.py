@@ -12,14 +12,13 @@ import math
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
-from packaging.utils import canonicalize_version
 from packaging.version import InvalidVersion, Version
 from sqlalchemy import desc, select
 from sqlalchemy.orm import Session
 
 from mirror.clock import parse_utc
 from mirror.db.models import Decision, PinnedFile, Project, Release
-from mirror.screening.decisions import UNBLOCK_FILE, clear_file_block, decide_project, decide_release
+from mirror.screening.decisions import UNBLOCK_FILE, clear_file_block, decide_project, decide_release, find_release
 from mirror.states import ACTION_OF_PROJECT_STATE, PROJECT_STATE_OF_ACTION, RELEASE_STATE_OF_ACTION
 
 # The longest break-glass allow, whoever asks (API or form): an emergency exit
@@ -246,15 +245,6 @@ def undo(
     target.undone_by = decision.id
     session.flush()
     return decision
-
-
-def find_release(session: Session, project: str, version: str) -> Release | None:
-    """The release of ``project`` whose version equals ``version`` (PEP 440 normal forms)."""
-    wanted = canonicalize_version(version)
-    for row in session.scalars(select(Release).where(Release.project == project)):
-        if canonicalize_version(row.version) == wanted:
-            return row
-    return None
 
 
 # -- internals -----------------------------------------------------------------

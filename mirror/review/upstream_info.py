@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable, Mapping
 
+from mirror.screening.screen import ownership_roles
 from mirror.upstream.client import UpstreamClient
 from mirror.upstream.errors import UpstreamError
 
@@ -56,12 +57,8 @@ def extract(document: Mapping[str, Any] | None) -> UpstreamInfo:
         if isinstance(urls, Mapping)
         else {}
     )
-    owners: dict[str, str] = {}
-    ownership = document.get("ownership")
-    if isinstance(ownership, Mapping) and isinstance(ownership.get("roles"), list):
-        for item in ownership["roles"][:50]:
-            if isinstance(item, Mapping) and isinstance(item.get("user"), str):
-                owners[_text(item["user"])] = _text(str(item.get("role", "")))
+    roles = list((ownership_roles(document) or {}).items())[:50]
+    owners = {_text(user): _text(role) for user, role in roles}
     return UpstreamInfo(fields=fields, owners=owners, project_urls=project_urls)
 
 

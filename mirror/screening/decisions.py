@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from packaging.utils import canonicalize_version
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -167,3 +168,13 @@ def release_blocked(row: Release, now: datetime) -> bool:
     if row.state == "held":
         return row.held_until is None or now < row.held_until
     return False
+
+
+def find_release(session: Session, project: str, version: str) -> Release | None:
+    """The release of ``project`` whose version equals ``version`` (PEP 440 normal forms)."""
+    wanted = canonicalize_version(version)
+    for row in session.scalars(select(Release).where(Release.project == project)):
+        if canonicalize_version(row.version) == wanted:
+            return row
+    return None
+

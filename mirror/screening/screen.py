@@ -26,7 +26,7 @@ from mirror.screening import policy as policy_mod
 from mirror.clock import Clock, parse_utc
 from mirror.db.locks import cross_process_lock
 from mirror.db.models import FindingRow, Project, Release, Snapshot
-from mirror.screening.decisions import decide_project, decide_release, release_blocked
+from mirror.screening.decisions import decide_project, decide_release, find_release, release_blocked
 from mirror.screening.events import record_event
 from mirror.simple.filenames import file_version
 from mirror.simple.model import ProjectPage
@@ -127,7 +127,7 @@ class Screening:
             self._remember_json(project, data)
         release_uploads = release_upload_times(page, data)
         previous = self._latest_snapshot(project)
-        roles = _roles(data)
+        roles = ownership_roles(data)
         emails = _emails(data)
         return ProjectFacts(
             name=project,
@@ -215,10 +215,7 @@ class Screening:
         if version is None:
             return None
         with self.sessions() as session:
-            for row in session.scalars(select(Release).where(Release.project == project)):
-                if canonicalize_version(row.version) == canonicalize_version(version):
-                    return row
-        return None
+            return find_release(session, project, version)
 
     def project_row(self, project: str) -> Project | None:
         """The stored decision, or None when the project is (again) to be screened.
@@ -502,7 +499,8 @@ def _versions_of(page: ProjectPage) -> list[str]:
     return sorted(versions)
 
 
-def _roles(data: Mapping[str, Any] | None) -> dict[str, str] | None:
+def ownership_roles(data: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """user -> role from the project JSON's ``ownership`` table; None when the index does not say."""
     ownership = (data or {}).get("ownership")
     if not isinstance(ownership, Mapping) or not isinstance(ownership.get("roles"), list):
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from packaging.metadata import parse_email
-from packaging.version import InvalidVersion, Version
+from packaging.utils import canonicalize_version
 
 MAX_METADATA_BYTES = 4 * 1024 * 1024
 
@@ -26,8 +26,5 @@ def core_metadata_summary(data: bytes) -> dict[str, Any] | None:
 
 
 def same_version(a: str, b: str) -> bool:
-    """Equal as versions (1.0 == 1.0.0), or as text when either is not a valid version."""
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
+    """Equal in PEP 440 normal form (1.0 == 1.0.0), as releases are looked up everywhere."""
+    return canonicalize_version(a) == canonicalize_version(b)
