@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from mirror.review import chart, evidence, queries
+from mirror.review import actions, chart, evidence, queries
 from mirror.review.popularity import Popularity, popularity
 from mirror.review.releases import group_held, newest_first, window
 from mirror.review.upstream_info import UpstreamInfo, UpstreamInfoCache, stored
@@ -78,6 +78,10 @@ def project_context(
         check = queries.vulnerability_check(session, canonical)
         kept = queries.stored_upstream(session, canonical)
         asking = queries.clients_asking(session, [canonical])[canonical]
+        blocked = [
+            {"filename": f.filename, "sha256": f.sha256, "blocked_reason": f.blocked_reason}
+            for f in actions.blocked_files(session, canonical)
+        ]
     if history.project.source != "public":
         upstream = _NO_UPSTREAM
     else:
@@ -100,6 +104,7 @@ def project_context(
         "releases": window(releases, releases_offset, RELEASES_PAGE),
         "held_count": sum(1 for r in releases if r.blocked and r.state == "held"),
         "clients_asking": asking,
+        "blocked_files": blocked,
         "decisions": history.decisions[:HISTORY_ROWS],
         "events": history.events[:HISTORY_ROWS],
     }

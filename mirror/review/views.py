@@ -62,6 +62,7 @@ FLASH = {
     "releases-denied": "Selected releases denied.",
     "held-approved": "Held releases approved.",
     "refreshed": "Asked upstream again; this is what it says now.",
+    "unblocked": "The file's block was cleared; its pinned bytes are served again.",
 }
 PAGE_SIZE = 50
 
@@ -589,6 +590,26 @@ def _decide_releases(
         session, project=canonical, versions=versions, action=action, actor=checked.principal.name,
         reason=reason.strip(), now=now, request=request_record(request, "web"),
     ), "releases-allowed" if action == "allow" else "releases-denied")
+
+
+@router.post("/projects/{name}/files/{filename}/unblock")
+def unblock_file_form(
+    request: Request, name: str, filename: str, csrf_token: str = Form(""), reason: str = Form("")
+) -> Response:
+    """Serve a file's pinned bytes again after upstream changed or removed it (a reviewer looked)."""
+    found = _checked_project(request, csrf_token, name)
+    if isinstance(found, Response):
+        return found
+    checked, canonical = found
+    problem = _reason_problem(reason, f"serve {filename} again")
+    if problem:
+        return _project_view(request, checked, canonical, status=400, error=problem)
+    services = _services(request)
+    listed = services.pages.listed_sha256(canonical, filename)
+    return _decided(request, checked, canonical, lambda session: actions.unblock_file(
+        session, project=canonical, filename=filename, actor=checked.principal.name, reason=reason.strip(),
+        now=services.clock(), listed_sha256=listed, request=request_record(request, "web"),
+    ), "unblocked")
 
 
 @router.post("/projects/{name}/releases/approve-held")
