@@ -172,6 +172,21 @@ class ContentSettings(Section):
     allowed_pickles: dict[str, tuple[str, ...]] = {}
 
 
+class DownloadsSettings(Section):
+    """Where the downloads detector gets counts: the bundled snapshot, or a statistics service."""
+
+    # e.g. "https://STATS-HOST/api/packages/{project}/recent"; empty: the bundled snapshot only.
+    # A service learns every name the mirror screens, so it is off by default.
+    service_url: HttpUrlText = ""
+
+    @field_validator("service_url")
+    @classmethod
+    def _names_the_project(cls, value: str) -> str:
+        if value and "{project}" not in value:
+            raise ValueError("must contain {project} where the project name goes")
+        return value
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -180,6 +195,7 @@ class Settings(BaseModel):
     storage: StorageSettings = StorageSettings()
     upstream: UpstreamSettings = UpstreamSettings()
     content: ContentSettings = ContentSettings()
+    downloads: DownloadsSettings = DownloadsSettings()
     # Sections owned by other parts of the mirror (policy, internal sources,
     # detectors, review, audit, notify), checked by their own parsers.
     extra: Mapping[str, Mapping[str, Any]] = {}

@@ -128,7 +128,7 @@ class Services:
             detector_config=self.detectors.config,
             policy=self.detectors.policy,
             corpus=self.detectors.corpus,
-            downloads=downloads_provider(self.detectors),
+            downloads=downloads_provider(self.detectors, settings),
             notify=self.notify,
             monotonic=monotonic,
         )
