@@ -105,6 +105,8 @@ def project_context(
         "held_count": sum(1 for r in releases if r.blocked and r.state == "held"),
         "clients_asking": asking,
         "blocked_files": blocked,
+        # The gate's own answer, so the page never says "denied" while the mirror serves it (or the reverse).
+        "served": services.why(canonical),
         "decisions": history.decisions[:HISTORY_ROWS],
         "events": history.events[:HISTORY_ROWS],
     }

@@ -12,6 +12,8 @@ import requests
 
 from mirror.db.models import PinnedFile
 from mirror.screening.decisions import decide_project
+from tests.review.support import make_token
+from tests.review.test_pages import sign_in
 from tests.support.dists import build_wheel
 from tests.support.publish import publish
 
@@ -125,3 +127,19 @@ def test_upstream_bound_work_waits_in_its_own_room(start_mirror, index_server, t
         assert time.monotonic() - started < 2.0, "warm traffic waited behind the upstream room"
         slow.join()
     assert page(mirror, "next-otter").status_code == 200
+
+
+def test_the_admin_page_says_what_the_gate_serves_for_an_internal_name(start_mirror, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "reqeusts")  # quarantined by the policy as a public project
+    before = start_mirror()
+    assert page(before, "reqeusts").status_code == 403
+    before.stop()
+    internal_dir = tmp_path / "internal"
+    internal_dir.mkdir()
+    build_wheel(internal_dir, "reqeusts", "2.0")  # the public 1.0 stays pinned (and is never served)
+    after = start_mirror(internal={"directory": str(internal_dir)})
+    served = page(after, "reqeusts")
+    assert served.status_code == 200, served.text  # the public project's quarantine does not apply
+    browser = sign_in(after, make_token(after, "reviewer", "rita"))
+    text = browser.get(after.url + "admin/projects/reqeusts", timeout=30).text
+    assert "is an internal name: served from internal sources only" in text
