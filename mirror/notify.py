@@ -58,7 +58,8 @@ class NotifySettings:
         if not isinstance(url, str):
             raise SettingsError("notify.webhook_url", "must be a string")
         if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
-            raise SettingsError("notify.webhook_url", f"must be an http(s) URL, not {redact_url(url)!r}")
+            # Name the scheme and host only: a webhook's path is its secret.
+            raise SettingsError("notify.webhook_url", f"must be an http(s) URL, not one starting {where(url)!r}")
 
         def number(key: str, default: float, low: float, high: float, integer: bool = False) -> Any:
             value = raw.get(key, default)

@@ -136,7 +136,10 @@ def test_settings_are_checked_and_name_the_key() -> None:
         assert caught.value.key == key
     with pytest.raises(SettingsError) as caught:
         NotifySettings.from_mapping({"webhook_url": f"ftp://user:pw@host/{SECRET}"})
-    assert "pw" not in str(caught.value)
+    assert "pw" not in str(caught.value) and SECRET not in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        NotifySettings.from_mapping({"webhook_url": f"htps://hooks.example/services/{SECRET}"})  # a typo
+    assert SECRET not in str(caught.value) and "hooks.example" in str(caught.value)
 
 
 def test_logs_show_the_host_only() -> None:
