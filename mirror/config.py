@@ -129,6 +129,8 @@ class UpstreamSettings(Section):
     # Empty: what pip itself would use (PIP_INDEX_URL, pip config, pip's default).
     url: HttpUrlText = ""
     timeout: float = Field(30.0, gt=0)
+    # Seconds to wait for a refresh when a stale page can answer instead (it is served when this runs out).
+    stale_refresh_timeout: float = Field(5.0, gt=0)
     # Seconds a stored index page counts as fresh before a conditional refresh.
     index_ttl: int = Field(600, ge=0)
     # Extra hosts file URLs may point at besides the upstream's own host

@@ -141,6 +141,7 @@ class Services:
             hidden_versions=self.screening.hidden_versions,
             notify=self.notify,
             hold_removed=settings.upstream.on_removed == "hold",
+            stale_timeout=min(settings.upstream.stale_refresh_timeout, settings.upstream.timeout),
         )
         self._internal_served: dict[str, ServedPage] = {}
         self.not_found = NotFoundCache(settings.upstream.not_found_ttl, monotonic)

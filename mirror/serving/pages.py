@@ -113,6 +113,7 @@ class PageService:
         cache_bytes: int = 32 * 1024 * 1024,
         notify: Callable[[str, dict[str, Any]], None] = lambda kind, payload: None,
         hold_removed: bool = True,
+        stale_timeout: float | None = None,
     ) -> None:
         self.sessions = sessions
         self.upstream = upstream
@@ -122,6 +123,7 @@ class PageService:
         self.hidden_versions = hidden_versions
         self.notify = notify
         self.hold_removed = hold_removed
+        self.stale_timeout = stale_timeout
         self.cache = ByteLRU(cache_bytes)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -303,7 +305,8 @@ class PageService:
                 row = session.get(Page, project)
                 etag = row.upstream_etag if row is not None else None
         try:
-            result = self.upstream.fetch_project(project, etag)
+            # With a stale page to fall back on, wait only briefly: pip gives up after 15 s without a byte.
+            result = self.upstream.fetch_project(project, etag, timeout=self.stale_timeout if stored else None)
         except UpstreamError as exc:
             if stored is None:
                 raise PageUnavailable(str(exc)) from None

@@ -80,13 +80,18 @@ class UpstreamClient:
     def project_url(self, name: str) -> str:
         return urljoin(self.simple_url, f"{name}/")
 
-    def fetch_project(self, name: str, etag: str | None = None) -> Fetched | NotModified | NotFound:
-        """Fetch ``/simple/<name>/``; ``etag`` makes it a conditional request."""
+    def fetch_project(
+        self, name: str, etag: str | None = None, *, timeout: float | None = None
+    ) -> Fetched | NotModified | NotFound:
+        """Fetch ``/simple/<name>/``; ``etag`` makes it a conditional request.
+
+        ``timeout`` shortens the wait where a stale copy can answer instead.
+        """
         url = self.project_url(name)
         headers = {"Accept": ACCEPT}
         if etag:
             headers["If-None-Match"] = etag
-        response = self._get(url, headers)
+        response = self._get(url, headers, timeout)
         try:
             if response.status_code == 304:
                 return NOT_MODIFIED
@@ -165,7 +170,7 @@ class UpstreamClient:
         finally:
             response.close()
 
-    def _get(self, url: str, headers: dict[str, str]) -> requests.Response:
+    def _get(self, url: str, headers: dict[str, str], timeout: float | None = None) -> requests.Response:
         kind = "json" if url.endswith("/json") else "page"
         started = time.perf_counter()
         try:
@@ -176,7 +181,7 @@ class UpstreamClient:
                     self.session,
                     url,
                     stream=True,
-                    timeout=self.timeout,
+                    timeout=timeout or self.timeout,
                     headers=headers,
                     guard=self.guard,
                     auth=self._auth,

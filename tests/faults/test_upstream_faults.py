@@ -4,6 +4,7 @@ stores nothing unverified and never reaches where a hostile page points it."""
 from __future__ import annotations
 
 import hashlib
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -287,3 +288,16 @@ def test_a_refused_file_does_not_echo_what_upstream_returned(fast_mirror, index_
     assert status == 502, body[:200]
     assert hashlib.sha256(sent).hexdigest().encode() not in body
     assert not fast_mirror.services.store.has(registered.sha256)
+
+
+def test_a_stale_page_is_served_soon_when_its_refresh_hangs(start_mirror, index_server, tmp_path, clock) -> None:
+    mirror = start_mirror(upstream={"timeout": 20.0, "stale_refresh_timeout": 1.0})
+    publish(index_server, tmp_path, "quiet-otter")
+    assert get_page(mirror.url, "quiet-otter").status_code == 200
+    clock.advance(seconds=mirror.settings.upstream.index_ttl + 1)
+    with index_server.fault("/simple/quiet-otter/", "hang", seconds=6):
+        started = time.monotonic()
+        stale = get_page(mirror.url, "quiet-otter")
+        waited = time.monotonic() - started
+    assert stale.status_code == 200 and stale.headers.get("X-IndexGuard-Stale") == "1"
+    assert waited < 5, f"a client waited {waited:.1f} s for a page the mirror had"
