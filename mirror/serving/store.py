@@ -133,6 +133,9 @@ class BlobStore:
         self.rehash_max_bytes = rehash_max_bytes
         # A filesystem with whole-second timestamps cannot keep the mark.
         self.marks_kept = _marks_kept(self.tmp_dir)
+        # sha256 -> (size, mtime_ns, inode) when this process last re-hashed it intact: a write
+        # changes the stat, so an unchanged stat needs no second re-hash (the scrub still reads all).
+        self._hashed: dict[str, tuple[int, int, int]] = {}
 
     def path(self, sha256: str) -> Path:
         """Where the verified blob lives (it may not exist yet)."""
@@ -145,6 +148,25 @@ class BlobStore:
     def open_blob(self, sha256: str) -> BinaryIO:
         """Open a verified blob for reading; FileNotFoundError if absent."""
         return open(self.path(sha256), "rb", buffering=0)
+
+    def known_good(self, sha256: str, expected_size: int | None = None) -> Path | None:
+        """The blob's path when a stat alone shows it intact (no reading), else None: ask ``verified_path``.
+
+        For the warm path, which must not block the event loop: the pinned
+        size, and the integrity mark or an unchanged stat since the last re-hash.
+        """
+        path = self.path(sha256)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        if expected_size is not None and st.st_size != expected_size:
+            return None
+        if self._hashed.get(sha256) == (st.st_size, st.st_mtime_ns, st.st_ino):
+            return path
+        if st.st_size > self.rehash_max_bytes and (not self.marks_kept or _is_marked(st, sha256)):
+            return path
+        return None
 
     def verified_path(self, sha256: str, expected_size: int | None = None) -> Path | None:
         """The blob's path if it still looks intact, else None (absent, or found corrupt).
@@ -175,6 +197,10 @@ class BlobStore:
             return None
         if not marked:  # intact, stored before marks or copied: mark it now
             _mark_path(path, sha256)
+            st = os.stat(path)
+        if len(self._hashed) > 100_000:
+            self._hashed.clear()
+        self._hashed[sha256] = (st.st_size, st.st_mtime_ns, st.st_ino)
         return path
 
     def scrub(self) -> ScrubReport:

@@ -96,9 +96,14 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     ):
         raise NotFound("no such file.")
     services = request.app.state.services
-    # Warm path: a recently allowed file already in the store costs no thread hop.
+    # Warm path: a recently allowed file whose stat shows it intact costs no thread hop.
     target = services.warm_file(sha256, filename)
-    if target is None:
+    if target is not None:
+        path = services.store.known_good(target.sha256, target.size)
+        if path is not None:
+            metrics.FILE_HIT.inc()
+            return _blob_response(path, target, filename)
+    else:
         target = await run_in_threadpool(services.file_target, sha256, filename)
     if target.sha256 == UNFETCHED:  # PEP 740 provenance the mirror has not fetched yet
         target = await request.app.state.upstream_room.run(services.provenance_target, sha256, filename)
