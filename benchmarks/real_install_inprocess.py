@@ -250,7 +250,7 @@ def phases(config: Path, names: Sequence[str]) -> dict[str, Any]:
     wrap_attr(timer, policy_mod, "decide", "policy (project)", missing)
     wrap_attr(timer, policy_mod, "decide_release", "policy (per release)", missing)
     wrap_attr(timer, screening, "_store_first_decision", "store decision", missing)
-    wrap_attr(timer, pages, "hidden_versions", "register releases", missing)
+    wrap_attr(timer, pages, "register_releases", "register releases", missing)
     wrap_attr(timer, pages_mod, "build_page", "build page (pins, filter)", missing)
     wrap_attr(timer, pages_mod, "render_bodies", "render + gzip served page", missing)
     wrap_attr(timer, pages_mod, "render_project_json", "render upstream copy", missing)

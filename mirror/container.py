@@ -40,9 +40,8 @@ from mirror.serving.pages import RECHECK_SECONDS as WARM_RECHECK_SECONDS, PageSe
 from mirror.serving.store import BlobStore
 from mirror.serving.throttle import ClientBudget, NotFoundCache
 from mirror.simple.metadata import core_metadata_summary, same_version
-from mirror.simple.model import ProjectPage
 from mirror.upstream.breaker import CircuitBreaker
-from mirror.upstream.client import UpstreamClient, private_index_client
+from mirror.upstream.client import Fetched, UpstreamClient, private_index_client
 from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener, upstream_guard
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
@@ -138,7 +137,7 @@ class Services:
             ttl=settings.upstream.index_ttl,
             clock=clock,
             monotonic=monotonic,
-            hidden_versions=self.screening.hidden_versions,
+            register_releases=self.screening.register_releases,
             notify=self.notify,
             hold_removed=settings.upstream.on_removed == "hold",
             stale_timeout=min(settings.upstream.stale_refresh_timeout, settings.upstream.timeout),
@@ -281,24 +280,43 @@ class Services:
         self._allowed_at[project] = self.monotonic()
 
     def _screen_first(self, project: str, request: Mapping[str, Any]) -> ServedPage:
-        """Screen a never-seen project; the page returned is built after its decision."""
-        screened: list[str] = []
+        """The cold path of a never-seen project: fetch its upstream page, screen, then build the page.
 
-        def screen(upstream_page: ProjectPage) -> None:
-            self.screening.screen(project, upstream_page, request)
-            screened.append(project)
+        Screening comes before the first build, so the first page served
+        already applies the decision and the release holds.
+        """
+        page: ServedPage | None = None
+        with self.pages.single_flight(project):
+            stored = self.pages.upstream_page(project)
+            if stored is None:
+                fetched = self._fetch_new(project)
+                self.screening.screen(project, fetched.page, request)
+                page = self.pages.store_fetched(project, fetched)
+            else:  # stored already (by another thread or process): screen what was stored, build again
+                self.screening.screen(project, stored, request)
+                self.pages.rebuild(project)
+        if page is None:
+            page = self._stored_page(project)  # outside the lock: a stale page may need its refresh
+        if self.content is not None:  # new releases appear when a page is built: look inside them now
+            self.content.queue_held(project, self.clock())
+        return page
 
-        page = self._stored_page(project, on_fetched=screen)
-        if screened:
-            return page
-        # The page was stored already (say, by another process): screen it now, build it again.
-        self.screening.screen(project, self.pages.upstream_page(project), request)
-        self.pages.rebuild(project)
-        return self._stored_page(project)
-
-    def _stored_page(self, project: str, on_fetched: Callable[[ProjectPage], None] | None = None) -> ServedPage:
+    def _fetch_new(self, project: str) -> Fetched:
         try:
-            page = self.pages.get(project, on_fetched=on_fetched)
+            fetched = self.pages.fetch_new(project)
+        except PageUnavailable as exc:
+            raise Unavailable(
+                f"the upstream index is unavailable and '{project}' is not cached yet ({exc}).",
+                retry_after=RETRY_AFTER_SECONDS,
+            ) from None
+        if fetched is None:
+            self.not_found.add(project)
+            raise NotFound(f"no project named '{project}' on the upstream index.")
+        return fetched
+
+    def _stored_page(self, project: str) -> ServedPage:
+        try:
+            page = self.pages.get(project)
         except PageUnavailable as exc:
             raise Unavailable(
                 f"the upstream index is unavailable and '{project}' is not cached yet ({exc}).",

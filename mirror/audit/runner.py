@@ -317,7 +317,7 @@ class Auditor:
         # New releases are registered (and held) while the page is stored, after
         # the snapshot above, so a change of owners holds them.
         if isinstance(fetched, Fetched):
-            store_fetched_page(services.pages, name, fetched, now)
+            services.pages.store_fetched(name, fetched)
         decided = bool(result.actions)  # a decision changed what the stored page must show
         if self._vulns and self._check_vulnerabilities(name, now, run_id, result):
             decided = True
@@ -491,16 +491,6 @@ def owners_replaced(previous: Mapping[str, str] | None, current: Mapping[str, st
     if set(previous) & set(current):
         return None
     return sorted(previous), sorted(current)
-
-
-def store_fetched_page(pages: Any, name: str, fetched: Fetched, now: datetime) -> None:
-    """Store a page the audit fetched, through the page service's own store path.
-
-    PageService has no public "store this fetched page" call yet; this is the
-    one place that reaches for it, so a rename there breaks one line here.
-    """
-    pages._save_fetched(name, fetched, now)
-    pages.forget(name)
 
 
 

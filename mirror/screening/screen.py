@@ -147,7 +147,7 @@ class Screening:
 
     # -- releases ----------------------------------------------------------------
 
-    def hidden_versions(self, session: Session, project: str, page: ProjectPage) -> set[str]:
+    def register_releases(self, session: Session, project: str, page: ProjectPage) -> set[str]:
         """Register releases seen for the first time and return those to hide now.
 
         Called while a page is built.  Before the project's first decision

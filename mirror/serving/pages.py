@@ -109,7 +109,7 @@ class PageService:
         ttl: float,
         clock: Clock,
         monotonic: Callable[[], float],
-        hidden_versions: Callable[[Session, str, ProjectPage], Iterable[str]] = lambda s, n, p: (),
+        register_releases: Callable[[Session, str, ProjectPage], Iterable[str]] = lambda s, n, p: (),
         cache_bytes: int = 32 * 1024 * 1024,
         notify: Callable[[str, dict[str, Any]], None] = lambda kind, payload: None,
         hold_removed: bool = True,
@@ -120,7 +120,8 @@ class PageService:
         self.ttl = timedelta(seconds=ttl)
         self.clock = clock
         self.monotonic = monotonic
-        self.hidden_versions = hidden_versions
+        # Records releases seen for the first time (and the policy's hold on them); returns those to hide.
+        self.register_releases = register_releases
         self.notify = notify
         self.hold_removed = hold_removed
         self.stale_timeout = stale_timeout
@@ -129,9 +130,7 @@ class PageService:
         self._locks_guard = threading.Lock()
         self._retry_after: dict[str, float] = {}
 
-    def get(
-        self, project: str, on_fetched: Callable[[ProjectPage], None] | None = None
-    ) -> ServedPage | None:
+    def get(self, project: str) -> ServedPage | None:
         """The page to serve for a canonical project name; None if upstream has none.
 
         Raises PageUnavailable when there is no stored page and upstream fails.
@@ -160,13 +159,41 @@ class PageService:
             if stored is not None and self._is_fresh(stored):
                 page: ServedPage | None = stored
             else:
-                page = self._refresh(project, stored, on_fetched)
+                page = self._refresh(project, stored)
         finally:
             lock.release()
         if page is not None:
             self.cache.put(project, self.monotonic(), page)
         else:
             self.cache.discard(project)
+        return page
+
+    @contextmanager
+    def single_flight(self, project: str) -> Iterator[None]:
+        """Hold ``project``'s page lock: one first fetch per project in this process at a time."""
+        with self._lock_for(project):
+            yield
+
+    def fetch_new(self, project: str) -> Fetched | None:
+        """Upstream's page of a project the mirror has no page of; None when upstream has none.
+
+        Stores nothing: the caller screens the project first, then calls
+        ``store_fetched``, so the first build already applies the decision.
+        Raises PageUnavailable when upstream fails.
+        """
+        metrics.PAGE_MISS.inc()
+        try:
+            result = self.upstream.fetch_project(project)
+        except UpstreamError as exc:
+            raise PageUnavailable(str(exc)) from None
+        if result is NOT_FOUND or not isinstance(result, Fetched):
+            return None
+        return result
+
+    def store_fetched(self, project: str, fetched: Fetched) -> ServedPage:
+        """Store and build a page fetched from upstream (by ``fetch_new``, or by the re-audit)."""
+        page = self._save_fetched(project, fetched, self.clock())
+        self.cache.put(project, self.monotonic(), page)
         return page
 
     def fresh(self, project: str) -> ServedPage | None:
@@ -292,12 +319,7 @@ class PageService:
             row = session.get(Page, project)
             return _served(row) if row is not None else None
 
-    def _refresh(
-        self,
-        project: str,
-        stored: ServedPage | None,
-        on_fetched: Callable[[ProjectPage], None] | None = None,
-    ) -> ServedPage | None:
+    def _refresh(self, project: str, stored: ServedPage | None) -> ServedPage | None:
         metrics.PAGE_MISS.inc()
         etag = None
         if stored is not None:
@@ -329,10 +351,6 @@ class PageService:
                     return None
                 return self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
         assert isinstance(result, Fetched)
-        if on_fetched is not None:
-            # Screening runs here, before the page is built, so the first
-            # build already applies its decision and release holds.
-            on_fetched(result.page)
         return self._save_fetched(project, result, now)
 
     def _save_fetched(self, project: str, result: Fetched, now: datetime) -> ServedPage:
@@ -364,7 +382,7 @@ class PageService:
         now = self.clock()
         pins = _load_pins(session, project)
         built = build_page(
-            upstream_page, pins, hidden_versions=self.hidden_versions(session, project, upstream_page)
+            upstream_page, pins, hidden_versions=self.register_releases(session, project, upstream_page)
         )
         if built.new_pins:  # one executemany: a big project lists tens of thousands of files
             session.execute(insert(PinnedFile), [_pin_values(project, pin, now) for pin in built.new_pins])
