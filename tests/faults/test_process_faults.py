@@ -131,7 +131,8 @@ def test_server_killed_mid_download_leaves_no_partial_blob(
     restarted = ServerProcess(config, tmp_path / "server.log").start()
     try:
         if restart_after == "a while":
-            assert list((files / "tmp").iterdir()) == []
+            # The killed server's leftover is gone (a new server may already be writing temps of its own).
+            assert partials[0] not in {p.name for p in (files / "tmp").iterdir()}
         served = requests.get(url.replace(server.url, restarted.url), timeout=120)
         assert served.status_code == 200
         assert hashlib.sha256(served.content).hexdigest() == registered.sha256
