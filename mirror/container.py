@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -41,7 +41,7 @@ from mirror.serving.store import BlobStore
 from mirror.serving.throttle import ClientBudget, NotFoundCache
 from mirror.simple.metadata import core_metadata_summary, same_version
 from mirror.upstream.breaker import CircuitBreaker
-from mirror.upstream.client import Fetched, UpstreamClient, private_index_client
+from mirror.upstream.client import UpstreamClient, private_index_client
 from mirror.upstream.netguard import NetGuard, guarded_session, requests_opener, upstream_guard
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
@@ -67,6 +67,8 @@ class FileTarget:
     version: str = ""
     needs_scan: bool = False
 
+
+T = TypeVar("T")
 
 # Set by `indexguard serve` after it has migrated the database in a child process.
 SCHEMA_READY_ENV = "INDEXGUARD_SCHEMA_READY"
@@ -289,45 +291,40 @@ class Services:
         with self.pages.single_flight(project):
             stored = self.pages.upstream_page(project)
             if stored is None:
-                fetched = self._fetch_new(project)
+                fetched = self._from_upstream(project, lambda: self.pages.fetch_new(project))
                 self.screening.screen(project, fetched.page, request)
                 page = self.pages.store_fetched(project, fetched)
             else:  # stored already (by another thread or process): screen what was stored, build again
                 self.screening.screen(project, stored, request)
                 self.pages.rebuild(project)
         if page is None:
-            page = self._stored_page(project)  # outside the lock: a stale page may need its refresh
-        if self.content is not None:  # new releases appear when a page is built: look inside them now
-            self.content.queue_held(project, self.clock())
+            return self._stored_page(project)  # outside the lock: a stale page may need its refresh
+        self._look_inside_new_releases(project)
         return page
-
-    def _fetch_new(self, project: str) -> Fetched:
-        try:
-            fetched = self.pages.fetch_new(project)
-        except PageUnavailable as exc:
-            raise Unavailable(
-                f"the upstream index is unavailable and '{project}' is not cached yet ({exc}).",
-                retry_after=RETRY_AFTER_SECONDS,
-            ) from None
-        if fetched is None:
-            self.not_found.add(project)
-            raise NotFound(f"no project named '{project}' on the upstream index.")
-        return fetched
 
     def _stored_page(self, project: str) -> ServedPage:
+        page = self._from_upstream(project, lambda: self.pages.get(project))
+        self._look_inside_new_releases(project)
+        return page
+
+    def _look_inside_new_releases(self, project: str) -> None:
+        """New releases appear when a page is built: queue their content scans now."""
+        if self.content is not None:
+            self.content.queue_held(project, self.clock())
+
+    def _from_upstream(self, project: str, fetch: Callable[[], T | None]) -> T:
+        """What ``fetch`` got, with upstream failures and unknown names as the domain errors."""
         try:
-            page = self.pages.get(project)
+            value = fetch()
         except PageUnavailable as exc:
             raise Unavailable(
                 f"the upstream index is unavailable and '{project}' is not cached yet ({exc}).",
                 retry_after=RETRY_AFTER_SECONDS,
             ) from None
-        if page is None:
+        if value is None:
             self.not_found.add(project)
             raise NotFound(f"no project named '{project}' on the upstream index.")
-        if self.content is not None:  # new releases appear when a page is built: look inside them now
-            self.content.queue_held(project, self.clock())
-        return page
+        return value
 
     def forget_internal(self, project: str) -> None:
         self.internal.forget(project)
