@@ -13,8 +13,9 @@ from typing import Any
 from mirror.review import actions, chart, evidence, queries
 from mirror.review.popularity import Popularity, popularity
 from mirror.review.releases import group_held, newest_first, window
-from mirror.review.upstream_info import UpstreamInfo, UpstreamInfoCache, stored
+from mirror.review.upstream_info import UpstreamInfoCache
 from mirror.serving.internal import INTERNAL_URL_PREFIX
+from mirror.upstream.project_info import UpstreamInfo, stored
 
 RELEASES_PAGE = 50
 # The project page lists this many newest decisions and events; the audit log has the rest.
@@ -82,11 +83,7 @@ def project_context(
             {"filename": f.filename, "sha256": f.sha256, "blocked_reason": f.blocked_reason}
             for f in actions.blocked_files(session, canonical)
         ]
-    if history.project.source != "public":
-        upstream = _NO_UPSTREAM
-    else:
-        seen = stored(*kept) if kept is not None and not live_upstream else None
-        upstream = seen or upstream_cache.get(canonical)
+    upstream, refresh_error = _upstream_says(history.project.source, kept, upstream_cache, canonical, live_upstream)
     if vulnerability_service(services.settings) == "none":
         check = queries.VulnerabilityCheck(False, None, "no vulnerability service is configured")
     resemblances = evidence.resemblances(history.findings)
@@ -94,6 +91,7 @@ def project_context(
     return {
         "history": history,
         "upstream": upstream,
+        "upstream_refresh_error": refresh_error,
         "resemblances": resemblances,
         "looks_like": side_by_side(services, resemblances),
         "vulnerabilities": evidence.vulnerabilities(history.findings),
@@ -106,10 +104,30 @@ def project_context(
         "clients_asking": asking,
         "blocked_files": blocked,
         # The gate's own answer, so the page never says "denied" while the mirror serves it (or the reverse).
-        "served": services.why(canonical),
+        "served": services.projects.why(canonical),
         "decisions": history.decisions[:HISTORY_ROWS],
         "events": history.events[:HISTORY_ROWS],
     }
+
+
+def _upstream_says(
+    source: str, kept: tuple[dict[str, Any], datetime] | None, cache: UpstreamInfoCache, name: str, live: bool
+) -> tuple[UpstreamInfo, str | None]:
+    """What the "Upstream says" card shows, and why asking again failed (None when it did not).
+
+    What screening saw is shown unless the reviewer asked upstream again;
+    upstream is asked only when nothing was kept or on that request.  A
+    failed refresh keeps showing what screening saw, with the failure.
+    """
+    if source != "public":
+        return _NO_UPSTREAM, None
+    seen = stored(*kept) if kept is not None else None
+    if seen is not None and not live:
+        return seen, None
+    asked = cache.get(name)
+    if asked.error and seen is not None:
+        return seen, asked.error
+    return asked, None
 
 
 def internal_context(services: Any, canonical: str) -> dict[str, Any] | None:

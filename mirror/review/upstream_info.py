@@ -1,92 +1,29 @@
-"""What upstream says about a project (summary, authors, owners), for the reviewer's eyes.
+"""Asking upstream now what it says about a project, for the review page's "refresh".
 
-These fields are exactly what a look-alike project fakes.  When the
-screening snapshot kept them (an ``upstream`` entry in its facts, in the
-shape ``stored_fields`` writes), the page shows what screening saw, with
-when; otherwise, and on "refresh", it asks upstream's JSON API.  That
+Normally the page shows what the first screening saw (kept in its snapshot,
+see ``mirror.upstream.project_info``); this asks upstream's JSON API again
+when a reviewer wants today's answer, or when nothing was kept.  That
 client shares the mirror's own upstream session - its network guard *and*
 its configured CA bundle (``settings.ca_bundle``) - so a reviewer sees what
 screening could reach; only the timeout is shorter, because a slow upstream
-must not make the review page hang.  Answers are cached briefly.  Every
-value is attacker-controlled text; the templates escape it and never turn
-it into a link.
+must not make the review page hang.  Answers are cached briefly.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-from mirror.screening.screen import ownership_roles
 from mirror.upstream.client import UpstreamClient
 from mirror.upstream.errors import UpstreamError
+from mirror.upstream.project_info import UpstreamInfo, extract
 
 TIMEOUT = 5.0
 TTL = 300.0
 MAX_ENTRIES = 1000
-MAX_TEXT = 500
-FIELDS = ("summary", "author", "author_email", "maintainer", "maintainer_email", "license", "version", "home_page")
-
-
-@dataclass(frozen=True)
-class UpstreamInfo:
-    """Upstream metadata; ``error`` says why it is missing when it is."""
-
-    fields: dict[str, str] = field(default_factory=dict)
-    owners: dict[str, str] = field(default_factory=dict)
-    project_urls: dict[str, str] = field(default_factory=dict)
-    error: str | None = None
-    # Where the facts come from: "stored" (kept at screening) or "live" (asked now), and when.
-    origin: str = "live"
-    seen_at: datetime | None = None
-
-
-def extract(document: Mapping[str, Any] | None) -> UpstreamInfo:
-    """Pick the reviewer-relevant strings out of a project JSON document."""
-    if document is None:
-        return UpstreamInfo(error="upstream does not have this project")
-    info = document.get("info")
-    info = info if isinstance(info, Mapping) else {}
-    fields = {k: _text(info[k]) for k in FIELDS if isinstance(info.get(k), str) and info[k].strip()}
-    urls = info.get("project_urls")
-    project_urls = (
-        {_text(str(k)): _text(v) for k, v in list(urls.items())[:20] if isinstance(v, str)}
-        if isinstance(urls, Mapping)
-        else {}
-    )
-    roles = list((ownership_roles(document) or {}).items())[:50]
-    owners = {_text(user): _text(role) for user, role in roles}
-    return UpstreamInfo(fields=fields, owners=owners, project_urls=project_urls)
-
-
-def stored_fields(info: UpstreamInfo) -> dict[str, Any]:
-    """The JSON-ready form kept in a snapshot's ``upstream`` entry."""
-    return {"fields": dict(info.fields), "owners": dict(info.owners), "project_urls": dict(info.project_urls)}
-
-
-def stored(snapshot: Mapping[str, Any] | None, taken_at: datetime | None) -> UpstreamInfo | None:
-    """What screening saw, when its snapshot kept an ``upstream`` entry; None otherwise."""
-    entry = (snapshot or {}).get("upstream")
-    if not isinstance(entry, Mapping):
-        return None
-
-    def strings(key: str) -> dict[str, str]:
-        value = entry.get(key)
-        if not isinstance(value, Mapping):
-            return {}
-        return {_text(str(k)): _text(v) for k, v in list(value.items())[:50] if isinstance(v, str)}
-
-    return UpstreamInfo(
-        fields=strings("fields"), owners=strings("owners"), project_urls=strings("project_urls"),
-        origin="stored", seen_at=taken_at,
-    )
-
-
-def _text(value: str) -> str:
-    return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + "…"
 
 
 class UpstreamInfoCache:

@@ -33,6 +33,7 @@ from mirror.simple.model import ProjectPage
 from mirror.states import HELD, POLICY_ACTOR, PROJECT_STATE_OF_ACTION
 from mirror.upstream.client import UpstreamClient
 from mirror.upstream.errors import UpstreamError
+from mirror.upstream.project_info import UpstreamInfo, extract, ownership_roles, stored_fields
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +93,12 @@ class Screening:
             self._cache.pop(project, None)  # another process may have decided meanwhile
             if self.project_row(project) is not None:
                 return  # decided meanwhile, here or in another process
-            facts, gaps = self.gather(project, page)
+            facts, gaps, seen = self.gather(project, page)
             findings = detectors.run_all(facts, self.detector_config)
             findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
             findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
             outcome = policy_mod.decide(findings, self.policy, project=project)
-            self._store_first_decision(project, facts, findings, outcome, request, gaps)
+            self._store_first_decision(project, facts, findings, outcome, request, gaps, seen)
             self._cache.pop(project, None)
 
     def forget(self, project: str) -> None:
@@ -109,11 +110,15 @@ class Screening:
         """Upstream facts for the detectors; anything unavailable stays unknown."""
         return self.gather(project, page)[0]
 
-    def gather(self, project: str, page: ProjectPage | None) -> tuple[ProjectFacts, list[str]]:
-        """Upstream facts, and what could not be fetched (empty when nothing failed).
+    def gather(
+        self, project: str, page: ProjectPage | None
+    ) -> tuple[ProjectFacts, list[str], UpstreamInfo | None]:
+        """Upstream facts, what could not be fetched (empty when nothing failed), and what upstream says.
 
         A project JSON API that answers "no such document" is an upstream
         without one (an HTML-only index), not a gap; one that fails is a gap.
+        What upstream says (summary, authors, URLs) is None without a document;
+        it is kept in the snapshot so the review page need not ask again.
         """
         now = self.clock()
         data: dict[str, Any] | None = None
@@ -143,7 +148,7 @@ class Screening:
             previous_emails=frozenset(previous["emails"]) if previous and previous.get("emails") is not None else None,
             ownership_changed_at=parse_utc(previous.get("ownership_changed_at")) if previous else None,
             downloads=self.downloads(project),
-        ), gaps
+        ), gaps, (extract(data) if data is not None else None)
 
     # -- releases ----------------------------------------------------------------
 
@@ -288,6 +293,7 @@ class Screening:
         outcome: Any,
         request: Mapping[str, Any],
         gaps: list[str] | None = None,
+        seen: UpstreamInfo | None = None,
     ) -> None:
         now = facts.now
         with self.sessions.begin() as session:
@@ -319,6 +325,8 @@ class Screening:
             kept = snapshot_facts(facts)
             if gaps:
                 kept["incomplete"] = list(gaps)
+            if seen is not None:
+                kept["upstream"] = stored_fields(seen)
             session.add(Snapshot(project=project, taken_at=now, facts=kept))
             for finding in findings:
                 if finding.severity >= Severity.CRITICAL:
@@ -497,18 +505,6 @@ def snapshot_facts(facts: ProjectFacts) -> dict[str, Any]:
 def _versions_of(page: ProjectPage) -> list[str]:
     versions = {v for f in page.files if (v := file_version(f.filename))}
     return sorted(versions)
-
-
-def ownership_roles(data: Mapping[str, Any] | None) -> dict[str, str] | None:
-    """user -> role from the project JSON's ``ownership`` table; None when the index does not say."""
-    ownership = (data or {}).get("ownership")
-    if not isinstance(ownership, Mapping) or not isinstance(ownership.get("roles"), list):
-        return None
-    roles = {}
-    for item in ownership["roles"]:
-        if isinstance(item, Mapping) and isinstance(item.get("user"), str):
-            roles[item["user"]] = str(item.get("role", ""))
-    return roles
 
 
 def _emails(data: Mapping[str, Any] | None) -> frozenset[str] | None:
