@@ -211,7 +211,7 @@ def keep_facts(func: Callable[..., Any], into: dict[str, Any]) -> Callable[..., 
 
 def stored_state(services: Any, project: str) -> str:
     """The project's stored decision (allowed, quarantined, ...), however the code reads it today."""
-    row = services.standing(project).row
+    row = services.projects.standing(project).row
     return getattr(row, "state", "none") if row is not None else "none"
 
 

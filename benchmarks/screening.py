@@ -99,7 +99,7 @@ def first_requests(work: Path, upstream: str, names: Sequence[str], preload: Seq
         samples = []
         for name in names:
             began, cpu_began = time.perf_counter(), time.thread_time()
-            outcome = services.project_page(name, _fake_request(name))
+            outcome = services.projects.page(name, _fake_request(name))
             total = time.perf_counter() - began
             if getattr(outcome, "status_code", 200) != 200:
                 raise RuntimeError(f"{name}: refused ({outcome.status_code}): {bytes(outcome.body)[:200]!r}")
@@ -130,9 +130,9 @@ def first_requests(work: Path, upstream: str, names: Sequence[str], preload: Seq
 def _warm_call_costs(services: Any, names: Sequence[str]) -> dict[str, float]:
     """Microseconds per warm lookup: the page answer, and the verdict alone."""
     for name in names:  # make sure every cache is filled
-        services.project_page(name, _fake_request(name))
+        services.projects.page(name, _fake_request(name))
     costs = {}
-    for label, call in (("warm_page", services.warm_page), ("screening.verdict", services.screening.verdict)):
+    for label, call in (("projects.warm", services.projects.warm), ("screening.verdict", services.screening.verdict)):
         rounds = 20
         began = time.perf_counter()
         for _ in range(rounds):
@@ -239,7 +239,7 @@ def report(first: dict[str, Any], warm: dict[str, list[common.LoadResult]], coun
     diff = (on - off) / off if off else 0.0
     print(f"median req/s with screening {on:,.0f}, screening off {off:,.0f}: difference {diff:+.1%}; "
           f"run-to-run spread of one mirror up to {spread:.1%}")
-    print(f"in-process warm lookups: warm_page {first['warm']['warm_page']:.1f} µs, "
+    print(f"in-process warm lookups: projects.warm {first['warm']['projects.warm']:.1f} µs, "
           f"screening.verdict (cached) {first['warm']['screening.verdict']:.1f} µs per call")
     # One-sided: screening must not make warm requests slower beyond the noise.
     within_noise = diff >= -max(spread, 0.05)

@@ -17,10 +17,8 @@ from mirror.review.upstream_info import UpstreamInfoCache
 from mirror.serving.internal import INTERNAL_URL_PREFIX
 from mirror.upstream.project_info import UpstreamInfo, stored
 
-RELEASES_PAGE = 50
 # The project page lists this many newest decisions and events; the audit log has the rest.
 HISTORY_ROWS = 50
-CHART_DAYS = 30
 # Queue age filter choices: parameter -> (what the page says, minimum time waiting).
 AGES = {
     "1h": ("an hour", timedelta(hours=1)),
@@ -66,6 +64,7 @@ def project_context(
     canonical: str,
     upstream_cache: UpstreamInfoCache,
     *,
+    releases_per_page: int,
     releases_offset: int = 0,
     live_upstream: bool = False,
 ) -> dict[str, Any] | None:
@@ -99,7 +98,7 @@ def project_context(
         "vulnerability_check": check,
         "ownership": evidence.ownership_findings(history.findings),
         "first_upload": evidence.first_upload(history.snapshot),
-        "releases": window(releases, releases_offset, RELEASES_PAGE),
+        "releases": window(releases, releases_offset, releases_per_page),
         "held_count": sum(1 for r in releases if r.blocked and r.state == "held"),
         "clients_asking": asking,
         "blocked_files": blocked,
@@ -190,14 +189,14 @@ def queue_filter(detector: str, severity: str, age: str) -> queries.QueueFilter:
     )
 
 
-def queue_context(services: Any, only: queries.QueueFilter) -> dict[str, Any]:
+def queue_context(services: Any, only: queries.QueueFilter, *, chart_days: int) -> dict[str, Any]:
     """The queue, its filter choices, who is affected, held releases by project, and the chart."""
     now = services.clock()
     with services.sessions() as session:
         queue = queries.review_queue(session, now, only=only)
         detectors = queries.queue_detectors(session)
         asking = queries.clients_asking(session, [p.name for p in queue.projects])
-        days = queries.activity(session, now, days=CHART_DAYS)
+        days = queries.activity(session, now, days=chart_days)
     return {
         "queue": queue,
         "only": only,

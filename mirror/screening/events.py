@@ -6,9 +6,11 @@ import logging
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from mirror.db.models import Event
+from mirror.clock import Clock
+from mirror.db.models import Event, PinnedFile
 
 log = logging.getLogger("indexguard.events")
 
@@ -37,3 +39,21 @@ def record_event(
     level = logging.CRITICAL if severity == "critical" else logging.WARNING
     log.log(level, "%s: %s", kind, message)
     return event
+
+
+def record_hash_mismatch(sessions: sessionmaker[Session], clock: Clock, sha256: str, url: str, actual: str) -> None:
+    """A critical event: upstream sent bytes that do not match a pin (a swapped file, or a broken cache)."""
+    with sessions.begin() as session:
+        pin = session.scalars(
+            select(PinnedFile).where((PinnedFile.sha256 == sha256) | (PinnedFile.metadata_sha256 == sha256))
+        ).first()
+        record_event(
+            session,
+            severity="critical",
+            kind="hash-mismatch",
+            project=pin.project if pin else None,
+            filename=pin.filename if pin else None,
+            message=f"upstream bytes do not match the pinned sha256 {sha256} (got {actual})",
+            details={"expected": sha256, "actual": actual},
+            at=clock(),
+        )

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from detectors.facts import InternalNames
 from mirror.clock import Clock
 from mirror.db.models import PinnedFile
 from mirror.serving.pagebuild import mirror_file_url
@@ -124,6 +125,7 @@ class InternalSources:
     _scanned: dict[Path, tuple[float, int]] = field(default_factory=dict)
     _private_names: tuple[float, frozenset[str]] = (0.0, frozenset())
     _source_names: tuple[float, frozenset[str]] = (0.0, frozenset())
+    _names_index: tuple[frozenset[str], InternalNames] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- names ---------------------------------------------------------------
@@ -140,6 +142,13 @@ class InternalSources:
 
     def all_names(self) -> frozenset[str]:
         return frozenset(self.settings.names) | self.source_names()
+
+    def names_index(self) -> InternalNames:
+        """Every internal name and pattern as the detectors take them, rebuilt only when the names change."""
+        names = self.all_names()
+        if self._names_index is None or self._names_index[0] != names:
+            self._names_index = (names, InternalNames.build(names, self.settings.patterns))
+        return self._names_index[1]
 
     def source_names(self) -> frozenset[str]:
         """Names found in internal sources; re-read at most every few seconds (hot path)."""

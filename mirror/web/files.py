@@ -19,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Send
 
 from mirror import metrics
-from mirror.container import UNFETCHED, FileTarget, Services
+from mirror.container import Services
+from mirror.serving.file_service import UNFETCHED, FileTarget
 from mirror.errors import FetchFailed, NotFound, Unavailable
 from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.fetcher import prime
@@ -97,16 +98,16 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
         raise NotFound("no such file.")
     services = request.app.state.services
     # Warm path: a recently allowed file whose stat shows it intact costs no thread hop.
-    target = services.warm_file(sha256, filename)
+    target = services.files.warm(sha256, filename)
     if target is not None:
         path = services.store.known_good(target.sha256, target.size)
         if path is not None:
             metrics.FILE_HIT.inc()
             return _blob_response(path, target, filename)
     else:
-        target = await run_in_threadpool(services.file_target, sha256, filename)
+        target = await run_in_threadpool(services.files.target, sha256, filename)
     if target.sha256 == UNFETCHED:  # PEP 740 provenance the mirror has not fetched yet
-        target = await request.app.state.upstream_room.run(services.provenance_target, sha256, filename)
+        target = await request.app.state.upstream_room.run(services.files.provenance_target, sha256, filename)
         if target.sha256 == UNFETCHED:
             raise NotFound("upstream has no provenance for this file.")
     # Size always, a re-hash when small or when the integrity mark is off; a corrupt
@@ -114,8 +115,8 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     path = await run_in_threadpool(services.store.verified_path, target.sha256, target.size)
     if path is not None and target.needs_scan:
         # Stored, but not looked at with today's rules: scan, then ask the gate again.
-        await request.app.state.upstream_room.run(services.screen_file, target)
-        target = await run_in_threadpool(services.file_target, sha256, filename)
+        await request.app.state.upstream_room.run(services.files.screen, target)
+        target = await run_in_threadpool(services.files.target, sha256, filename)
     if path is not None:
         metrics.FILE_HIT.inc()
         return _blob_response(path, target, filename)
@@ -148,8 +149,8 @@ def _scanned_before_the_last_byte(
         if held is not None:
             yield held
         held = chunk
-    services.screen_file(target)
-    services.file_target(url_sha256, target.filename)  # raises Refused: the server cuts the connection
+    services.files.screen(target)
+    services.files.target(url_sha256, target.filename)  # raises Refused: the server cuts the connection
     if held is not None:
         yield held
 

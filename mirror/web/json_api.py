@@ -39,7 +39,7 @@ async def _document(request: Request, name: str, version: str | None) -> Respons
     page_url = str(request.base_url) + f"simple/{project}/"
     page = parse_project_json(gzip.decompress(served.json_gz), base_url=page_url)
     services = request.app.state.services
-    metadata = await run_in_threadpool(services.known_metadata, project, version) if version else None
+    metadata = await run_in_threadpool(services.projects.known_metadata, project, version) if version else None
     body = render_json_api(page, page_url, version=version, metadata=metadata)
     if body is None:
         raise NotFound(f"'{project}' has no release {version!r} that the mirror serves.")

@@ -40,7 +40,7 @@ def project_list(request: Request) -> Response:
     media_type = _negotiate(request)
     if media_type is None:
         return _not_acceptable()
-    listing = ProjectList(names=tuple(request.app.state.services.installable_projects()))
+    listing = ProjectList(names=tuple(request.app.state.services.projects.installable()))
     body = render_list_json(listing) if media_type == JSON_TYPE else render_list_html(listing)
     return Response(body, media_type=media_type, headers={"Vary": "Accept"})
 
@@ -68,12 +68,12 @@ async def project_page(name: str, request: Request) -> Response:
 async def served_page(request: Request, project: str) -> ServedPage:
     """The page of a canonical project name, from the cheapest place that can answer."""
     services = request.app.state.services
-    page = services.warm_page(project)  # answered from memory, on the event loop
+    page = services.projects.warm(project)  # answered from memory, on the event loop
     if page is None:  # the database may answer: the shared pool
-        page = await run_in_threadpool(services.ready_page, project)
+        page = await run_in_threadpool(services.projects.ready, project)
     if page is None:  # upstream is needed: the bounded room
         info = request_info(request, services.clock())
-        page = await request.app.state.upstream_room.run(services.project_page, project, info)
+        page = await request.app.state.upstream_room.run(services.projects.page, project, info)
     return page
 
 

@@ -18,6 +18,6 @@ async def why(name: str, request: Request, version: str | None = None) -> Respon
     if not valid_project_name(name) or (version is not None and len(version) > 200):
         raise NotFound("no such project.")
     services = request.app.state.services
-    explanation = await run_in_threadpool(services.why, canonicalize_name(name), version)
+    explanation = await run_in_threadpool(services.projects.why, canonicalize_name(name), version)
     headers = {"X-IndexGuard-Installable": "yes" if explanation.installable else "no"}
     return PlainTextResponse(explanation.text, headers=headers)
