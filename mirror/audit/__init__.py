@@ -1,0 +1,1 @@
+"""The scheduled re-audit of everything cached: detectors again, content rescans, the internal-name sweep, vulnerabilities, the SBOM."""

@@ -1,0 +1,1 @@
+"""The `indexguard` command: one module per command group, registered explicitly in `main.py`."""

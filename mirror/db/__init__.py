@@ -1,0 +1,1 @@
+"""The database: models, engine and sessions, cross-process locks, migrations."""
