@@ -12,7 +12,7 @@ import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -332,6 +332,23 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"])
+        raise SettingsError(key, _message(error)) from None
+
+
+S = TypeVar("S", bound=BaseModel)
+
+
+def section_from_mapping(model: type[S], section: str, raw: Mapping[str, Any]) -> S:
+    """A table owned by another part of the mirror, checked like the core ones.
+
+    Raises SettingsError naming ``section.key``, in the same words as the
+    core sections, so every mistake reads alike whoever owns the table.
+    """
+    try:
+        return model.model_validate(dict(raw))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join([section, *(str(part) for part in error["loc"])])
         raise SettingsError(key, _message(error)) from None
 
 

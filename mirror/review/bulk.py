@@ -21,11 +21,6 @@ from mirror.review import actions
 from mirror.review.releases import up_to
 from mirror.screening.decisions import release_blocked
 
-# The most releases one form may decide at once (a page of releases is 50;
-# "up to V" over a long cooldown backlog is rarely more than a few hundred).
-MAX_SELECTION = 500
-
-
 def decide_releases(
     session: Session,
     *,
@@ -35,14 +30,15 @@ def decide_releases(
     actor: str,
     reason: str,
     now: datetime,
+    limit: int,
     request: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
-    """Allow or deny each of ``versions`` of ``project`` with one reason."""
+    """Allow or deny each of ``versions`` of ``project`` with one reason; at most ``limit`` of them."""
     chosen = list(dict.fromkeys(v.strip() for v in versions if v.strip()))
     if not chosen:
         raise actions.ReviewError("select at least one release")
-    if len(chosen) > MAX_SELECTION:
-        raise actions.ReviewError(f"at most {MAX_SELECTION} releases can be decided at once, not {len(chosen)}")
+    if len(chosen) > limit:
+        raise actions.ReviewError(f"at most {limit} releases can be decided at once, not {len(chosen)}")
     info = {**(request or {}), "bulk": {"kind": "selection", "count": len(chosen)}}
     return [
         actions.decide_on_release(
@@ -73,15 +69,21 @@ def approve_held_up_to(
     actor: str,
     reason: str,
     now: datetime,
+    limit: int,
     request: Mapping[str, Any] | None = None,
 ) -> list[Decision]:
-    """Allow every release of ``project`` held now with a version at most ``version``."""
+    """Allow every release of ``project`` held now with a version at most ``version`` (at most ``limit``).
+
+    Too many is refused whole, never cut to the first ``limit``: a reviewer
+    who asked for "up to V" must not get "up to some W below V".
+    """
     releases = held_up_to(session, project, version, now)
     if not releases:
         raise actions.NotFound(f"'{project}' has no held release at or below {version}")
-    if len(releases) > MAX_SELECTION:
+    if len(releases) > limit:
         raise actions.ReviewError(
-            f"{len(releases)} held releases are at or below {version}; at most {MAX_SELECTION} at once"
+            f"{len(releases)} held releases are at or below {version}; at most {limit} at once "
+            "([review] max_bulk_releases)"
         )
     info = {**(request or {}), "bulk": {"kind": "held-up-to", "up_to": version, "count": len(releases)}}
     return [

@@ -295,7 +295,9 @@ def queue_page(request: Request, detector: str = "", severity: str = "", age: st
     current = _current(request)
     if current is None:
         return _login_redirect(request)
-    page = pagecontext.queue_context(_services(request), pagecontext.queue_filter(detector, severity, age))
+    page = pagecontext.queue_context(
+        _services(request), pagecontext.queue_filter(detector, severity, age), chart_days=_settings(request).chart_days
+    )
     context = _common(request, current, "queue")
     context["queue_count"] = page["queue"].counts.projects + page["queue"].counts.releases
     return _render(request, "queue.html", title="Review queue", age=age, **page, **context)
@@ -363,7 +365,7 @@ def _project_view(
         return RedirectResponse(f"/admin/projects/{canonical}", status_code=308)
     services = _services(request)
     page = pagecontext.project_context(
-        services, canonical, _upstream_info(request),
+        services, canonical, _upstream_info(request), releases_per_page=_settings(request).releases_per_page,
         releases_offset=_int_param(request, "releases"), live_upstream=request.query_params.get("upstream") == "live",
     )
     if page is None:
@@ -565,7 +567,8 @@ def undo_form(request: Request, decision_id: int, csrf_token: str = Form(""), re
 @router.post("/projects/{name}/releases/decide")
 async def decide_releases_form(request: Request, name: str) -> Response:
     """Allow or deny the releases ticked on the project page, with one reason."""
-    form = await request.form(max_fields=bulk.MAX_SELECTION + 10)
+    # A few more fields than the limit, so one too many is refused in words, not by the form parser.
+    form = await request.form(max_fields=_settings(request).max_bulk_releases + 10)
     versions = [v for v in form.getlist("version") if isinstance(v, str)]
     action, reason = str(form.get("action", "")), str(form.get("reason", ""))
     return await run_in_threadpool(
@@ -588,7 +591,8 @@ def _decide_releases(
     now = _services(request).clock()
     return _decided(request, checked, canonical, lambda session: bulk.decide_releases(
         session, project=canonical, versions=versions, action=action, actor=checked.principal.name,
-        reason=reason.strip(), now=now, request=request_record(request, "web"),
+        reason=reason.strip(), now=now, limit=_settings(request).max_bulk_releases,
+        request=request_record(request, "web"),
     ), "releases-allowed" if action == "allow" else "releases-denied")
 
 
@@ -629,7 +633,8 @@ def approve_held_form(
     now = _services(request).clock()
     return _decided(request, checked, canonical, lambda session: bulk.approve_held_up_to(
         session, project=canonical, version=up_to.strip(), actor=checked.principal.name,
-        reason=reason.strip(), now=now, request=request_record(request, "web"),
+        reason=reason.strip(), now=now, limit=_settings(request).max_bulk_releases,
+        request=request_record(request, "web"),
     ), "held-approved")
 
 
