@@ -8,6 +8,7 @@ confusing runtime error.  Every key and its default is documented in
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import tomllib
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
 
 CONFIG_ENV = "INDEXGUARD_CONFIG"
 # Lets `serve --storage` reach worker processes, which read settings afresh.
@@ -23,12 +25,15 @@ STORAGE_ENV = "INDEXGUARD_STORAGE"
 
 
 def _http_url(value: str) -> str:
-    if value and urlsplit(value).scheme not in ("http", "https"):
-        raise ValueError(f"must be an http(s) URL, not {value!r}")
+    parts = urlsplit(value)
+    host = parts.netloc.rpartition("@")[2]
+    if value and (parts.scheme not in ("http", "https") or not host):
+        # Scheme and host only: a URL's credentials, path and query may be secrets (webhooks, tokens).
+        raise ValueError(f"must be an http(s) URL, not one starting {f'{parts.scheme}://{host}'!r}")
     return value
 
 
-# Empty, or an http(s) URL.
+# Empty, or an http(s) URL with a host.
 HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 
 
@@ -41,16 +46,26 @@ class SettingsError(ValueError):
 
 
 class Section(BaseModel):
-    """A table of the TOML file: unknown keys are errors, values are checked on load."""
+    """A table of the TOML file: unknown keys are errors, values are checked on load.
+
+    TOML has real numbers and booleans, so a number written as a string
+    (``port = "80"``), a boolean where a number goes (Python says True == 1)
+    or ``"yes"`` for a boolean is a mistake, not something to coerce.  A
+    field declared ``Field(repr=False)`` holds a secret: its value is never
+    shown, neither in the model's repr nor in an error message.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @field_validator("*", mode="before")
     @classmethod
-    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
-        # TOML's true is not a port number, even if Python says True == 1.
-        if isinstance(value, bool) and cls.model_fields[info.field_name].annotation in (int, float):
-            raise ValueError(f"must be a number, not {value!r}")
+    def _toml_types(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields[info.field_name]
+        shown = f", not {value!r}" if field.repr else ""
+        if field.annotation in (int, float) and isinstance(value, (bool, str)):
+            raise ValueError(f"must be a number{shown}")
+        if field.annotation is bool and not isinstance(value, bool):
+            raise ValueError(f"must be true or false{shown}")
         return value
 
 
@@ -330,9 +345,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     try:
         return Settings(**core, extra=extra)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"])
-        raise SettingsError(key, _message(error)) from None
+        raise _settings_error(Settings, "", exc) from None
 
 
 S = TypeVar("S", bound=BaseModel)
@@ -347,15 +360,54 @@ def section_from_mapping(model: type[S], section: str, raw: Mapping[str, Any]) -
     try:
         return model.model_validate(dict(raw))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join([section, *(str(part) for part in error["loc"])])
-        raise SettingsError(key, _message(error)) from None
+        raise _settings_error(model, section, exc) from None
 
 
-def _message(error: Mapping[str, Any]) -> str:
-    """Pydantic's words, shortened to what a person editing the file needs."""
+def _settings_error(model: type[BaseModel], section: str, exc: ValidationError) -> SettingsError:
+    """The first of pydantic's errors as one line naming the key: ``section.key: why``.
+
+    List positions and pydantic's ``[key]`` marker are left out of the key:
+    ``policy.deny`` is what a person looks for in the file, and the
+    message says what is wrong with the entry.
+    """
+    error = exc.errors()[0]
+    names = [str(part) for part in error["loc"] if isinstance(part, str) and part != "[key]"]
+    owner, field = _field_at(model, names)
+    return SettingsError(".".join(filter(None, [section, *names])), _message(error, owner, field))
+
+
+def _field_at(model: type[BaseModel], names: list[str]) -> tuple[type[BaseModel] | None, FieldInfo | None]:
+    """The model holding the last of ``names`` and that field (None where the path leaves the models)."""
+    owner: type[BaseModel] | None = model
+    field: FieldInfo | None = None
+    for name in names:
+        if owner is None:
+            return None, None
+        field = owner.model_fields.get(name)
+        if field is None:
+            return owner, None
+        annotation = field.annotation
+        if annotation is not None and not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return owner, field
+        owner = annotation
+    return owner, field
+
+
+def _message(error: Mapping[str, Any], owner: type[BaseModel] | None = None, field: FieldInfo | None = None) -> str:
+    """Pydantic's words, shortened to what a person editing the file needs.
+
+    "Input should be" becomes "must be"; the wrong value is quoted, except
+    for a secret field (``repr=False``), whose value never reaches a log.
+    """
     if error["type"] == "extra_forbidden":
-        return "unknown key"
-    text = str(error["msg"]).removeprefix("Value error, ")
-    text = text[0].lower() + text[1:]
-    return text if error["type"] == "value_error" else f"{text}, not {error.get('input')!r}"
+        known = list(owner.model_fields) if owner is not None else []
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+    if error["type"] == "int_from_float":
+        text = "must be a whole number"
+    else:
+        text = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+        text = text[0].lower() + text[1:]
+    if error["type"] == "value_error" or (field is not None and not field.repr):
+        return text
+    return f"{text}, not {error.get('input')!r}"

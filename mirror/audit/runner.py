@@ -61,11 +61,7 @@ STATE_STRICTNESS = {"allowed": 0, "quarantined": 2, "denied": 3}
 
 def audit_settings(settings: Settings) -> AuditSettings:
     """The ``[audit]`` table of ``settings``; SettingsError names the bad key."""
-    try:
-        return AuditSettings.from_mapping(settings.extra.get("audit", {}))
-    except ValueError as exc:
-        key, _, message = str(exc).partition(": ")
-        raise SettingsError(key, message) from None
+    return AuditSettings.from_settings(settings)
 
 
 class RateLimiter:

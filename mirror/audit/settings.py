@@ -1,87 +1,69 @@
-"""The ``[audit]`` table: parsed and validated with no dependency on the rest of the mirror.
+"""The ``[audit]`` table, checked at start like every other section.
 
-It imports nothing from ``mirror`` so that ``mirror.config`` can check the
-table while it loads the settings, before a database or a storage directory
-is created, and a mistake stops the start with one line naming the key.
+A model like the core sections (``mirror.config.Section``): an unknown key
+or a wrong value stops the server or a command with one line naming
+``audit.KEY`` (exit 2), before a database or a directory exists
+(``mirror.sections`` runs this parser at start).  It imports nothing of the
+mirror but ``mirror.config``, so checking it never drags in the database.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, get_args
 
-# What a vulnerable release gets, per severity (see mirror.audit.vulns).
-VULN_ACTIONS = ("annotate", "hide", "block")
-VULN_SEVERITIES = ("critical", "high", "medium", "low", "unknown")
-VULN_SERVICES = ("osv", "pypi", "none")
+from pydantic import Field, field_validator
+
+from mirror.config import Section, Settings, section_from_mapping
+
+# What a vulnerable release gets, per advisory severity (see mirror.audit.vulns).
+# Advisories' own words, not the detectors' Severity: OSV and the JSON API
+# say "unknown" when a record states none, and never "info".
+VulnAction = Literal["annotate", "hide", "block"]
+VulnSeverity = Literal["critical", "high", "medium", "low", "unknown"]
+VulnService = Literal["osv", "pypi", "none"]
+VulnLevel = Literal[VulnSeverity, "*"]  # "*": every severity not named
+VULN_ACTIONS: tuple[str, ...] = get_args(VulnAction)
+VULN_SEVERITIES: tuple[str, ...] = get_args(VulnSeverity)
+VULN_SERVICES: tuple[str, ...] = get_args(VulnService)
 
 
-@dataclass(frozen=True)
-class AuditSettings:
+class AuditSettings(Section):
     """The ``[audit]`` table."""
 
-    interval_hours: float = 24.0
-    concurrency: int = 4
-    rate_per_second: float = 20.0  # upstream requests per second, all threads together; 0 = unlimited
+    interval_hours: float = Field(24.0, ge=0)  # 0: never scheduled
+    concurrency: int = Field(4, ge=1)
+    rate_per_second: float = Field(20.0, ge=0)  # upstream requests per second, all threads together; 0 = unlimited
     advisory_dir: str = ""
-    vulnerability_service: str = "osv"  # osv | pypi | none
-    vulnerable_action: Mapping[str, str] = field(default_factory=lambda: {"*": "annotate"})
-    poll_seconds: float = 60.0  # how often a replica tries the lease
+    vulnerability_service: VulnService = "osv"
+    # "hide" (every severity) or a table such as {critical = "block", "*" = "annotate"}.
+    vulnerable_action: dict[VulnLevel, VulnAction] = {"*": "annotate"}
+    poll_seconds: float = Field(60.0, ge=0.01)  # how often a replica tries the lease
     # Failed queries in a row after which a run stops asking the online
     # vulnerability service (each one may cost a full timeout); the releases
     # not asked keep their previous answer and the run counts as incomplete.
-    vulnerability_max_failures: int = 3
+    vulnerability_max_failures: int = Field(3, ge=1)
+
+    @field_validator("advisory_dir")
+    @classmethod
+    def _a_directory(cls, value: str) -> str:
+        if value and not Path(value).is_dir():
+            raise ValueError(f"{value!r} does not exist or is not a directory")
+        return value
+
+    @field_validator("vulnerable_action", mode="before")
+    @classmethod
+    def _one_action_for_all(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return value
+        if isinstance(value, str) and value in VULN_ACTIONS:
+            return {"*": value}
+        raise ValueError(f"must be one of {', '.join(VULN_ACTIONS)}, or a table of severity = action, not {value!r}")
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any]) -> "AuditSettings":
-        """Validate an ``[audit]`` table; ValueError("audit.key: why") names the bad key."""
-        known = set(cls.__dataclass_fields__)
-        for key in raw:
-            if key not in known:
-                raise ValueError(f"audit.{key}: unknown key")
+    def from_mapping(cls, raw: Mapping[str, Any]) -> AuditSettings:
+        return section_from_mapping(cls, "audit", raw)
 
-        def number(key: str, default: float, *, minimum: float, integer: bool = False) -> Any:
-            value = raw.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-                raise ValueError(f"audit.{key}: must be a number >= {minimum:g}")
-            if integer and int(value) != value:
-                raise ValueError(f"audit.{key}: must be a whole number")
-            return int(value) if integer else float(value)
-
-        service = raw.get("vulnerability_service", "osv")
-        if service not in VULN_SERVICES:
-            raise ValueError('audit.vulnerability_service: must be "osv", "pypi" or "none"')
-        advisory_dir = raw.get("advisory_dir", "")
-        if not isinstance(advisory_dir, str):
-            raise ValueError("audit.advisory_dir: must be a directory path")
-        if advisory_dir and not Path(advisory_dir).is_dir():
-            raise ValueError(f"audit.advisory_dir: {advisory_dir!r} does not exist or is not a directory")
-        return cls(
-            interval_hours=number("interval_hours", 24.0, minimum=0),
-            concurrency=number("concurrency", 4, minimum=1, integer=True),
-            rate_per_second=number("rate_per_second", 20.0, minimum=0),
-            advisory_dir=advisory_dir,
-            vulnerability_service=service,
-            vulnerable_action=parse_vulnerable_action(raw.get("vulnerable_action", "annotate")),
-            poll_seconds=number("poll_seconds", 60.0, minimum=0.01),
-            vulnerability_max_failures=number("vulnerability_max_failures", 3, minimum=1, integer=True),
-        )
-
-
-def parse_vulnerable_action(raw: Any, key: str = "audit.vulnerable_action") -> dict[str, str]:
-    """``"hide"`` (every severity) or a table such as ``{critical = "block", "*" = "annotate"}``."""
-    if isinstance(raw, str):
-        if raw not in VULN_ACTIONS:
-            raise ValueError(f"{key}: must be one of {', '.join(VULN_ACTIONS)}, or a table of severity = action")
-        return {"*": raw}
-    if isinstance(raw, Mapping):
-        table = {}
-        for level, action in raw.items():
-            if level != "*" and level not in VULN_SEVERITIES:
-                raise ValueError(f"{key}.{level}: severity must be one of {', '.join(VULN_SEVERITIES)} or \"*\"")
-            if action not in VULN_ACTIONS:
-                raise ValueError(f"{key}.{level}: action must be one of {', '.join(VULN_ACTIONS)}")
-            table[str(level)] = str(action)
-        return table
-    raise ValueError(f"{key}: must be one of {', '.join(VULN_ACTIONS)}, or a table of severity = action")
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuditSettings:
+        return cls.from_mapping(settings.extra.get("audit", {}))

@@ -97,7 +97,7 @@ def test_audit_help_documents_the_exit_codes(capsys) -> None:
 @pytest.mark.parametrize("table, key", [
     ("concurency = 4", "audit.concurency: unknown key"),
     ('advisory_dir = "/no/such/advisories"', "audit.advisory_dir: '/no/such/advisories' does not exist"),
-    ("vulnerability_max_failures = 0", "audit.vulnerability_max_failures: must be a number >= 1"),
+    ("vulnerability_max_failures = 0", "audit.vulnerability_max_failures: must be greater than or equal to 1, not 0"),
 ])
 @pytest.mark.parametrize("command", ["audit", "sbom"])
 def test_a_bad_audit_table_stops_the_command_before_anything_is_created(tmp_path, capsys, command, table,

@@ -9,7 +9,8 @@ from pip_audit._service import ResolvedDependency
 from sqlalchemy import select
 
 from mirror.db.models import FindingRow, PinnedFile, Release, Vulnerability
-from mirror.audit.settings import parse_vulnerable_action as parse_action_policy
+from mirror.audit.settings import AuditSettings
+from mirror.config import SettingsError
 from mirror.audit.vulns import OfflineAdvisories, in_ranges
 from tests.audit.support import audit, versions, write_advisory
 from tests.review.support import Api, make_token
@@ -39,9 +40,15 @@ def test_offline_service_matches_names_versions_and_skips_bad_files(tmp_path) ->
 
 
 def test_bad_action_policy_names_the_key() -> None:
-    with pytest.raises(ValueError, match="audit.vulnerable_action.severe"):
-        parse_action_policy({"severe": "hide"})
-    assert parse_action_policy({"critical": "block", "*": "annotate"}) == {"critical": "block", "*": "annotate"}
+    for action, key in (({"severe": "hide"}, "audit.vulnerable_action.severe"),
+                        ({"high": "explode"}, "audit.vulnerable_action.high"),
+                        ("explode", "audit.vulnerable_action"), (3, "audit.vulnerable_action")):
+        with pytest.raises(SettingsError) as caught:
+            AuditSettings.from_mapping({"vulnerable_action": action})
+        assert caught.value.key == key
+    table = {"critical": "block", "*": "annotate"}
+    assert AuditSettings.from_mapping({"vulnerable_action": table}).vulnerable_action == table
+    assert AuditSettings.from_mapping({"vulnerable_action": "hide"}).vulnerable_action == {"*": "hide"}
 
 
 @pytest.mark.parametrize("action, state", [("hide", "held"), ("block", "denied")])
