@@ -15,16 +15,16 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Mapping
 from urllib.parse import quote, urlsplit
 
 import requests
+from pydantic import Field
 
 from mirror.clock import Clock, utcnow
 from mirror.upstream.netguard import redact_url
-from mirror.config import Settings, SettingsError
+from mirror.config import HttpUrlText, Section, Settings, section_from_mapping
 
 log = logging.getLogger("indexguard.notify")
 
@@ -32,52 +32,23 @@ IDLE_SECONDS = 30.0
 POLL_SECONDS = 0.5
 
 
-@dataclass(frozen=True)
-class NotifySettings:
-    webhook_url: str = ""
-    timeout: float = 10.0  # seconds per attempt
-    max_attempts: int = 5
-    backoff: float = 2.0  # seconds before the first retry; doubles each time
-    max_backoff: float = 300.0
-    queue_size: int = 1000
-    # The mirror's external URL, for links to the review page (server.public_url).
-    public_url: str = ""
+class NotifySettings(Section):
+    """The ``[notify]`` table; the URL is kept out of the repr (its path is the secret)."""
+
+    webhook_url: HttpUrlText = Field("", repr=False)
+    timeout: float = Field(10.0, ge=0.1, le=300)  # seconds per attempt
+    max_attempts: int = Field(5, ge=1, le=100)
+    backoff: float = Field(2.0, ge=0, le=3600)  # seconds before the first retry; doubles each time
+    max_backoff: float = Field(300.0, ge=0, le=86400)
+    queue_size: int = Field(1000, ge=1, le=1_000_000)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any]) -> NotifySettings:
+        return section_from_mapping(cls, "notify", raw)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NotifySettings:
-        return cls.from_mapping(settings.extra.get("notify", {}), public_url=settings.server.public_url)
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any], *, public_url: str = "") -> NotifySettings:
-        """Validate a ``[notify]`` table; SettingsError names the bad key."""
-        known = {"webhook_url", "timeout", "max_attempts", "backoff", "max_backoff", "queue_size"}
-        for key in raw:
-            if key not in known:
-                raise SettingsError(f"notify.{key}", "unknown key")
-        url = raw.get("webhook_url", "")
-        if not isinstance(url, str):
-            raise SettingsError("notify.webhook_url", "must be a string")
-        if url and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname):
-            # Name the scheme and host only: a webhook's path is its secret.
-            raise SettingsError("notify.webhook_url", f"must be an http(s) URL, not one starting {where(url)!r}")
-
-        def number(key: str, default: float, low: float, high: float, integer: bool = False) -> Any:
-            value = raw.get(key, default)
-            kinds = (int,) if integer else (int, float)
-            if isinstance(value, bool) or not isinstance(value, kinds) or not low <= value <= high:
-                kind = "a whole number" if integer else "a number"
-                raise SettingsError(f"notify.{key}", f"must be {kind} from {low} to {high}, not {value!r}")
-            return value
-
-        return cls(
-            webhook_url=url,
-            timeout=float(number("timeout", cls.timeout, 0.1, 300)),
-            max_attempts=number("max_attempts", cls.max_attempts, 1, 100, integer=True),
-            backoff=float(number("backoff", cls.backoff, 0.0, 3600)),
-            max_backoff=float(number("max_backoff", cls.max_backoff, 0.0, 86400)),
-            queue_size=number("queue_size", cls.queue_size, 1, 1_000_000, integer=True),
-            public_url=public_url,
-        )
+        return cls.from_mapping(settings.extra.get("notify", {}))
 
 
 def where(url: str) -> str:
@@ -143,10 +114,12 @@ class WebhookNotifier:
     without one, so an idle mirror (or a test) holds no thread.
     """
 
-    def __init__(self, settings: NotifySettings, *, clock: Clock = utcnow, post: Poster | None = None) -> None:
+    def __init__(self, settings: NotifySettings, *, public_url: str = "", clock: Clock = utcnow,
+                 post: Poster | None = None) -> None:
         if not settings.webhook_url:
             raise ValueError("no webhook URL configured")
         self.settings = settings
+        self.public_url = public_url  # the mirror's external URL (server.public_url), for links to the review page
         self.clock = clock
         self._post = post or _requests_poster()
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=settings.queue_size)
@@ -161,13 +134,13 @@ class WebhookNotifier:
     def from_settings(cls, settings: Settings, *, clock: Clock = utcnow) -> WebhookNotifier | None:
         """A notifier when ``[notify] webhook_url`` is set, else None."""
         config = NotifySettings.from_settings(settings)
-        return cls(config, clock=clock) if config.webhook_url else None
+        return cls(config, public_url=settings.server.public_url, clock=clock) if config.webhook_url else None
 
     def notify(self, kind: str, payload: Mapping[str, Any]) -> bool:
         """Queue one notification; False when it was dropped (queue full or closing)."""
         if self._closing.is_set():
             return False
-        body = message(kind, payload, at=self.clock(), public_url=self.settings.public_url)
+        body = message(kind, payload, at=self.clock(), public_url=self.public_url)
         with self._lock:
             try:
                 self._queue.put_nowait(body)

@@ -140,6 +140,12 @@ def test_settings_are_checked_and_name_the_key() -> None:
     with pytest.raises(SettingsError) as caught:
         NotifySettings.from_mapping({"webhook_url": f"htps://hooks.example/services/{SECRET}"})  # a typo
     assert SECRET not in str(caught.value) and "hooks.example" in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        NotifySettings.from_mapping({"webhook_url": 31337})  # a wrong type: the value is not echoed either
+    assert caught.value.key == "notify.webhook_url" and "31337" not in str(caught.value)
+    good = NotifySettings.from_mapping({"webhook_url": f"https://hooks.example/services/{SECRET}", "timeout": 3})
+    assert good.webhook_url.endswith(SECRET) and good.timeout == 3.0
+    assert SECRET not in repr(good) and SECRET not in str(good)
 
 
 def test_logs_show_the_host_only() -> None:
