@@ -393,6 +393,17 @@ def _field_at(model: type[BaseModel], names: list[str]) -> tuple[type[BaseModel]
     return owner, field
 
 
+# TOML's words for what pydantic calls by Python's names.
+_PLAIN_WORDS = {
+    "int_from_float": "must be a whole number",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "set_type": "must be a list",
+    "frozen_set_type": "must be a list",
+    "dict_type": "must be a table",
+}
+
+
 def _message(error: Mapping[str, Any], owner: type[BaseModel] | None = None, field: FieldInfo | None = None) -> str:
     """Pydantic's words, shortened to what a person editing the file needs.
 
@@ -403,8 +414,8 @@ def _message(error: Mapping[str, Any], owner: type[BaseModel] | None = None, fie
         known = list(owner.model_fields) if owner is not None else []
         close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
-    if error["type"] == "int_from_float":
-        text = "must be a whole number"
+    if error["type"] in _PLAIN_WORDS:
+        text = _PLAIN_WORDS[error["type"]]
     else:
         text = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
         text = text[0].lower() + text[1:]

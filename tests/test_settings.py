@@ -113,3 +113,61 @@ def test_default_upstream_falls_back_to_pips_builtin(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("PIP_INDEX_URL", raising=False)
     monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
     assert default_upstream_url() == PyPI.simple_url
+
+
+def test_internal_secrets_never_show_in_a_repr_or_an_error() -> None:
+    from mirror.serving.internal import InternalSettings
+
+    settings = InternalSettings.from_mapping({"password": "hunter2-pw", "upload_token": "tok-s3cret", "username": "u"})
+    assert (settings.password, settings.upload_token) == ("hunter2-pw", "tok-s3cret")  # usable by the callers
+    assert "hunter2-pw" not in repr(settings) and "tok-s3cret" not in repr(settings)
+    for key, value in (("password", 4242424242), ("upload_token", ["tok-s3cret"])):
+        with pytest.raises(SettingsError) as caught:
+            InternalSettings.from_mapping({key: value})
+        assert caught.value.key == f"internal.{key}"
+        assert str(value).strip("[]'") not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "section, table, key",
+    [
+        ("internal", {"names": "acme-auth"}, "internal.names"),
+        ("internal", {"names": ["ok", 3]}, "internal.names"),
+        ("internal", {"directory": 5}, "internal.directory"),
+        ("internal", {"index_url": "ftp://user:pw@host/simple"}, "internal.index_url"),
+        ("internal", {"max_upload_bytes": 10}, "internal.max_upload_bytes"),
+        ("internal", {"max_metadata_bytes": "16MB"}, "internal.max_metadata_bytes"),
+        ("internal", {"upload_creates_names": "yes"}, "internal.upload_creates_names"),
+        ("internal", {"pasword": "x"}, "internal.pasword"),
+        ("notify", {"queue_size": True}, "notify.queue_size"),
+        ("audit", {"concurrency": 2.5}, "audit.concurrency"),
+        ("audit", {"vulnerability_service": "nvd"}, "audit.vulnerability_service"),
+        ("policy", {"cooldown_hours": "72"}, "policy.cooldown_hours"),
+        ("policy", {"actions": {"age.medium": "hold", "typosquat": "deny"}}, "policy.actions.typosquat"),
+    ],
+)
+def test_every_section_names_the_bad_key_once(section: str, table: dict, key: str) -> None:
+    from mirror.sections import check_sections
+
+    with pytest.raises(SettingsError) as caught:
+        check_sections(settings_from_mapping({section: table}))
+    assert caught.value.key == key
+    assert str(caught.value).startswith(f"{key}: ") and str(caught.value).count(key) == 1
+    assert "pw" not in str(caught.value)  # a URL's credentials are never shown
+
+
+def test_an_unknown_key_suggests_the_close_one() -> None:
+    from mirror.serving.internal import InternalSettings
+
+    with pytest.raises(SettingsError, match=r"internal\.upload_tokn: unknown key \(did you mean 'upload_token'\?\)"):
+        InternalSettings.from_mapping({"upload_tokn": "x"})
+    with pytest.raises(SettingsError, match=r"^internal\.zzz: unknown key$"):  # nothing close: no guess
+        InternalSettings.from_mapping({"zzz": "x"})
+
+
+def test_internal_names_and_directory_are_canonical(tmp_path: Path) -> None:
+    from mirror.serving.internal import InternalSettings
+
+    settings = InternalSettings.from_mapping({"names": ["Acme_Auth", "acme.auth"], "directory": str(tmp_path)})
+    assert settings.names == ("acme-auth",) and settings.directory == tmp_path
+    assert InternalSettings.from_mapping({"directory": ""}).directory is None

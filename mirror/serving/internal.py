@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.parser import BytesParser
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Annotated, Any, Callable, Iterable, Mapping
 
 from packaging.utils import canonicalize_name
+from pydantic import AfterValidator, BeforeValidator, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,7 +33,7 @@ from mirror.clock import Clock
 from mirror.db.models import PinnedFile
 from mirror.serving.pagebuild import mirror_file_url
 from mirror.simple.filenames import file_version, parse_dist_filename
-from mirror.config import SettingsError
+from mirror.config import HttpUrlText, Section, section_from_mapping
 from mirror.screening.patterns import canonical_patterns, name_matches
 from mirror.simple.model import DistFile, ProjectPage
 from mirror.serving.store import BlobStore
@@ -46,65 +47,41 @@ DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
 CACHE_SECONDS = 5.0
 
 
-@dataclass(frozen=True)
-class InternalSettings:
-    names: tuple[str, ...] = ()
-    patterns: tuple[str, ...] = ()
-    directory: Path | None = None
-    index_url: str = ""
+def _directory(value: Any) -> Path | None:
+    if value is None or isinstance(value, Path):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be a directory path, not {value!r}")
+    return Path(value).expanduser() if value else None
+
+
+# Canonical names or glob patterns (``canonical_patterns``), in the order written.
+Patterns = Annotated[tuple[str, ...], AfterValidator(canonical_patterns)]
+
+
+class InternalSettings(Section):
+    """The ``[internal]`` table; the password and the upload token never show in a repr or an error."""
+
+    names: Patterns = ()
+    patterns: Patterns = ()
+    directory: Annotated[Path | None, BeforeValidator(_directory)] = None
+    index_url: HttpUrlText = ""
     username: str = ""
-    password: str = ""
-    upload_token: str = ""
+    password: str = Field("", repr=False)
+    upload_token: str = Field("", repr=False)
     # An upload may only add files to a configured internal name or pattern
     # (or a name an internal source already has); true also lets an upload
     # create a new internal name, which then shadows any public project.
     upload_creates_names: bool = False
     # Largest upload request accepted by /legacy/, in bytes (413 beyond).
-    max_upload_bytes: int = 1024 * 1024 * 1024
+    max_upload_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     # Largest METADATA read out of an internal wheel, uncompressed (a zip bomb
     # must not decide how much memory a read takes).
-    max_metadata_bytes: int = 16 * 1024 * 1024
+    max_metadata_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 
     @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any]) -> "InternalSettings":
-        known = {
-            "names", "patterns", "directory", "index_url", "username", "password", "upload_token",
-            "upload_creates_names", "max_upload_bytes", "max_metadata_bytes",
-        }
-        for key in raw:
-            if key not in known:
-                raise SettingsError(f"internal.{key}", "unknown key")
-        creates = raw.get("upload_creates_names", False)
-        if not isinstance(creates, bool):
-            raise SettingsError("internal.upload_creates_names", f"must be true or false, not {creates!r}")
-        limits = {}
-        for key, low in (("max_upload_bytes", 1024), ("max_metadata_bytes", 1024)):
-            value = raw.get(key, getattr(cls, key))
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise SettingsError(f"internal.{key}", f"must be a whole number of bytes >= {low}, not {value!r}")
-            limits[key] = value
-        for key in ("names", "patterns"):
-            value = raw.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise SettingsError(f"internal.{key}", "must be a list of strings")
-        for key in ("directory", "index_url", "username", "password", "upload_token"):
-            if not isinstance(raw.get(key, ""), str):
-                raise SettingsError(f"internal.{key}", "must be a string")
-        index_url = raw.get("index_url", "")
-        if index_url and not index_url.startswith(("http://", "https://")):
-            raise SettingsError("internal.index_url", "must be an http(s) URL")
-        directory = raw.get("directory", "")
-        return cls(
-            names=canonical_patterns(raw.get("names", [])),
-            patterns=canonical_patterns(raw.get("patterns", [])),
-            directory=Path(directory).expanduser() if directory else None,
-            index_url=index_url,
-            username=raw.get("username", ""),
-            password=raw.get("password", ""),
-            upload_token=raw.get("upload_token", ""),
-            upload_creates_names=creates,
-            **limits,
-        )
+    def from_mapping(cls, raw: Mapping[str, Any]) -> InternalSettings:
+        return section_from_mapping(cls, "internal", raw)
 
 
 @dataclass
