@@ -101,6 +101,7 @@ class Services:
             downloads=downloads_provider(self.detectors, settings),
             notify=self.notify,
             monotonic=monotonic,
+            prefetch_workers=settings.server.upstream_workers,
         )
         self.pages = PageService(
             sessions=self.sessions,
@@ -135,6 +136,7 @@ class Services:
         )
 
     def close(self) -> None:
+        self.screening.close()
         if self.content is not None:
             self.content.close()
         if self.notifier is not None:

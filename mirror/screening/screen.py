@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -65,6 +66,7 @@ class Screening:
         downloads: Callable[[str], DownloadStats | None] = lambda name: None,
         notify: Notifier = lambda kind, payload: None,
         monotonic: Callable[[], float] = time.monotonic,
+        prefetch_workers: int = 16,
     ) -> None:
         self.sessions = sessions
         self.upstream = upstream
@@ -80,20 +82,38 @@ class Screening:
         self._json: dict[str, tuple[float, dict[str, Any] | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # The project JSON of a never-seen project is fetched while its page is:
+        # neither depends on the other, and the cold path waits for both.
+        self._prefetch = ThreadPoolExecutor(max_workers=prefetch_workers, thread_name_prefix="project-json")
+
+    def close(self) -> None:
+        self._prefetch.shutdown(wait=False, cancel_futures=True)
 
     # -- the door --------------------------------------------------------------
 
-    def screen(self, project: str, page: ProjectPage, request: Mapping[str, Any]) -> None:
+    def prefetch(self, project: str) -> Future[dict[str, Any] | None]:
+        """Start fetching ``project``'s JSON now, for a ``screen`` that will follow its page fetch."""
+        return self._prefetch.submit(self.upstream.fetch_project_json, project)
+
+    def screen(
+        self,
+        project: str,
+        page: ProjectPage,
+        request: Mapping[str, Any],
+        project_json: Future[dict[str, Any] | None] | None = None,
+    ) -> None:
         """Screen a never-seen project whose upstream page is ``page``.
 
-        Also takes a provisional decision again: one taken while the
-        upstream JSON API failed, once ``policy.rescreen_incomplete`` passed.
+        ``project_json``: the document ``prefetch`` started fetching; fetched
+        now when not given.  Also takes a provisional decision again: one
+        taken while the upstream JSON API failed, once
+        ``policy.rescreen_incomplete`` passed.
         """
         with self._lock_for(project), cross_process_lock(self.sessions, project):
             self._cache.pop(project, None)  # another process may have decided meanwhile
             if self.project_row(project) is not None:
                 return  # decided meanwhile, here or in another process
-            facts, gaps, seen = self.gather(project, page)
+            facts, gaps, seen = self.gather(project, page, project_json)
             findings = detectors.run_all(facts, self.detector_config)
             findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
             findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
@@ -111,7 +131,7 @@ class Screening:
         return self.gather(project, page)[0]
 
     def gather(
-        self, project: str, page: ProjectPage | None
+        self, project: str, page: ProjectPage | None, project_json: Future[dict[str, Any] | None] | None = None
     ) -> tuple[ProjectFacts, list[str], UpstreamInfo | None]:
         """Upstream facts, what could not be fetched (empty when nothing failed), and what upstream says.
 
@@ -124,7 +144,7 @@ class Screening:
         data: dict[str, Any] | None = None
         gaps: list[str] = []
         try:
-            data = self.upstream.fetch_project_json(project)
+            data = project_json.result() if project_json is not None else self.upstream.fetch_project_json(project)
         except UpstreamError as exc:
             log.warning("project JSON unavailable for %s: %s", project, exc)
             gaps.append(f"the upstream project JSON was unavailable ({exc})")

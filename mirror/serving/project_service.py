@@ -177,7 +177,7 @@ class ProjectService:
         self._allowed_at[project] = self.monotonic()
 
     def _screen_first(self, project: str, request: Mapping[str, Any]) -> ServedPage:
-        """The cold path of a never-seen project: fetch its upstream page, screen, then build the page.
+        """The cold path of a never-seen project: fetch its upstream page and JSON together, screen, then build.
 
         Screening comes before the first build, so the first page served
         already applies the decision and the release holds.
@@ -186,8 +186,9 @@ class ProjectService:
         with self.pages.single_flight(project):
             stored = self.pages.upstream_page(project)
             if stored is None:
+                project_json = self.screening.prefetch(project)  # while the page is fetched
                 fetched = self._from_upstream(project, lambda: self.pages.fetch_new(project))
-                self.screening.screen(project, fetched.page, request)
+                self.screening.screen(project, fetched.page, request, project_json)
                 page = self.pages.store_fetched(project, fetched)
             else:  # stored already (by another thread or process): screen what was stored, build again
                 self.screening.screen(project, stored, request)

@@ -7,6 +7,8 @@ more, a page stored twice) would break.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 
 import requests
@@ -48,3 +50,32 @@ def test_cold_first_request_cost(mirror, index_server, tmp_path) -> None:
     assert counts["INSERT"] <= 6
     assert counts["SELECT"] <= 14
     assert counts["checkouts"] <= 9
+
+
+def test_project_json_is_fetched_while_the_page_is(mirror, index_server, tmp_path) -> None:
+    """The cold path asks for the page and the project JSON together, not one after the other.
+
+    The upstream page hangs; the JSON request must reach upstream while it
+    still hangs.  (A sequential cold path asks for the JSON only after the
+    page has arrived.)
+    """
+    publish(index_server, tmp_path, "quiet-otter")
+    hang = index_server.fault("/simple/quiet-otter/", "hang", seconds=5, times=1)
+    result: dict = {}
+    client = threading.Thread(
+        target=lambda: result.update(
+            response=requests.get(mirror.simple_url + "quiet-otter/", headers={"Accept": JSON}, timeout=60)
+        )
+    )
+    client.start()
+    try:
+        # Until the JSON request arrives, or the client's request is over.
+        while client.is_alive() and not any("/json" in r.path for r in index_server.requests):
+            time.sleep(0.02)
+        json_seen_during_hang = client.is_alive() and any("/json" in r.path for r in index_server.requests)
+        page_asked = hang.hits == 1
+    finally:
+        hang.clear()
+    client.join(60)
+    assert page_asked
+    assert json_seen_during_hang, "the project JSON was asked for only after the page arrived"
