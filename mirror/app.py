@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -16,6 +17,7 @@ from mirror.container import Services
 from mirror.metrics import MetricsMiddleware, metrics_endpoint
 from mirror.review import api as review_api, views as review_views
 from mirror.review.auth import ClientAuthMiddleware
+from mirror.review.refusals import RefusalRecorder
 from mirror.review.settings import ReviewSettings
 from mirror.web import api_docs, files, health, json_api, limits, simple, upload, why
 from mirror.web.accesslog import JsonAccessLog
@@ -24,6 +26,11 @@ from mirror.web.errors import install_error_handlers
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     services = services or Services(settings)
+    review_settings = ReviewSettings.from_settings(settings)
+    # Who was refused a blocked project ("clients that asked"), counted in memory and written in batches.
+    refusals = RefusalRecorder(
+        services.sessions, services.clock, retention=timedelta(days=review_settings.refusals_retention_days)
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -33,10 +40,12 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         scheduler = audit_scheduler(services)  # re-audit once per interval across replicas
         app.state.audit_scheduler = scheduler
         scheduler.start()
+        refusals.start()
         try:
             yield
         finally:
             scheduler.stop()
+            refusals.stop()
             services.close()
 
     app = FastAPI(
@@ -48,8 +57,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         redoc_url=None,
     )
     app.state.services = services
+    app.state.review_settings = review_settings
+    app.state.refusals = refusals
     app.state.upstream_room = Bulkhead(settings.server.upstream_workers, settings.server.upstream_queue)
-    install_error_handlers(app)
+    install_error_handlers(app, on_refused=refusals)
     app.include_router(simple.router)
     app.include_router(json_api.router)
     app.include_router(why.router)
@@ -64,7 +75,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         "/metrics", metrics_endpoint(services.sessions, services.clock), methods=["GET"], include_in_schema=False
     )
     app.add_middleware(
-        ClientAuthMiddleware, required=ReviewSettings.from_settings(settings).require_client_auth
+        ClientAuthMiddleware, required=review_settings.require_client_auth
     )
     app.add_middleware(limits.RequestLimits, server=settings.server)  # credential and body caps before any body
     app.add_middleware(MetricsMiddleware)

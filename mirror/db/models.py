@@ -339,3 +339,36 @@ class ArtifactScan(Base):
     worst: Mapped[str | None] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(16), default="allow")
     report: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class RefusedClient(Base):
+    """A client the mirror refused a project to: one row per (project, client address), counted.
+
+    "Who is affected" by a blocked project is the number of these rows, not
+    just the client whose request triggered the first screening.  One row
+    per pair (not per request) keeps the table the size of the audience, not
+    of the traffic; ``mirror.review.refusals`` writes them in batches and
+    prunes rows not seen for ``[review] refusals_retention_days``.  The
+    user-agent facts are the parsed, length-bounded ones of the last request.
+    """
+
+    __tablename__ = "refused_clients"
+    __table_args__ = (
+        UniqueConstraint("project", "client"),
+        Index("ix_refused_clients_last_seen", "last_seen"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project: Mapped[str] = mapped_column(String(255))
+    # An IP address, or the overflow marker for clients past the per-project cap.
+    client: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(BigInteger, default=1)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    # What the last refused request asked for: a release or a file (None: the index page).
+    version: Mapped[str | None] = mapped_column(String(255))
+    filename: Mapped[str | None] = mapped_column(String(512))
+    installer: Mapped[str | None] = mapped_column(String(80))
+    python: Mapped[str | None] = mapped_column(String(80))
+    system: Mapped[str | None] = mapped_column(String(80))
+    ci: Mapped[bool | None] = mapped_column(Boolean)

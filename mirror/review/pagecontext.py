@@ -77,7 +77,6 @@ def project_context(
         known_vulnerabilities = queries.open_vulnerabilities(session, canonical)
         check = queries.vulnerability_check(session, canonical)
         kept = queries.stored_upstream(session, canonical)
-        asking = queries.clients_asking(session, [canonical])[canonical]
         blocked = [
             {"filename": f.filename, "sha256": f.sha256, "blocked_reason": f.blocked_reason}
             for f in actions.blocked_files(session, canonical)
@@ -100,7 +99,6 @@ def project_context(
         "first_upload": evidence.first_upload(history.snapshot),
         "releases": window(releases, releases_offset, releases_per_page),
         "held_count": sum(1 for r in releases if r.blocked and r.state == "held"),
-        "clients_asking": asking,
         "blocked_files": blocked,
         # The gate's own answer, so the page never says "denied" while the mirror serves it (or the reverse).
         "served": services.projects.why(canonical),
@@ -195,7 +193,6 @@ def queue_context(services: Any, only: queries.QueueFilter, *, chart_days: int) 
     with services.sessions() as session:
         queue = queries.review_queue(session, now, only=only)
         detectors = queries.queue_detectors(session)
-        asking = queries.clients_asking(session, [p.name for p in queue.projects])
         days = queries.activity(session, now, days=chart_days)
     return {
         "queue": queue,
@@ -203,7 +200,6 @@ def queue_context(services: Any, only: queries.QueueFilter, *, chart_days: int) 
         "detectors": detectors,
         "severities": queries.SEVERITIES,
         "ages": {key: label for key, (label, _) in AGES.items()},
-        "clients_asking": asking,
         "held_groups": group_held(queue.releases),
         "chart": chart.build(days),
     }

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from packaging.utils import canonicalize_name
-from sqlalchemy import desc, false, func, select
+from sqlalchemy import case, desc, false, func, select
 from sqlalchemy.orm import Session
 
 from mirror.db.models import (
@@ -23,10 +23,12 @@ from mirror.db.models import (
     FindingRow,
     PinnedFile,
     Project,
+    RefusedClient,
     Release,
     Snapshot,
     Vulnerability,
 )
+from mirror.review.refusals import OVERFLOW
 from mirror.screening.decisions import effective_project_state, release_blocked
 from mirror.states import SEVERITY_WORDS
 from mirror.review.schemas import (
@@ -41,12 +43,15 @@ from mirror.review.schemas import (
     Queue,
     QueueCounts,
     QueueRelease,
+    RefusedClientOut,
     ReleaseOut,
 )
 
 SEVERITIES = SEVERITY_WORDS
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 TOP_FINDINGS = 3
+# The project page and the API's project history list this many of the clients refused most recently.
+RECENT_REFUSED = 5
 
 
 def severity_rank(severity: str) -> int:
@@ -54,7 +59,9 @@ def severity_rank(severity: str) -> int:
     return _RANK.get(severity, len(SEVERITIES))
 
 
-def project_out(row: Project, now: datetime, findings: list[FindingRow]) -> ProjectOut:
+def project_out(
+    row: Project, now: datetime, findings: list[FindingRow], refused: tuple[int, bool] = (0, False)
+) -> ProjectOut:
     open_findings = sorted((f for f in findings if f.resolved_at is None), key=lambda f: (severity_rank(f.severity), f.id))
     counts: dict[str, int] = defaultdict(int)
     for finding in open_findings:
@@ -71,6 +78,8 @@ def project_out(row: Project, now: datetime, findings: list[FindingRow]) -> Proj
         allow_until=row.allow_until,
         findings=dict(counts),
         top_findings=[f.title for f in open_findings[:TOP_FINDINGS]],
+        clients_refused=refused[0],
+        clients_refused_more=refused[1],
     )
 
 
@@ -107,9 +116,12 @@ def list_projects(
             select(Project).where(*where).order_by(desc(Project.decided_at), Project.name).limit(limit).offset(offset)
         )
     )
-    findings = _findings_by_project(session, [r.name for r in rows])
+    names = [r.name for r in rows]
+    findings = _findings_by_project(session, names)
+    refused = clients_refused(session, names)
     return ProjectList(
-        items=[project_out(r, now, findings[r.name]) for r in rows], total=total, limit=limit, offset=offset
+        items=[project_out(r, now, findings[r.name], refused[r.name]) for r in rows],
+        total=total, limit=limit, offset=offset,
     )
 
 
@@ -157,6 +169,7 @@ def review_queue(session: Session, now: datetime, *, limit: int = 200, only: Que
         quarantined = quarantined.where(Project.decided_at <= now - only.min_age)
     rows = list(session.scalars(quarantined.order_by(Project.decided_at, Project.name).limit(limit))) if limit else []
     findings = _findings_by_project(session, [r.name for r in rows])
+    refused = clients_refused(session, [r.name for r in rows])
     held_query = select(Release).where(Release.state == "held")
     held = [r for r in session.scalars(held_query.order_by(Release.decided_at, Release.id)) if release_blocked(r, now)]
     total_held = len(held)
@@ -174,7 +187,7 @@ def review_queue(session: Session, now: datetime, *, limit: int = 200, only: Que
         held = [r for r in held if (r.project, r.version) in flagged]
     return Queue(
         counts=QueueCounts(projects=project_count, releases=total_held),
-        projects=[project_out(r, now, findings[r.name]) for r in rows],
+        projects=[project_out(r, now, findings[r.name], refused[r.name]) for r in rows],
         releases=[
             QueueRelease(
                 project=r.project,
@@ -221,7 +234,7 @@ def project_history(session: Session, name: str, now: datetime) -> History | Non
     first = min((d for d in decisions if d.version is None), key=lambda d: d.id, default=None)
     findings.sort(key=lambda f: (f.resolved_at is not None, severity_rank(f.severity), f.id))
     return History(
-        project=project_out(row, now, findings),
+        project=project_out(row, now, findings, clients_refused(session, [name])[name]),
         requested=dict(first.request) if first is not None and first.request else None,
         findings=[FindingOut.model_validate(f) for f in findings],
         decisions=[DecisionOut.model_validate(d) for d in decisions],
@@ -240,6 +253,7 @@ def project_history(session: Session, name: str, now: datetime) -> History | Non
         ],
         events=[EventOut.model_validate(e) for e in events],
         snapshot=dict(snapshot.facts) if snapshot is not None else None,
+        refused_clients=recent_refused(session, name),
     )
 
 
@@ -436,24 +450,34 @@ def activity(session: Session, now: datetime, *, days: int = 30) -> list[Day]:
     return result
 
 
-def clients_asking(session: Session, names: list[str]) -> dict[str, int]:
-    """How many distinct client addresses are recorded asking for each project.
+def clients_refused(session: Session, names: list[str]) -> dict[str, tuple[int, bool]]:
+    """Per project: how many distinct clients were refused it, and whether more were than counted.
 
-    Counts the clients of the requests that decisions recorded (the request
-    that triggered screening, re-screening, reviewers' own requests excluded).
+    Counts ``refused_clients`` rows, which every refused request feeds
+    (``mirror.review.refusals``), not only the one that triggered screening;
+    the overflow row stands for the clients past the per-project cap.
     """
-    counts: dict[str, set[str]] = defaultdict(set)
+    counts = {name: (0, False) for name in names}
     if names:
-        for project, request in session.execute(
-            select(Decision.project, Decision.request).where(Decision.project.in_(names))
+        overflow = case((RefusedClient.client == OVERFLOW, 1), else_=0)
+        for project, rows, more in session.execute(
+            select(RefusedClient.project, func.count(), func.max(overflow))
+            .where(RefusedClient.project.in_(names))
+            .group_by(RefusedClient.project)
         ):
-            request = request or {}
-            if request.get("via") in ("web", "api"):
-                continue
-            client = request.get("client")
-            if isinstance(client, str) and client:
-                counts[project].add(client)
-    return {name: len(counts[name]) for name in names}
+            counts[project] = (int(rows) - int(more or 0), bool(more))
+    return counts
+
+
+def recent_refused(session: Session, name: str, limit: int = RECENT_REFUSED) -> list[RefusedClientOut]:
+    """The clients refused ``name`` most recently, newest first."""
+    rows = session.scalars(
+        select(RefusedClient)
+        .where(RefusedClient.project == name)
+        .order_by(desc(RefusedClient.last_seen), desc(RefusedClient.id))
+        .limit(limit)
+    )
+    return [RefusedClientOut.model_validate(row) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,26 @@ class ProjectOut(BaseModel):
     allow_until: datetime | None
     findings: dict[str, int] = Field(description="number of open findings per severity")
     top_findings: list[str] = Field(description="titles of the most severe open findings")
+    clients_refused: int = Field(
+        0, description="distinct client addresses refused this project within the retention period "
+        "([review] refusals_retention_days); a floor when clients_refused_more is true",
+    )
+    clients_refused_more: bool = Field(False, description="more clients were refused than are counted one by one")
+
+
+class RefusedClientOut(_Out):
+    """A client refused this project: how often, when last, and what it said it was."""
+
+    client: str = Field(description="the client's address ('*': the clients past the per-project cap)")
+    count: int = Field(description="refused requests")
+    first_seen: datetime
+    last_seen: datetime
+    version: str | None = Field(description="the release the last refused request asked for, if any")
+    filename: str | None = Field(description="the file the last refused request asked for, if any")
+    installer: str | None
+    python: str | None
+    system: str | None
+    ci: bool | None
 
 
 class ProjectList(BaseModel):
@@ -130,6 +150,9 @@ class History(BaseModel):
     releases: list[ReleaseOut]
     events: list[EventOut] = Field(description="newest first")
     snapshot: dict[str, Any] | None = Field(description="the latest ownership facts")
+    refused_clients: list[RefusedClientOut] = Field(
+        default_factory=list, description="the clients refused most recently, newest first (a few)"
+    )
 
 
 class AuditEntry(BaseModel):

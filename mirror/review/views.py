@@ -126,6 +126,13 @@ def _settings(request: Request) -> ReviewSettings:
     return settings
 
 
+def _flush_refusals(request: Request) -> None:
+    """Write this process's waiting refusal counts, so the page about to read them is current."""
+    recorder = getattr(request.app.state, "refusals", None)
+    if recorder is not None:
+        recorder.flush()
+
+
 def _upstream_info(request: Request) -> UpstreamInfoCache:
     cache = getattr(request.app.state, "review_upstream_info", None)
     if cache is None:
@@ -295,12 +302,14 @@ def queue_page(request: Request, detector: str = "", severity: str = "", age: st
     current = _current(request)
     if current is None:
         return _login_redirect(request)
+    _flush_refusals(request)
     page = pagecontext.queue_context(
         _services(request), pagecontext.queue_filter(detector, severity, age), chart_days=_settings(request).chart_days
     )
     context = _common(request, current, "queue")
     context["queue_count"] = page["queue"].counts.projects + page["queue"].counts.releases
-    return _render(request, "queue.html", title="Review queue", age=age, **page, **context)
+    return _render(request, "queue.html", title="Review queue", age=age,
+                   refusals_days=_settings(request).refusals_retention_days, **page, **context)
 
 
 @router.get("/projects")
@@ -364,6 +373,7 @@ def _project_view(
     if canonical != name:
         return RedirectResponse(f"/admin/projects/{canonical}", status_code=308)
     services = _services(request)
+    _flush_refusals(request)
     page = pagecontext.project_context(
         services, canonical, _upstream_info(request), releases_per_page=_settings(request).releases_per_page,
         releases_offset=_int_param(request, "releases"), live_upstream=request.query_params.get("upstream") == "live",
@@ -384,6 +394,7 @@ def _project_view(
         title=canonical,
         **page,
         undoable=actions.undoable(page["history"].decisions),
+        refusals_days=_settings(request).refusals_retention_days,
         error=error,
         reason_text=reason_text,
         hours_text=hours_text,
