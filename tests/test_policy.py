@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from detectors.facts import Finding, ReleaseFacts, Severity
+from mirror.config import SettingsError
 from mirror.db.models import Project
 from mirror.screening.policy import PolicyConfig, action_for, decide, decide_release
 from mirror.serving.gate import blocked_reason
@@ -60,7 +61,7 @@ def test_a_release_with_no_known_upload_time_is_held_for_the_cooldown_from_first
 def test_rescreen_interval_is_configurable_and_checked() -> None:
     assert PolicyConfig().rescreen_incomplete == timedelta(minutes=5)
     assert PolicyConfig.from_mapping({"rescreen_incomplete_seconds": 30}).rescreen_incomplete == timedelta(seconds=30)
-    with pytest.raises(ValueError, match="policy.rescreen_incomplete_seconds"):
+    with pytest.raises(SettingsError, match="policy.rescreen_incomplete_seconds"):
         PolicyConfig.from_mapping({"rescreen_incomplete_seconds": 0})
 
 
@@ -119,12 +120,36 @@ def test_configured_actions_replace_the_defaults() -> None:
         ({"actions": {"typosquat": "deny"}}, "policy.actions.typosquat"),
         ({"actions": {"typosquat.extreme": "deny"}}, "policy.actions.typosquat.extreme"),
         ({"actions": {"typosquat.high": "explode"}}, "policy.actions.typosquat.high"),
-        ({"allow": ["x"], "deny": ["x"]}, "policy.allow"),
+        ({"cutoff": 20260401}, "policy.cutoff"),
+        ({"actions": "deny"}, "policy.actions"),
+        ({"allow": ["x"], "deny": ["X"]}, "policy.deny"),
     ],
 )
 def test_from_mapping_names_the_bad_key(table: dict, key: str) -> None:
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+    with pytest.raises(SettingsError) as caught:
         PolicyConfig.from_mapping(table)
+    assert caught.value.key == key and str(caught.value).startswith(f"{key}: ")
+
+
+def test_both_lists_name_the_other_and_the_name() -> None:
+    with pytest.raises(SettingsError, match=r"^policy\.deny: evil-thing is also in policy\.allow$"):
+        PolicyConfig.from_mapping({"allow": ["Evil_Thing"], "deny": ["evil.thing"]})
+
+
+def test_cutoff_reads_iso_strings_and_toml_dates_in_utc() -> None:
+    midnight = datetime(2026, 4, 1, tzinfo=timezone.utc)
+    assert PolicyConfig.from_mapping({"cutoff": "2026-04-01"}).cutoff == midnight
+    assert PolicyConfig.from_mapping({"cutoff": date(2026, 4, 1)}).cutoff == midnight  # cutoff = 2026-04-01 in TOML
+    assert PolicyConfig.from_mapping({"cutoff": "2026-04-01T02:00:00+02:00"}).cutoff == midnight
+    assert PolicyConfig.from_mapping({"cutoff": ""}).cutoff is None
+
+
+def test_to_dict_shows_the_policy_in_force() -> None:
+    policy = PolicyConfig.from_mapping({"actions": {"typosquat.HIGH": "deny"}, "deny": ["Evil_*"], "cooldown_hours": 1})
+    shown = policy.to_dict()
+    assert shown["actions"]["typosquat.high"] == "deny" and shown["actions"]["age.medium"] == "review"
+    assert (shown["deny"], shown["allow"], shown["cooldown_hours"], shown["cutoff"]) == (["evil-*"], [], 1.0, None)
+    assert shown["rescreen_incomplete_seconds"] == 300.0 and policy.cooldown == timedelta(hours=1)
 
 
 def test_a_refusal_reads_well_in_a_client_error() -> None:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import detectors
-from mirror.config import Settings, SettingsError
+from mirror.config import Settings
 from mirror.screening import policy as policy_mod
+from mirror.sections import detector_config
 
 
 _CORPORA: dict[str, Any] = {}
@@ -27,15 +28,8 @@ class DetectorSetup:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "DetectorSetup":
-        try:
-            config = detectors.DetectorConfig.from_mapping(settings.extra.get("detectors", {}))
-        except ValueError as exc:
-            raise SettingsError("detectors", str(exc)) from None
-        try:
-            policy = policy_mod.PolicyConfig.from_mapping(settings.extra.get("policy", {}))
-        except ValueError as exc:
-            raise SettingsError("policy", str(exc)) from None
-        return cls(config=config, policy=policy)
+        policy = policy_mod.PolicyConfig.from_mapping(settings.extra.get("policy", {}))
+        return cls(config=detector_config(settings), policy=policy)
 
     def corpus(self) -> Any:
         """The popular corpus, shared by every Services in the process (it is read-only)."""

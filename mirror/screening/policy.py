@@ -28,12 +28,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Annotated, Any, Literal, get_args
 
 from packaging.utils import canonicalize_name
+from pydantic import AfterValidator, Field, PlainValidator, ValidationInfo, field_validator
 
 from detectors.facts import Finding, ReleaseFacts, Severity
+from mirror.config import Section, section_from_mapping
 from mirror.screening.patterns import canonical_patterns, name_matches
 
 __all__ = [
@@ -48,7 +50,8 @@ __all__ = [
     "unknown_upload_reason",
 ]
 
-ACTIONS = ("allow", "review", "deny", "hold")
+Action = Literal["allow", "review", "deny", "hold"]
+ACTIONS: tuple[str, ...] = get_args(Action)
 # Stricter first: when findings disagree, the strictest action wins.
 STRICTNESS = {"allow": 0, "hold": 1, "review": 2, "deny": 3}
 
@@ -87,76 +90,77 @@ DEFAULT_ACTIONS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class PolicyConfig:
-    """The validated ``[policy]`` table (see ``from_mapping`` for its keys)."""
+def _rule(rule: str) -> str:
+    """``"detector.severity"`` with the severity in its one spelling; detectors may be dotted (content.pth-exec)."""
+    detector, _, severity = rule.rpartition(".")
+    if not detector or not severity:
+        raise ValueError('key must be "detector.severity"')
+    return f"{detector}.{Severity.parse(severity)}"
 
-    actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ACTIONS))
-    allow: frozenset[str] = frozenset()
-    deny: frozenset[str] = frozenset()
-    cooldown: timedelta = timedelta(hours=72)
-    # Releases uploaded after this moment are held (a global freeze).
-    cutoff: datetime | None = None
-    # A first decision taken on incomplete facts is provisional: this long
-    # after it, the project is screened again on its next request.
-    rescreen_incomplete: timedelta = timedelta(minutes=5)
+
+def _utc_moment(value: Any) -> datetime | None:
+    """An ISO 8601 date or date-time (a string, or TOML's own), in UTC when no zone is given; "" for none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):  # TOML: cutoff = 2026-04-01
+        value = datetime.combine(value, time())
+    elif isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be an ISO 8601 date or time, not {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ValueError(f"must be an ISO 8601 date or time, not {value!r}")
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+Patterns = Annotated[frozenset[str], AfterValidator(lambda value: frozenset(canonical_patterns(value)))]
+
+
+class PolicyConfig(Section):
+    """The validated ``[policy]`` table.
+
+    ``allow`` and ``deny``: project names or glob patterns such as ``evil-*``
+    (no name in both); ``cooldown_hours``: how long every new release is
+    held; ``cutoff``: releases uploaded after it are held (a global freeze);
+    ``rescreen_incomplete_seconds``: a first decision taken on incomplete
+    facts is provisional, and the project is screened again this long after
+    it; ``actions``: ``"detector.severity" = action`` (``"*.severity"`` for
+    every detector), over ``DEFAULT_ACTIONS``.
+    """
+
+    actions: dict[Annotated[str, AfterValidator(_rule)], Action] = Field(default_factory=lambda: dict(DEFAULT_ACTIONS))
+    allow: Patterns = frozenset()
+    deny: Patterns = frozenset()
+    cooldown_hours: float = Field(72.0, ge=0)
+    cutoff: Annotated[datetime | None, PlainValidator(_utc_moment)] = None
+    rescreen_incomplete_seconds: float = Field(300.0, ge=1)
+
+    @field_validator("actions")
+    @classmethod
+    def _over_the_defaults(cls, value: dict[str, str]) -> dict[str, str]:
+        return {**DEFAULT_ACTIONS, **value}
+
+    @field_validator("deny")
+    @classmethod
+    def _not_also_allowed(cls, value: frozenset[str], info: ValidationInfo) -> frozenset[str]:
+        both = value & info.data.get("allow", frozenset())
+        if both:
+            raise ValueError(f"{', '.join(sorted(both))} is also in policy.allow")
+        return value
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> PolicyConfig:
-        """Validate a ``[policy]`` table; ``ValueError`` names the bad key.
+        """Validate a ``[policy]`` table; ``SettingsError`` names the bad key."""
+        return section_from_mapping(cls, "policy", raw)
 
-        Keys: ``allow`` and ``deny`` (lists of project names or glob patterns
-        such as ``evil-*``), ``cooldown_hours`` (a number >= 0), ``cutoff``
-        (an ISO 8601 date or date-time; UTC when no zone is given) and
-        ``actions`` (a table of ``"detector.severity" = "allow" | "review" |
-        "deny" | "hold"``; ``"*.severity"`` applies to every detector) and
-        ``rescreen_incomplete_seconds`` (a number >= 1: when a decision taken
-        without the upstream JSON facts is taken again).
-        """
-        if not isinstance(raw, Mapping):
-            raise ValueError("policy: must be a table")
-        known = {"actions", "allow", "deny", "cooldown_hours", "cutoff", "rescreen_incomplete_seconds"}
-        for key in raw:
-            if key not in known:
-                raise ValueError(f"policy.{key}: unknown key (expected one of: {', '.join(sorted(known))})")
-        actions = dict(DEFAULT_ACTIONS)
-        table = raw.get("actions", {})
-        if not isinstance(table, Mapping):
-            raise ValueError('policy.actions: must be a table of "detector.severity" = action')
-        for rule, action in table.items():
-            detector, _, severity = str(rule).rpartition(".")  # detectors may be dotted: content.pth-exec
-            if not detector or not severity:
-                raise ValueError(f'policy.actions.{rule}: key must be "detector.severity"')
-            try:
-                Severity.parse(severity)
-            except ValueError as exc:
-                raise ValueError(f"policy.actions.{rule}: {exc}") from None
-            if action not in ACTIONS:
-                raise ValueError(f"policy.actions.{rule}: action must be one of {', '.join(ACTIONS)}")
-            actions[f"{detector}.{severity.lower()}"] = action
-        lists = {}
-        for key in ("allow", "deny"):
-            value = raw.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"policy.{key}: must be a list of project names or glob patterns")
-            lists[key] = frozenset(canonical_patterns(value))
-        both = lists["allow"] & lists["deny"]
-        if both:
-            raise ValueError(f"policy.allow: {', '.join(sorted(both))} is also in policy.deny")
-        hours = raw.get("cooldown_hours", 72)
-        if isinstance(hours, bool) or not isinstance(hours, (int, float)) or hours < 0:
-            raise ValueError("policy.cooldown_hours: must be a number of hours >= 0")
-        rescreen = raw.get("rescreen_incomplete_seconds", 300)
-        if isinstance(rescreen, bool) or not isinstance(rescreen, (int, float)) or rescreen < 1:
-            raise ValueError("policy.rescreen_incomplete_seconds: must be a number of seconds >= 1")
-        return cls(
-            actions=actions,
-            allow=lists["allow"],
-            deny=lists["deny"],
-            cooldown=timedelta(hours=hours),
-            cutoff=_cutoff(raw.get("cutoff", "")),
-            rescreen_incomplete=timedelta(seconds=rescreen),
-        )
+    @property
+    def cooldown(self) -> timedelta:
+        return timedelta(hours=self.cooldown_hours)
+
+    @property
+    def rescreen_incomplete(self) -> timedelta:
+        return timedelta(seconds=self.rescreen_incomplete_seconds)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for the review API's "policy in force" view."""
@@ -164,24 +168,10 @@ class PolicyConfig:
             "actions": dict(sorted(self.actions.items())),
             "allow": sorted(self.allow),
             "deny": sorted(self.deny),
-            "cooldown_hours": self.cooldown.total_seconds() / 3600,
+            "cooldown_hours": self.cooldown_hours,
             "cutoff": self.cutoff.isoformat() if self.cutoff else None,
-            "rescreen_incomplete_seconds": self.rescreen_incomplete.total_seconds(),
+            "rescreen_incomplete_seconds": self.rescreen_incomplete_seconds,
         }
-
-
-def _cutoff(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    if value in ("", None):
-        return None
-    if not isinstance(value, str):
-        raise ValueError("policy.cutoff: must be an ISO 8601 date or time")
-    try:
-        cutoff = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError("policy.cutoff: must be an ISO 8601 date or time") from None
-    return cutoff if cutoff.tzinfo else cutoff.replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
