@@ -171,3 +171,16 @@ def test_internal_names_and_directory_are_canonical(tmp_path: Path) -> None:
     settings = InternalSettings.from_mapping({"names": ["Acme_Auth", "acme.auth"], "directory": str(tmp_path)})
     assert settings.names == ("acme-auth",) and settings.directory == tmp_path
     assert InternalSettings.from_mapping({"directory": ""}).directory is None
+
+
+def test_serve_with_a_bad_owned_table_exits_2_before_creating_anything_and_keeps_secrets(tmp_path: Path) -> None:
+    path = write(tmp_path, "[internal]\npassword = 8675309\n\n[notify]\nwebhook_url = 'https://hooks.example/T0/S3CRET'\n")
+    storage = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, "-m", "mirror.cli", "serve", "--config", str(path), "--storage", str(storage)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "internal.password" in line and "8675309" not in line and "S3CRET" not in line
+    assert not storage.exists()
