@@ -65,7 +65,7 @@ class InternalSettings(Section):
     names: Patterns = ()
     patterns: Patterns = ()
     directory: Annotated[Path | None, BeforeValidator(_directory)] = None
-    index_url: HttpUrlText = ""
+    index_url: HttpUrlText = Field("", repr=False)  # may carry user:password@
     username: str = ""
     password: str = Field("", repr=False)
     upload_token: str = Field("", repr=False)

@@ -34,13 +34,10 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
-from packaging.utils import (
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from mirror.simple.filenames import parse_dist
 from mirror.simple.model import DistFile, ProjectList, ProjectPage, Skipped
 from mirror.simple.negotiate import HTML, JSON, TEXT_HTML
 
@@ -627,15 +624,10 @@ def _check_filename(filename: str) -> Version:
         or _FILENAME_CHARS.fullmatch(filename) is None
     ):
         raise _Skip("filename has characters or a length no distribution filename has")
-    try:
-        if filename.endswith(".whl"):
-            project, version, _build, _tags = parse_wheel_filename(filename)
-        else:
-            project, version = parse_sdist_filename(filename)
-        canonicalize_name(project, validate=True)
-    except ValueError:
-        raise _Skip("not a valid wheel or sdist filename") from None
-    return version
+    parsed = parse_dist(filename)
+    if parsed is None:
+        raise _Skip("not a valid wheel or sdist filename")
+    return parsed[1]
 
 
 def _file_url(raw: str, base_url: str) -> tuple[str, str]:
