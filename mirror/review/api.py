@@ -16,6 +16,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from mirror.review import actions, queries, tokens
 from mirror.review.auth import client_cache, require
 from mirror.review.policyview import effective_policy
+from mirror.review.refusals import flush_waiting
 from mirror.review.schemas import (
     AllowIn,
     AuditPage,
@@ -83,6 +84,7 @@ def list_projects(
     principal: Principal = Depends(reviewer),
 ) -> ProjectList:
     services = _services(request)
+    flush_waiting(request.app.state)
     with services.sessions() as session:
         return queries.list_projects(session, services.clock(), query=q, state=state, limit=limit, offset=offset)
 
@@ -90,6 +92,7 @@ def list_projects(
 @router.get("/queue", response_model=Queue, summary="What waits for review, oldest first")
 def queue(request: Request, principal: Principal = Depends(reviewer)) -> Queue:
     services = _services(request)
+    flush_waiting(request.app.state)
     with services.sessions() as session:
         return queries.review_queue(session, services.clock())
 
@@ -98,6 +101,7 @@ def queue(request: Request, principal: Principal = Depends(reviewer)) -> Queue:
 def project(name: str, request: Request, principal: Principal = Depends(reviewer)) -> History:
     services = _services(request)
     canonical = project_name(name)
+    flush_waiting(request.app.state)
     with services.sessions() as session:
         history = queries.project_history(session, canonical, services.clock())
     if history is None:

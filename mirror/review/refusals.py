@@ -173,6 +173,13 @@ class RefusalRecorder:
             return len(batch)
 
 
+def flush_waiting(app_state: Any) -> None:
+    """Write this process's waiting counts (``app.state.refusals``): a page about to read them is current."""
+    recorder = getattr(app_state, "refusals", None)
+    if recorder is not None:
+        recorder.flush()
+
+
 def prune(session: Session, before: datetime) -> int:
     """Forget clients last refused before ``before``; returns how many rows went."""
     result = session.execute(delete(RefusedClient).where(RefusedClient.last_seen < before))

@@ -30,6 +30,7 @@ from mirror.db.models import Decision
 from mirror.review import actions, bulk, evidence, pagecontext, queries, websession
 from mirror.review.api import request_record
 from mirror.review.auth import principal_for
+from mirror.review.refusals import flush_waiting
 from mirror.review.schemas import MAX_REASON
 from mirror.review.settings import ReviewSettings
 from mirror.review.upstream_info import UpstreamInfoCache
@@ -124,13 +125,6 @@ def _settings(request: Request) -> ReviewSettings:
     if settings is None:
         settings = request.app.state.review_settings = ReviewSettings.from_settings(_services(request).settings)
     return settings
-
-
-def _flush_refusals(request: Request) -> None:
-    """Write this process's waiting refusal counts, so the page about to read them is current."""
-    recorder = getattr(request.app.state, "refusals", None)
-    if recorder is not None:
-        recorder.flush()
 
 
 def _upstream_info(request: Request) -> UpstreamInfoCache:
@@ -302,7 +296,7 @@ def queue_page(request: Request, detector: str = "", severity: str = "", age: st
     current = _current(request)
     if current is None:
         return _login_redirect(request)
-    _flush_refusals(request)
+    flush_waiting(request.app.state)
     page = pagecontext.queue_context(
         _services(request), pagecontext.queue_filter(detector, severity, age), chart_days=_settings(request).chart_days
     )
@@ -373,7 +367,7 @@ def _project_view(
     if canonical != name:
         return RedirectResponse(f"/admin/projects/{canonical}", status_code=308)
     services = _services(request)
-    _flush_refusals(request)
+    flush_waiting(request.app.state)
     page = pagecontext.project_context(
         services, canonical, _upstream_info(request), releases_per_page=_settings(request).releases_per_page,
         releases_offset=_int_param(request, "releases"), live_upstream=request.query_params.get("upstream") == "live",

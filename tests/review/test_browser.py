@@ -163,6 +163,9 @@ def test_pages_fit_the_window(browser, width, mirror, index_server, tmp_path, re
         card = page.locator(".panel", has=page.get_by_role("heading", name="Ages"))
         assert card.bounding_box()["width"] < 420  # the user agent no longer stretches the card
         assert "Installer" in card.inner_text() and "pip 24.0" in card.inner_text()
+        refused = page.locator(".panel", has=page.get_by_role("heading", name="Clients refused"))
+        assert refused.bounding_box()["width"] < 420  # parsed and compact here too
+        assert "1 distinct client was refused" in refused.inner_text() and "pip 24.0" in refused.inner_text()
         assert page.locator("svg").count() == 0 or page.locator("svg script").count() == 0
     finally:
         context.close()

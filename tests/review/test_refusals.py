@@ -46,6 +46,8 @@ def test_every_refused_client_counts_on_the_pages_and_in_the_api(
     assert ask(mirror, f"/simple/{TYPOSQUAT}/", "127.0.0.2", PIP_UA) == 403
     assert ask(mirror, f"/simple/{TYPOSQUAT}/", "127.0.0.3", UV_UA) == 403
     assert ask(mirror, f"/pypi/{TYPOSQUAT}/1.0/json", "127.0.0.4", "poetry/1.8.3") == 403
+    # The API reads the counts current, without waiting for the background flush.
+    assert reviewer.ok("GET", f"projects/{TYPOSQUAT}")["project"]["clients_refused"] == 4
     browser = sign_in(mirror, reviewer_token)
 
     page = _page(browser, mirror, f"admin/projects/{TYPOSQUAT}")
