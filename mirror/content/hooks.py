@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from packaging.utils import canonicalize_name
 
 from mirror.content.evidence import excerpt
+from mirror.content.pysource import module_level_source
 from mirror.content.rules import Behaviour
 
 __all__ = [
@@ -178,36 +179,59 @@ def _line_offset(data: bytes, lineno: int) -> int:
 
 
 def import_time_behaviours(path: str, data: bytes) -> list[Behaviour]:
-    """Processes, threads, exec and downloads started by module-level code (i.e. at import)."""
-    tree = _parse(data)
+    """Processes, threads, exec and downloads started by module-level code (i.e. at import).
+
+    Only the module level is parsed when the lexer can cut it out safely
+    (``pysource``): the bodies of top-level functions and classes, most of
+    a big module, never run at import and are not looked at here.
+    """
+    skeleton = module_level_source(data)
+    tree = (_parse(skeleton) if skeleton is not None else None) or _parse(data)
     if tree is None:
         return []
     found: dict[str, Behaviour] = {}
-    top = list(_module_level(tree))
-    # Strings of module-level code: what a process started at import may name (a bundled binary).
-    literals = tuple(sorted({c.value for node in top for c in ast.walk(node) if isinstance(c, ast.Constant)
-                             and isinstance(c.value, str) and 0 < len(c.value) < 200}))[:100]
-    for call in _calls(top):
+    calls: list[ast.Call] = []
+    strings: set[str] = set()  # of module-level code: what a process started at import may name
+    for node in _module_level(tree):
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Call):
+                calls.append(sub)
+            elif isinstance(sub, ast.Constant) and isinstance(sub.value, str) and 0 < len(sub.value) < 200:
+                strings.add(sub.value)
+    literals = tuple(sorted(strings))[:100]
+    for call in calls:
         name = _dotted(call.func)
-        short = name.rsplit(".", 1)[-1]
+        kind = _import_time_kind(name, call)
+        if kind is None or kind in found:
+            continue
         offset = _line_offset(data, getattr(call, "lineno", 1))
-        if name in _PROCESS_CALLS or (name.endswith(".Popen")):
-            found.setdefault("import-time-process", Behaviour(
-                "import-time-process", "hooks.import_time_process", "medium", "low",
-                f"starts a process at import ({name})", offset, excerpt(data, offset, 160), literals))
-        elif name in _NETWORK_CALLS:
-            found.setdefault("import-time-network", _b(
-                "import-time-network", "hooks.import_time_network", "medium", "low",
-                f"reaches the network at import ({name})", data, offset))
-        elif name in _THREAD_CALLS or (short == "start" and "Thread(" in name):
-            found.setdefault("import-time-thread", _b(
-                "import-time-thread", "hooks.import_time_thread", "low", "low",
-                f"starts a thread or process at import ({name})", data, offset))
-        elif name in ("exec", "eval") and call.args and not isinstance(call.args[0], ast.Constant):
-            found.setdefault("import-time-exec", _b(
-                "import-time-exec", "hooks.import_time_exec", "medium", "low",
-                f"executes computed code at import ({name})", data, offset))
+        if kind == "import-time-process":
+            found[kind] = Behaviour(
+                kind, "hooks.import_time_process", "medium", "low",
+                f"starts a process at import ({name})", offset, excerpt(data, offset, 160), literals)
+        elif kind == "import-time-network":
+            found[kind] = _b(kind, "hooks.import_time_network", "medium", "low",
+                             f"reaches the network at import ({name})", data, offset)
+        elif kind == "import-time-thread":
+            found[kind] = _b(kind, "hooks.import_time_thread", "low", "low",
+                             f"starts a thread or process at import ({name})", data, offset)
+        else:
+            found[kind] = _b(kind, "hooks.import_time_exec", "medium", "low",
+                             f"executes computed code at import ({name})", data, offset)
     return list(found.values())
+
+
+def _import_time_kind(name: str, call: ast.Call) -> str | None:
+    """Which import-time behaviour a module-level call is (None: an ordinary call)."""
+    if name in _PROCESS_CALLS or name.endswith(".Popen"):
+        return "import-time-process"
+    if name in _NETWORK_CALLS:
+        return "import-time-network"
+    if name in _THREAD_CALLS or (name.rsplit(".", 1)[-1] == "start" and "Thread(" in name):
+        return "import-time-thread"
+    if name in ("exec", "eval") and call.args and not isinstance(call.args[0], ast.Constant):
+        return "import-time-exec"
+    return None
 
 
 def setup_py_behaviours(path: str, data: bytes) -> list[Behaviour]:
