@@ -185,6 +185,17 @@ class ContentSettings(Section):
     max_member_bytes: int = Field(512 * 1024 * 1024, ge=1024)
     max_members: int = Field(50_000, ge=1)
     max_seconds: float = Field(120.0, gt=0)
+    # A member whose declared size over its compressed size exceeds this is a bomb, refused unread.
+    max_ratio: float = Field(1000.0, gt=1)
+    # Bytes read from an archive or compressed stream inside a member (PyTorch zips, joblib pickles).
+    max_nested_bytes: int = Field(256 * 1024 * 1024, ge=1024)
+    # Pickles are walked up to this size, then reported as not fully checked.
+    max_pickle_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # A text member is given to the rules whole up to this size; a larger one is a finding (held).
+    rule_scan_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    # A binary member (native library, archive, image) gives the rules only its head: the packaged
+    # rules read a binary's header only; raise this with a rule that looks deeper into binaries.
+    binary_scan_bytes: int = Field(64 * 1024, ge=8192)
     # Archive paths whose pickles are known test data, per project (still inventoried, never a finding).
     allowed_pickles: dict[str, tuple[str, ...]] = {}
 

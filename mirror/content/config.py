@@ -46,9 +46,15 @@ class ScanConfig:
 
     Content knobs:
 
-    - ``rule_scan_bytes``: only the first N bytes of a member are given to
-      the YARA rules (signatures sit near the top; an 11 MB obfuscated blob is
-      already obvious in its first MiB).
+    - ``rule_scan_bytes``: a text member is given to the YARA rules whole
+      up to this size; a larger one gets its first N bytes scanned and a
+      ``rules-partial`` behaviour (high: its release is held for a person).
+    - ``binary_scan_bytes``: a member that is not text (a NUL or mostly
+      unprintable bytes in its head: native libraries, archives, images)
+      gives the rules only its first N bytes.  The packaged rules look at a
+      binary's header only (magic numbers, an anchored shebang); every
+      other rule requires text, so nothing is lost.  Raise it with any rule
+      that looks deeper into binaries.
     - ``max_pickle_bytes``: pickles larger than this are walked up to it and
       then reported as not fully checked.
     - ``entropy_min_bytes`` / ``entropy_threshold``: a blob at least this big
@@ -69,7 +75,8 @@ class ScanConfig:
     max_seconds: float = 120.0
     max_ratio: float = 1000.0
     max_nested_bytes: int = 256 * MiB
-    rule_scan_bytes: int = 2 * MiB
+    rule_scan_bytes: int = 64 * MiB
+    binary_scan_bytes: int = 64 * 1024
     max_pickle_bytes: int = 64 * MiB
     entropy_min_bytes: int = 1 * MiB
     entropy_threshold: float = 7.97
@@ -80,7 +87,7 @@ class ScanConfig:
     def __post_init__(self) -> None:
         for name in (
             "max_archive_bytes", "max_total_bytes", "max_member_bytes", "max_members",
-            "max_nested_bytes", "rule_scan_bytes", "max_pickle_bytes", "entropy_min_bytes",
+            "max_nested_bytes", "rule_scan_bytes", "binary_scan_bytes", "max_pickle_bytes", "entropy_min_bytes",
         ):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import importlib.metadata
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,42 +85,87 @@ def is_doc(path: str, ext: str) -> bool:
     return ext in _DOC_EXTS or bool(_DOC_NAMES.match(path.rsplit("/", 1)[-1]))
 
 
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+
+
 def _mostly_printable(head: bytes) -> bool:
     if not head:
         return False
-    printable = sum(1 for b in head if 0x20 <= b < 0x7F or b in (9, 10, 13))
+    printable = len(head) - len(head.translate(None, _PRINTABLE))
     return printable / len(head) > 0.95
 
 
 class RuleSet:
-    """Compiled rules plus the metadata needed to interpret a match."""
+    """The rules' version, and the compiled rules plus what is needed to interpret a match.
+
+    The version (a hash of the sources) is known at once; the rules are
+    compiled on the first scan (about 15 MiB of memory, tens of
+    milliseconds), so a mirror that never scans content never pays for
+    them.  Each thread keeps one ``Scanner``: making one per file cost more
+    than scanning a small file.
+    """
 
     def __init__(self, sources: Iterable[tuple[str, str]]) -> None:
-        sources = sorted(sources)
+        self._sources = tuple(sorted(sources))
+        digest = hashlib.sha256()
+        for name, text in self._sources:
+            digest.update(name.encode() + b"\0" + text.encode() + b"\0")
+        engine = importlib.metadata.version("yara-x")
+        self.version = f"{SCANNER_VERSION}+yara-x-{engine}+{digest.hexdigest()[:16]}"
+        self.rule_files = tuple(name for name, _ in self._sources)
+        self._compiled: yara_x.Rules | None = None
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    @property
+    def rules(self) -> yara_x.Rules:
+        """The compiled rules (compiled on first use, once)."""
+        if self._compiled is None:
+            with self._lock:
+                if self._compiled is None:
+                    self._compiled = self._compile()
+        return self._compiled
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled is not None
+
+    def _compile(self) -> yara_x.Rules:
         compiler = yara_x.Compiler()
         compiler.define_global("ext", "")
         compiler.define_global("is_python", False)
         compiler.define_global("is_text", False)
         compiler.define_global("is_doc", False)
-        digest = hashlib.sha256()
-        for name, text in sources:
+        for name, text in self._sources:
             compiler.new_namespace(name.removesuffix(".yar"))
             compiler.add_source(text, origin=name)
-            digest.update(name.encode() + b"\0" + text.encode() + b"\0")
-        self.rules = compiler.build()
-        engine = importlib.metadata.version("yara-x")
-        self.version = f"{SCANNER_VERSION}+yara-x-{engine}+{digest.hexdigest()[:16]}"
-        self.rule_files = tuple(name for name, _ in sources)
+        return compiler.build()
 
-    def scan(self, path: str, data: bytes, limit: int) -> list[Behaviour]:
-        """Behaviours of one file (the first ``limit`` bytes of it)."""
+    def _scanner(self) -> yara_x.Scanner:
+        scanner = getattr(self._local, "scanner", None)
+        if scanner is None:
+            scanner = yara_x.Scanner(self.rules)
+            scanner.max_matches_per_pattern(1000)
+            self._local.scanner = scanner
+        return scanner
+
+    def scan(self, path: str, data: bytes, limit: int, binary_limit: int | None = None) -> list[Behaviour]:
+        """Behaviours of one file: of its first ``limit`` bytes, or ``binary_limit`` if it is not text.
+
+        Every rule that can match a binary file (one whose head holds a NUL
+        or is mostly unprintable) reads only its first bytes (magic numbers,
+        an anchored shebang); all others require ``is_text``.  So a binary's
+        head is all the rules need; a rule that looks deeper into binaries
+        must come with a larger ``binary_limit``.
+        """
         ext, is_python, is_text = file_traits(path, data)
-        scanner = yara_x.Scanner(self.rules)
+        scanner = self._scanner()
         scanner.set_global("ext", ext)
         scanner.set_global("is_python", is_python)
         scanner.set_global("is_text", is_text)
         scanner.set_global("is_doc", is_text and is_doc(path, ext))
-        scanner.max_matches_per_pattern(1000)
+        if not is_text and binary_limit is not None:
+            limit = min(limit, binary_limit)
         view = data[:limit] if len(data) > limit else data
         results = scanner.scan(view)
         found: list[Behaviour] = []

@@ -31,7 +31,7 @@ from mirror.content.evidence import excerpt, finding
 from mirror.content.inventory import FORMAT, artifact_key, match_previous_artifact, normalise_path, risk_of
 from mirror.content.provenance import ProvenanceResult, provenance_findings, provenance_summary, verify_provenance
 from mirror.content.report import ArtifactReport, ReleaseReport
-from mirror.content.rules import Behaviour, RuleSet, default_rules
+from mirror.content.rules import Behaviour, RuleSet, default_rules, file_traits
 from mirror.content.structure import check_sdist, check_wheel, record_digest
 
 __all__ = ["Artifact", "scan_artifact", "scan_member", "scan_release"]
@@ -88,7 +88,12 @@ def scan_member(
     path: str, data: bytes, *, kind: str, pure: bool, rules: RuleSet, config: ScanConfig, project: str = ""
 ) -> list[Behaviour]:
     """Every behaviour of one archive member (``kind`` is 'wheel' or 'sdist'; ``pure`` for py3-none-any)."""
-    found = rules.scan(path, data, config.rule_scan_bytes)
+    found = rules.scan(path, data, config.rule_scan_bytes, config.binary_scan_bytes)
+    if len(data) > config.rule_scan_bytes and file_traits(path, data)[2]:
+        found.append(Behaviour(
+            "rules-partial", "limits.rule_scan_bytes", "high", "high",
+            f"a {len(data)}-byte text file: only its first {config.rule_scan_bytes} bytes were given to the rules",
+            config.rule_scan_bytes, excerpt(data, config.rule_scan_bytes, 80)))
     names = {b.behaviour for b in found}
     norm = normalise_path(path, kind)
     base = norm.rsplit("/", 1)[-1]
@@ -314,10 +319,11 @@ def _walk(
         if member.data is None:
             continue
         path, data = member.entry.path, member.data
-        walk.digests[path] = record_digest(data)
+        digest = hashlib.sha256(data).digest()
+        walk.digests[path] = record_digest(data, digest)
         if (kind == "wheel" and _WHEEL_SPECIAL.match(path)) or (kind == "sdist" and _SDIST_SPECIAL.match(path)):
             walk.special[path] = data
-        file_sha = hashlib.sha256(data).hexdigest()
+        file_sha = digest.hex()
         norm = normalise_path(path, member_kind)
         previous_path, previous_record = previous.match(norm, file_sha)
         unchanged = previous_record is not None and previous_record.get("sha256") == file_sha

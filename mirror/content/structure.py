@@ -236,6 +236,10 @@ def check_sdist(
     return findings, info
 
 
-def record_digest(data: bytes) -> str:
-    """RECORD's spelling of a sha256 digest (``sha256=`` + urlsafe base64, unpadded)."""
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+def record_digest(data: bytes, digest: bytes | None = None) -> str:
+    """RECORD's spelling of a sha256 digest (``sha256=`` + urlsafe base64, unpadded).
+
+    ``digest``: the sha256 of ``data`` when the caller already has it (a member is hashed once).
+    """
+    raw = digest if digest is not None else hashlib.sha256(data).digest()
+    return "sha256=" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()

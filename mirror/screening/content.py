@@ -55,6 +55,11 @@ def scan_config(settings: ContentSettings) -> ScanConfig:
         max_member_bytes=settings.max_member_bytes,
         max_members=settings.max_members,
         max_seconds=settings.max_seconds,
+        max_ratio=settings.max_ratio,
+        max_nested_bytes=settings.max_nested_bytes,
+        max_pickle_bytes=settings.max_pickle_bytes,
+        rule_scan_bytes=settings.rule_scan_bytes,
+        binary_scan_bytes=settings.binary_scan_bytes,
         allowed_pickle_paths={project: frozenset(paths) for project, paths in settings.allowed_pickles.items()},
     )
 
@@ -135,7 +140,7 @@ class ContentScreening:
         self.action_for = action_for
         self.notify = notify
         self.config = config or ScanConfig()
-        self.rules = rules or default_rules()  # compiled once, at start
+        self.rules = rules or default_rules()  # its version now; compiled on the first scan
         self._background = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="content-scan")
         self._queued: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
