@@ -178,14 +178,15 @@ def _line_offset(data: bytes, lineno: int) -> int:
     return offset
 
 
-def import_time_behaviours(path: str, data: bytes) -> list[Behaviour]:
+def import_time_behaviours(path: str, data: bytes, *, whole_file: bool = False) -> list[Behaviour]:
     """Processes, threads, exec and downloads started by module-level code (i.e. at import).
 
     Only the module level is parsed when the lexer can cut it out safely
     (``pysource``): the bodies of top-level functions and classes, most of
     a big module, never run at import and are not looked at here.
+    ``whole_file`` parses everything (the reference the cut is checked against).
     """
-    skeleton = module_level_source(data)
+    skeleton = None if whole_file else module_level_source(data)
     tree = (_parse(skeleton) if skeleton is not None else None) or _parse(data)
     if tree is None:
         return []

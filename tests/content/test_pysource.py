@@ -10,11 +10,11 @@ import ast
 
 import pytest
 
+from mirror.content import Artifact
 from mirror.content.hooks import import_time_behaviours
 from mirror.content.pysource import module_level_source
 
 from tests.content.helpers import detectors, raw_wheel, scan
-from mirror.content import Artifact
 
 PAYLOAD = b'subprocess.Popen([sys.executable, "-c", "print(\'harmless\')"])\n'
 
@@ -76,8 +76,10 @@ def test_tricky_sources_keep_every_module_level_statement(name):
     source = TRICKY[name]
     skeleton = _same_module_level(source)
     assert skeleton is not None, "the lexer should handle this case itself"
-    found = {b.behaviour for b in import_time_behaviours("pkg/mod.py", b"import subprocess, sys\n" + source)}
-    assert "import-time-process" in found
+    source = b"import subprocess, sys\n" + source
+    found = [b.to_dict() for b in import_time_behaviours("pkg/mod.py", source)]
+    assert found == [b.to_dict() for b in import_time_behaviours("pkg/mod.py", source, whole_file=True)]
+    assert "import-time-process" in {b["behaviour"] for b in found}
 
 
 @pytest.mark.parametrize("name", sorted(UNSURE))
