@@ -29,7 +29,6 @@ from mirror.db.locks import cross_process_lock
 from mirror.db.models import FindingRow, Project, Release, Snapshot
 from mirror.screening.decisions import decide_project, decide_release, find_release, release_blocked
 from mirror.screening.events import record_event
-from mirror.simple.filenames import file_version
 from mirror.simple.model import ProjectPage
 from mirror.states import HELD, POLICY_ACTOR, PROJECT_STATE_OF_ACTION
 from mirror.upstream.client import UpstreamClient
@@ -431,7 +430,7 @@ def release_upload_times(page: ProjectPage | None, data: Mapping[str, Any] | Non
                         add(str(version), f.get("upload_time_iso_8601") or f.get("upload_time"))
     if page is not None:
         for f in page.files:
-            version = file_version(f.filename)
+            version = f.version
             if version is not None:
                 add(version, f.upload_time)
     return times
@@ -523,7 +522,7 @@ def snapshot_facts(facts: ProjectFacts) -> dict[str, Any]:
 
 
 def _versions_of(page: ProjectPage) -> list[str]:
-    versions = {v for f in page.files if (v := file_version(f.filename))}
+    versions = {v for f in page.files if (v := f.version)}
     return sorted(versions)
 
 

@@ -32,7 +32,7 @@ from detectors.facts import InternalNames
 from mirror.clock import Clock
 from mirror.db.models import PinnedFile
 from mirror.serving.pagebuild import mirror_file_url
-from mirror.simple.filenames import file_version, parse_dist_filename
+from mirror.simple.filenames import parse_dist_filename
 from mirror.config import HttpUrlText, Section, section_from_mapping
 from mirror.screening.patterns import canonical_patterns, name_matches
 from mirror.simple.model import DistFile, ProjectPage
@@ -170,7 +170,7 @@ class InternalSources:
         page = None
         if files:
             ordered = tuple(sorted(files.values(), key=lambda f: f.filename))
-            versions = sorted({v for f in ordered if (v := file_version(f.filename))})
+            versions = sorted({v for f in ordered if (v := f.version)})
             page = ProjectPage(
                 name=name,
                 files=ordered,
@@ -315,7 +315,7 @@ class InternalSources:
         pin = PinnedFile(
             project=project,
             filename=f.filename,
-            version=file_version(f.filename),
+            version=f.version,
             sha256=sha256,
             size=f.size,
             upstream_url=f.url,

@@ -15,7 +15,6 @@ from typing import Iterable, Mapping
 from packaging.utils import canonicalize_version
 
 from mirror.clock import parse_utc
-from mirror.simple.filenames import file_version
 from mirror.simple.model import DistFile, ProjectPage
 
 FILES_PREFIX = "../../files/"
@@ -75,7 +74,7 @@ def build_page(
         sha256 = (f.hashes.get("sha256") or "").lower()
         if not sha256:  # unverifiable: never listed
             continue
-        version = file_version(f.filename)
+        version = f.version
         pin = pins.get(f.filename)
         if pin is None:
             pin = Pin(

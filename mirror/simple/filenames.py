@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -14,13 +12,11 @@ from packaging.utils import (
 from packaging.version import Version
 
 
-@lru_cache(maxsize=32_768)
 def parse_dist(filename: str) -> tuple[str, Version] | None:
     """(canonical project, version) of a valid wheel or sdist filename, or None.
 
-    Cached: one cold page of a big project asks this of the same tens of
-    thousands of names several times (parse, screening, page build), and
-    packaging's full wheel-tag parse was most of a cold page's CPU.
+    packaging's full wheel-tag parse is costly: a page's files are parsed
+    once, and the result travels with them (``DistFile.version``).
     """
     try:
         if filename.endswith(".whl"):

@@ -15,7 +15,7 @@ from urllib.parse import urljoin
 
 from packaging.version import InvalidVersion, Version
 
-from mirror.simple.filenames import file_version, package_type, python_tag
+from mirror.simple.filenames import package_type, python_tag
 from mirror.simple.metadata import same_version
 from mirror.simple.model import DistFile, ProjectPage
 
@@ -37,7 +37,7 @@ def releases_of(page: ProjectPage) -> dict[str, list[DistFile]]:
     """Files per version as the filenames say, in page order."""
     releases: dict[str, list[DistFile]] = {}
     for f in page.files:
-        version = file_version(f.filename)
+        version = f.version
         if version is not None:
             releases.setdefault(version, []).append(f)
     return releases

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mirror.simple.filenames import file_version
+
 # The highest Simple API version whose features we implement end to end:
 # 1.1 PEP 700 (versions, size, upload-time), 1.2 PEP 708 (tracks,
 # alternate-locations), 1.3 PEP 740 (provenance), 1.4 PEP 792 (project status).
@@ -48,10 +50,18 @@ class DistFile:
     gpg_sig: bool | None = None
     # PEP 740: URL of the provenance object, when upstream publishes one.
     provenance: str | None = None
+    # The version the filename carries, as the parser found it; derived from
+    # ``filename``, so it takes no part in equality.
+    parsed_version: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def sha256(self) -> str | None:
         return self.hashes.get("sha256")
+
+    @property
+    def version(self) -> str | None:
+        """The filename's version, parsed once: a big page lists tens of thousands of files."""
+        return self.parsed_version if self.parsed_version is not None else file_version(self.filename)
 
 
 @dataclass(frozen=True)

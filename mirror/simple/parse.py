@@ -359,6 +359,7 @@ def _json_file(raw: Any, base_url: str) -> tuple[DistFile, Version]:
         provenance=_file_url(provenance, base_url)[0]
         if provenance is not None
         else None,
+        parsed_version=str(version),
     )
     return dist, version
 
@@ -518,6 +519,7 @@ def _html_file(
         provenance=_file_url(provenance, base_url)[0]
         if provenance is not None
         else None,
+        parsed_version=str(version),
     )
     return dist, version
 

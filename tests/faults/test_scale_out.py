@@ -66,7 +66,9 @@ def test_two_servers_screen_once_download_once_decide_once(index_server, databas
         assert all(isinstance(r, requests.Response) and r.status_code == 200 for r in pages), pages
         listings = {tuple(f["filename"] for f in r.json()["files"]) for r in pages}
         assert listings == {(registered.filename,)}
-        assert index_server.count_requests(f"/pypi/{name}/json") == 1
+        # Each server asks for the project JSON while it fetches the page (before the
+        # cross-process screening lock), so two racing servers may both ask; never more.
+        assert 1 <= index_server.count_requests(f"/pypi/{name}/json") <= len(servers)
 
         entry = pages[0].json()["files"][0]
 

@@ -106,7 +106,7 @@ def test_a_hanging_upstream_fails_fast_once_the_breaker_opens(start_mirror, inde
     mirror = start_mirror(upstream={"timeout": 1.0, "breaker_failures": 2, "breaker_cooldown": 60.0})
     for name in ("a-otter", "b-otter", "c-otter"):
         publish(index_server, tmp_path, name)
-    with index_server.fault("/simple/", "hang", seconds=3):
+    with index_server.fault("/", "hang", seconds=3):  # the whole upstream hangs: pages and project JSON
         for name in ("a-otter", "b-otter"):
             assert get_page(mirror.url, name).status_code == 503
         started = time.monotonic()
