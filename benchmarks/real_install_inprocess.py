@@ -244,7 +244,7 @@ def phases(config: Path, names: Sequence[str]) -> dict[str, Any]:
     wrap_attr(timer, upstream, "fetch_project", "upstream page (fetch+parse)", missing)
     wrap_attr(timer, client_mod, "parse_project_page", "  parse upstream page", missing)
     wrap_attr(timer, upstream, "fetch_project_json", "upstream JSON (fetch+parse)", missing)
-    wrap_attr(timer, screening, ("gather", "gather_facts"), "gather facts (incl. upstream JSON)", missing)
+    wrap_attr(timer, screening, "gather", "gather facts (incl. upstream JSON)", missing)
     wrap_attr(timer, detectors, "run_all", "detectors (project)", missing)
     wrap_attr(timer, detectors, "run_release_detectors", "detectors (per release)", missing)
     wrap_attr(timer, policy_mod, "decide", "policy (project)", missing)

@@ -87,7 +87,7 @@ def first_requests(work: Path, upstream: str, names: Sequence[str], preload: Seq
     pages.get = timer.wrap("page fetch+store", pages.get)
     pages.upstream_page = timer.wrap("read stored page", pages.upstream_page)
     pages.rebuild = timer.wrap("re-filter page", pages.rebuild)
-    screening.gather_facts = timer.wrap("gather facts", screening.gather_facts)
+    screening.gather = timer.wrap("gather facts", screening.gather)
     screening._store_first_decision = timer.wrap("store decision", screening._store_first_decision)
     originals = (detectors.run_all, policy_mod.decide)
     detectors.run_all = timer.wrap("detectors", detectors.run_all)

@@ -51,6 +51,7 @@ from mirror.screening.events import record_event
 from mirror.screening.screen import snapshot_facts
 from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched
 from mirror.upstream.errors import CircuitOpen, UpstreamError, UpstreamUnreachable
+from mirror.upstream.project_info import UpstreamInfo, stored_fields
 
 log = logging.getLogger("indexguard.audit")
 
@@ -298,7 +299,7 @@ class Auditor:
         fetched = services.upstream.fetch_project(name, etag)
         page = fetched.page if isinstance(fetched, Fetched) else services.pages.upstream_page(name)
         self.limiter.wait()
-        facts = services.screening.gather_facts(name, page)
+        facts, _, seen = services.screening.gather(name, page)
         findings = list(detectors.run_all(facts, services.detectors.config))
         if fetched is NOT_FOUND:
             findings.append(Finding(
@@ -307,7 +308,7 @@ class Auditor:
             ))
         with services.sessions.begin() as session:
             self._diff_findings(session, name, findings, now, run_id, result)
-            self._store_snapshot(session, name, facts)
+            self._store_snapshot(session, name, facts, seen)
             self._apply_project_policy(session, name, facts, findings, now, result)
             self._lift_matured_holds(session, name, now, result)
         # New releases are registered (and held) while the page is stored, after
@@ -368,14 +369,18 @@ class Auditor:
                 session.add(AuditChange(run_id=run_id, finding_id=row.id, change="resolved"))
                 result.resolved.append(row.id)
 
-    def _store_snapshot(self, session: Session, name: str, facts: Any) -> None:
-        """Keep ownership facts only when they changed: the table grows with changes, not runs.
+    def _store_snapshot(self, session: Session, name: str, facts: Any, seen: UpstreamInfo | None) -> None:
+        """Keep ownership facts (and what upstream says) only when they changed: the table grows with changes, not runs.
 
         A change is dated to the previous snapshot, the last moment the old
         owners were known to be in charge: anything uploaded since then may
-        come from the new hands, even though we only notice now.
+        come from the new hands, even though we only notice now.  What
+        upstream says is kept beside them, so the review page shows the
+        newest text without asking upstream.
         """
         fresh = snapshot_facts(facts)
+        if seen is not None:
+            fresh["upstream"] = stored_fields(seen)
         latest = session.scalars(
             select(Snapshot).where(Snapshot.project == name).order_by(Snapshot.taken_at.desc()).limit(1)
         ).first()

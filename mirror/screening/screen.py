@@ -125,10 +125,6 @@ class Screening:
 
     # -- facts -----------------------------------------------------------------
 
-    def gather_facts(self, project: str, page: ProjectPage | None) -> ProjectFacts:
-        """Upstream facts for the detectors; anything unavailable stays unknown."""
-        return self.gather(project, page)[0]
-
     def gather(
         self, project: str, page: ProjectPage | None, project_json: Future[dict[str, Any] | None] | None = None
     ) -> tuple[ProjectFacts, list[str], UpstreamInfo | None]:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from mirror.db.models import Snapshot
 from mirror.upstream.project_info import extract, stored, stored_fields
+from tests.audit.support import audit
 from tests.review.support import TYPOSQUAT, XSS, quarantine
 from tests.review.test_pages import _csrf, sign_in
 from tests.review.test_pages_review import _page, _text
@@ -111,3 +112,20 @@ def test_stored_entries_round_trip_and_are_bounded() -> None:
     assert again is not None and again.origin == "stored"
     assert (again.fields, again.owners, again.project_urls) == (info.fields, info.owners, info.project_urls)
     assert stored({"upstream": "not a table"}, None) is None and stored({}, None) is None
+
+
+def test_a_reaudit_keeps_what_upstream_says_current(mirror, index_server, tmp_path, reviewer_token) -> None:
+    """The re-audit's snapshot carries what upstream says too: the newest text, never a blank card."""
+    quarantine(mirror, index_server, tmp_path, summary="kept at screening")
+    index_server.set_project_info(TYPOSQUAT, summary="changed upstream since", owners={"someone-new": "Owner"})
+    audit(mirror)
+    with mirror.services.sessions() as session:
+        latest = session.scalars(
+            select(Snapshot).where(Snapshot.project == TYPOSQUAT).order_by(Snapshot.taken_at.desc(), Snapshot.id.desc())
+        ).first()
+    assert latest.facts["upstream"]["fields"]["summary"] == "changed upstream since"
+    browser = sign_in(mirror, reviewer_token)
+    before = len(_json_requests(index_server))
+    text = _text(_card(_page(browser, mirror, f"admin/projects/{TYPOSQUAT}")))
+    assert len(_json_requests(index_server)) == before
+    assert "changed upstream since" in text and "kept at screening" not in text
