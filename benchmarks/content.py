@@ -12,15 +12,23 @@ Three parts, one command:
     from the public index (the one pip is configured with), scanned as an
     upgrade: previous inventory in, findings out.  Goal: no high/critical
     finding, at most 2% of pairs with a medium one.
-(c) Cost.  Scan time per release (p50/p95, one core), rule compile time,
-    peak memory of the scanning process, the machine's load average.
+(c) Cost.  Scan time per release (p50/p95, one core), rule compile time
+    and memory (fresh interpreter), peak memory of the scanning process,
+    the machine's load average.
+(d) Speed on big real wheels (the first files a cold ML install asks
+    for): a first-release scan of each, against the time merely to read
+    and decompress its members (the baseline, same run), in MiB/s; and the
+    import-time check cut to module-level code against parsing whole files
+    (before/after in the same run, results compared file by file).  The
+    wheels come from the public index (pip's own default, not the
+    configured one) and are cached; without it this part is skipped.
 
 Downloads are cached outside the repository, under
 ``~/.cache/indexguard-bench`` (``--cache DIR``); files over 60 MB are
 skipped.  When the index cannot be reached, the parts that need it are
 skipped and say so.
 
-Run: python -m benchmarks.content [--quick] [--cache DIR] [--fetch-only]
+Run: python -m benchmarks.content [--quick] [--speed-only] [--cache DIR] [--fetch-only]
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 MAX_DOWNLOAD = 60 * 1024 * 1024
+MIB = 1024 * 1024
 DEFAULT_CACHE = Path.home() / ".cache" / "indexguard-bench"
 
 # Popular ML/data projects; two consecutive pairs of each (latest three releases).
@@ -488,13 +497,142 @@ def _pct(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def compile_seconds() -> float:
-    """Rule compile time in a fresh interpreter (imports excluded: they are paid once at start anyway)."""
-    code = ("import time; from mirror.content.rules import load_rules; t = time.perf_counter(); "
-            "load_rules(); print(time.perf_counter() - t)")
+def rules_cost() -> dict[str, float]:
+    """Compiling the rules in a fresh interpreter: seconds, RSS and traced Python memory it adds.
+
+    Imports are excluded (paid once at start anyway); the rules are
+    compiled on the first scan, so a mirror that never scans never pays this.
+    """
+    code = (
+        "import json, time, tracemalloc\n"
+        "from mirror.content.rules import load_rules\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+        "rules = load_rules(); lazy = not rules.compiled; before = rss(); tracemalloc.start()\n"
+        "t = time.perf_counter(); rules.rules; seconds = time.perf_counter() - t\n"
+        "print(json.dumps({'seconds': seconds, 'rss_mib': rss() - before, 'lazy': lazy,\n"
+        "                  'traced_mib': tracemalloc.get_traced_memory()[1] / 2**20}))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parents[1])
-    return float(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# -- speed on big real wheels --------------------------------------------------------
+
+# What a cold ML install fetches first and biggest: native wheels (numpy, pandas, pillow, two Rust
+# extensions) and a large pure-Python one.  Never tuned on: the figures are what they are.
+SPEED_PROJECTS = ("numpy", "pandas", "pydantic-core", "tokenizers", "pillow", "transformers")
+SPEED_ROUNDS = 3
+
+
+def public_index() -> str:
+    """The public index's simple URL, from pip (its host name is never written in this repository)."""
+    from pip._internal.models.index import PyPI
+
+    return PyPI.simple_url
+
+
+def public_index_reachable() -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(public_index().rstrip("/") + "/pip/", timeout=20) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def latest_wheel(project: str, cache: Path) -> Path | None:
+    """This machine's wheel of ``project`` from the public index, downloaded once into the cache."""
+    target = cache / "speed" / canonicalize_name(project)
+    found = sorted(target.glob("*.whl")) if target.exists() else []
+    if found:
+        return found[-1]
+    target.mkdir(parents=True, exist_ok=True)
+    done = _pip("download", "--no-deps", "--only-binary", ":all:", "-q", "--isolated", "--index-url", public_index(),
+                "-d", str(target), project, timeout=900)
+    found = sorted(target.glob("*.whl"))
+    return found[-1] if done.returncode == 0 and found else None
+
+
+def _best_of(rounds: int, work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - began)
+    return best
+
+
+def _read_all(path: Path) -> int:
+    """The baseline: read and decompress every member once (what any look inside costs at least)."""
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.is_dir():
+                total += len(archive.read(info))
+    return total
+
+
+def _import_time_check(path: Path, rules, rounds: int) -> dict:  # noqa: ANN001
+    """The import-time check on the modules the scan gives it: cut to module level vs whole-file parse."""
+    from mirror.content.hooks import import_time_behaviours
+
+    modules: list[tuple[str, bytes]] = []
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.filename.endswith(".py") and not info.is_dir():
+                data = archive.read(info)
+                if "process-call" in {b.behaviour for b in rules.scan(info.filename, data, len(data) + 1)}:
+                    modules.append((info.filename, data))
+
+    def run(whole: bool) -> list[list[dict]]:
+        return [[b.to_dict() for b in import_time_behaviours(p, d, whole_file=whole)] for p, d in modules]
+
+    same = run(False) == run(True)
+    return {
+        "modules": len(modules), "identical": same,
+        "cut_s": _best_of(rounds, lambda: run(False)), "whole_s": _best_of(rounds, lambda: run(True)),
+    }
+
+
+def run_speed(wheels: Sequence[Path], rules, rounds: int = SPEED_ROUNDS) -> list[dict]:  # noqa: ANN001
+    """Per wheel: a first-release scan (as a cold mirror does it) against merely reading the archive."""
+    from mirror.content import Artifact, scan_release
+
+    rows = []
+    for path in wheels:
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        unpacked = _read_all(path)
+        artifact = Artifact(path.name, path, sha256=sha, provenance_known=False)
+        report = scan_release([artifact], None, rules=rules)
+        read_s = _best_of(rounds, lambda p=path: _read_all(p))
+        scan_s = _best_of(rounds, lambda a=artifact: scan_release([a], None, rules=rules))
+        rows.append({
+            "wheel": path.name, "mib": path.stat().st_size / MIB, "unpacked_mib": unpacked / MIB,
+            "members": sum(a.files_scanned for a in report.artifacts), "complete": report.complete,
+            "findings": len(report.findings), "read_s": read_s, "scan_s": scan_s,
+            "import_time": _import_time_check(path, rules, rounds),
+        })
+    return rows
+
+
+def print_speed(rows: Sequence[dict]) -> None:
+    print(f"\n== scan speed on big real wheels (first-release scan, best of {SPEED_ROUNDS}, one core) ==")
+    print(f"  {'wheel':44} {'MiB':>5} {'unpacked':>8} {'read s':>7} {'scan s':>7} {'MiB/s':>6} {'scan/read':>9}"
+          "   import-time check: cut / whole-file parse")
+    for r in rows:
+        it = r["import_time"]
+        print(f"  {r['wheel'][:44]:44} {r['mib']:5.1f} {r['unpacked_mib']:8.1f} {r['read_s']:7.2f} {r['scan_s']:7.2f} "
+              f"{r['unpacked_mib'] / r['scan_s']:6.0f} {r['scan_s'] / r['read_s']:8.1f}x   "
+              f"{it['modules']:4d} modules {it['cut_s']:.2f} s / {it['whole_s']:.2f} s"
+              f" ({it['cut_s'] / it['whole_s'] if it['whole_s'] else 0:.2f}x, "
+              + ("identical)" if it["identical"] else "DIFFERENT)"))
+    scan_total = sum(r["scan_s"] for r in rows)
+    read_total = sum(r["read_s"] for r in rows)
+    print(f"  total: scan {scan_total:.2f} s, read {read_total:.2f} s ({scan_total / read_total:.1f}x), "
+          f"{sum(r['unpacked_mib'] for r in rows) / scan_total:.0f} MiB/s unpacked")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -502,6 +640,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--quick", action="store_true", help="one pair per project, no pickle comparison")
     parser.add_argument("--fetch-only", action="store_true")
+    parser.add_argument("--speed-only", action="store_true", help="only (d), the scan speed on big real wheels")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
     args = parser.parse_args(argv)
 
@@ -509,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     except (AttributeError, OSError):
         pass
+    if args.speed_only:
+        return speed_main(args.cache, args.json)
     reachable = index_reachable()
     if not reachable:
         print("index unreachable: detection of the re-creations and the false-alarm pairs are SKIPPED")
@@ -521,11 +662,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mirror.content import default_rules
 
-    compile_s = compile_seconds()
+    compile_cost = rules_cost()
     began = time.perf_counter()
     rules = default_rules()
+    rules.rules  # noqa: B018 - compiled on first scan; compile it here to time it
     compile_in_process = time.perf_counter() - began
-    results: dict = {"ruleset": rules.version, "compile_seconds": compile_s}
+    results: dict = {"ruleset": rules.version, "rules_cost": compile_cost}
 
     import tempfile
 
@@ -578,8 +720,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"picklescan alone {counts['picklescan_flagged']}, fickling {counts['fickling_flagged']}")
     else:
         print("\nfalse-alarm pairs: SKIPPED (index unreachable)")
+    if public_index_reachable():
+        wheels = [w for w in (latest_wheel(p, args.cache) for p in SPEED_PROJECTS) if w is not None]
+        results["speed"] = run_speed(wheels, rules)
+        print_speed(results["speed"])
+        ok = ok and all(r["import_time"]["identical"] for r in results["speed"])
+    else:
+        print("\nscan speed on big real wheels: SKIPPED (public index unreachable)")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n  rule compile: {compile_s * 1000:.0f} ms (fresh interpreter), {compile_in_process * 1000:.0f} ms here")
+    print(f"\n  rule compile: {compile_cost['seconds'] * 1000:.0f} ms (fresh interpreter), "
+          f"{compile_in_process * 1000:.0f} ms here; it adds {compile_cost['rss_mib']:.1f} MiB RSS "
+          f"({compile_cost['traced_mib']:.2f} MiB of it Python objects), paid on the first scan"
+          + (" (lazy)" if compile_cost["lazy"] else ""))
     print(f"  peak memory of this process (all scans): {peak:.0f} MiB")
     print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     results["peak_mib"] = peak
@@ -587,6 +739,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     print("\nresult:", "PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+def speed_main(cache: Path, json_path: Path | None) -> int:
+    """(d) alone: scan speed on big real wheels, with the rule cost and the load average."""
+    if not public_index_reachable():
+        print("scan speed on big real wheels: SKIPPED (public index unreachable)")
+        return 0
+    from mirror.content import default_rules
+
+    cost = rules_cost()
+    wheels = [w for w in (latest_wheel(p, cache) for p in SPEED_PROJECTS) if w is not None]
+    load_before = os.getloadavg()
+    rows = run_speed(wheels, default_rules())
+    print_speed(rows)
+    print(f"  rules: compiled on the first scan in {cost['seconds'] * 1000:.0f} ms, +{cost['rss_mib']:.1f} MiB RSS")
+    print(f"  peak memory of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    print(f"  load average: {' '.join(f'{x:.2f}' for x in load_before)} before, "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after, on {os.cpu_count()} CPUs")
+    if json_path:
+        json_path.write_text(json.dumps({"speed": rows, "rules_cost": cost, "loadavg": os.getloadavg()}, indent=2))
+    ok = all(r["import_time"]["identical"] for r in rows)
+    print("\nresult:", "PASS" if ok else "FAIL (the module-level cut changed a result)")
     return 0 if ok else 1
 
 
