@@ -81,21 +81,25 @@ def _ascii_compatible(data: bytes) -> bool:
     return match.group(1).decode("ascii", "replace").lower().replace("_", "-") in _ASCII_SAFE
 
 
+class _Unsure(Exception):
+    """The lexer cannot promise to agree with Python's tokenizer on this source."""
+
+
 def _mask(data: bytes) -> bytes | None:
     """``data`` with every string as 0x01 bytes (newlines too) and every comment as spaces; None if unsure."""
-    parts: list[bytes] = []
-    last = 0
-    for match in _LEXEME.finditer(data):
+
+    def blank(match: re.Match[bytes]) -> bytes:
         start, end = match.span()
         if data[start] == 0x23:  # "#": a comment
-            parts += [data[last:start], b" " * (end - start)]
-        else:
-            if b"f" in _prefix_before(data, start).lower() and not _fstring_agrees(match.group()):
-                return None
-            parts += [data[last:start], b"\x01" * (end - start)]
-        last = end
-    parts.append(data[last:])
-    return b"".join(parts)
+            return b" " * (end - start)
+        if b"f" in _prefix_before(data, start).lower() and not _fstring_agrees(match.group()):
+            raise _Unsure
+        return b"\x01" * (end - start)
+
+    try:
+        return _LEXEME.sub(blank, data)
+    except _Unsure:
+        return None
 
 
 def _fstring_agrees(literal: bytes) -> bool:
