@@ -21,6 +21,7 @@ from mirror.review.refusals import RefusalRecorder
 from mirror.review.settings import ReviewSettings
 from mirror.web import api_docs, files, health, json_api, limits, simple, upload, why
 from mirror.web.accesslog import JsonAccessLog
+from mirror.web.warm import WarmPages
 from mirror.web.bulkhead import Bulkhead
 from mirror.web.errors import install_error_handlers
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.add_api_route(
         "/metrics", metrics_endpoint(services.sessions, services.clock), methods=["GET"], include_in_schema=False
     )
+    app.add_middleware(WarmPages, projects=services.projects)  # innermost: after auth and limits
     app.add_middleware(
         ClientAuthMiddleware, required=review_settings.require_client_auth
     )

@@ -37,8 +37,11 @@ _QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=512)
 def choose_format(accept: str | None, format_param: str | None) -> str | None:
     """The media type to answer with, or None when nothing acceptable is offered (406).
+
+    Cached: clients send a handful of distinct Accept headers, on every request.
 
     ``format_param`` is the ``?format=`` query value; when present it wins
     over ``Accept`` and must name exactly one type (no wildcards or q-values),
