@@ -498,10 +498,10 @@ def _pct(values: Sequence[float], q: float) -> float:
 
 
 def rules_cost() -> dict[str, float]:
-    """Compiling the rules in a fresh interpreter: seconds, RSS and traced Python memory it adds.
+    """The first scan's set-up in a fresh interpreter: seconds, RSS and traced Python memory it adds.
 
-    Imports are excluded (paid once at start anyway); the rules are
-    compiled on the first scan, so a mirror that never scans never pays this.
+    That is loading yara-x and compiling the rules, both deferred to the
+    first scan, so a process that never scans never pays them.
     """
     code = (
         "import json, time, tracemalloc\n"
