@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import subprocess
@@ -17,6 +16,7 @@ from mirror.cli.common import EXIT_USAGE, config_option, settings_from_args
 from mirror.config import CONFIG_ENV, STORAGE_ENV
 from mirror.container import SCHEMA_READY_ENV
 from mirror.db.session import make_engine
+from mirror.memory import limit_malloc_arenas
 from mirror.web.connections import server_options
 
 
@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if upgrade.returncode != 0:
         return upgrade.returncode
     os.environ[SCHEMA_READY_ENV] = "1"
-    _limit_malloc_arenas()
+    limit_malloc_arenas()
     common = dict(
         host=settings.server.host,
         port=settings.server.port,
@@ -65,20 +65,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
         uvicorn.run(create_app(settings), **common)
     return 0
-
-
-def _limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's per-thread malloc arenas (as MALLOC_ARENA_MAX does).
-
-    Each worker thread otherwise gets an arena of its own, and a server
-    with a thread pool holds tens of MiB of freed but unreturned memory.
-    Worker processes inherit the setting through the environment.
-    """
-    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

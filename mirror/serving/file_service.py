@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mirror.db.models import PinnedFile
 from mirror.errors import NotFound
+from mirror.memory import release_free_memory
 from mirror.screening.content import ContentScreening, FileToScan
 from mirror.screening.screen import Screening
 from mirror.serving.gate import Standing, check_file
@@ -102,6 +103,7 @@ class FileService:
             self.content.ensure_screened(
                 FileToScan(target.project, target.version, target.filename, target.sha256, target.upstream_url, target.size)
             )
+            release_free_memory()  # a wheel's members were decompressed and scanned in memory
 
     def provenance_target(self, sha256: str, filename: str) -> FileTarget:
         """The mirror's copy of a file's provenance (fetched now if needed); raises like ``target``."""

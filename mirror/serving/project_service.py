@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mirror.clock import Clock
 from mirror.db.models import Page, PinnedFile, Project, Release
 from mirror.errors import NotFound, TooManyRequests, Unavailable
+from mirror.memory import release_free_memory
 from mirror.screening.content import ContentScreening
 from mirror.screening.screen import Screening
 from mirror.serving.gate import Standing, check_page, project_refusal
@@ -193,6 +194,7 @@ class ProjectService:
             else:  # stored already (by another thread or process): screen what was stored, build again
                 self.screening.screen(project, stored, request)
                 self.pages.rebuild(project)
+        release_free_memory()  # the parse and build of a big page were tens of MiB for a moment
         if page is None:
             return self._stored_page(project)  # outside the lock: a stale page may need its refresh
         self._look_inside_new_releases(project)

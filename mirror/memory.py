@@ -1,0 +1,58 @@
+"""Giving memory back to the system after the rare large jobs (a big project's first page, a wheel's scan).
+
+A first page of a big project parses, builds and renders tens of thousands
+of entries: tens of MiB live for a moment, then freed.  glibc keeps freed
+memory for reuse, so without a trim the server's resident size stays at its
+highest point for good.  Both calls do nothing where the C library is not glibc.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+
+_M_ARENA_MAX = -8
+# Trims at most this often: a burst of cold pages costs one trim, not one each.
+TRIM_INTERVAL_SECONDS = 1.0
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL("libc.so.6")
+    _LIBC.malloc_trim  # noqa: B018 - glibc only
+except (OSError, AttributeError):
+    _LIBC = None
+TRIM_SUPPORTED = _LIBC is not None
+
+_last_trim = 0.0
+_trim_lock = threading.Lock()
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's per-thread malloc arenas (as MALLOC_ARENA_MAX does).
+
+    Each worker thread otherwise gets an arena of its own, and a server
+    with a thread pool holds tens of MiB of freed but unreturned memory.
+    Worker processes inherit the setting through the environment.
+    """
+    os.environ.setdefault("MALLOC_ARENA_MAX", str(arenas))
+    if _LIBC is not None:
+        _LIBC.mallopt(_M_ARENA_MAX, arenas)
+
+
+def release_free_memory() -> bool:
+    """Return freed heap pages to the system (``malloc_trim``), at most once per TRIM_INTERVAL_SECONDS.
+
+    Costs a few milliseconds on a large heap, so it is called after the
+    large jobs only, never on the warm path.  True when it trimmed.
+    """
+    global _last_trim
+    if _LIBC is None:
+        return False
+    with _trim_lock:
+        now = time.monotonic()
+        if now - _last_trim < TRIM_INTERVAL_SECONDS:
+            return False
+        _last_trim = now
+    _LIBC.malloc_trim(0)
+    return True
