@@ -132,3 +132,21 @@ class AuditSummary:
 
 # (projects done, projects in total or None, the project just done, projects failed so far)
 Progress = Callable[[int, "int | None", str, int], None]
+
+
+class AdvisoryError(ValueError):
+    """An advisory directory that cannot be used at all (missing, not a directory)."""
+
+
+class ServiceFailure(Exception):
+    """A vulnerability service gave no usable answer; ``kind`` groups it for the run's summary.
+
+    ``unreachable`` says whether it never answered (connection refused, DNS,
+    timeout): the failures a run stops retrying after a few in a row.
+    """
+
+    def __init__(self, source: str, message: str, *, unreachable: bool) -> None:
+        super().__init__(message)
+        self.source = source
+        self.unreachable = unreachable
+        self.kind = f"{SERVICE_UNREACHABLE if unreachable else SERVICE_ERROR} ({source})"

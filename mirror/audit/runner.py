@@ -22,7 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -30,8 +30,9 @@ from sqlalchemy.orm import Session
 import detectors
 from detectors.facts import Finding, Severity
 from mirror import metrics
-from mirror.audit import vulns
 from mirror.audit.results import (
+    AdvisoryError,
+    ServiceFailure,
     INTERNAL_ERROR,
     SERVICE_GIVEN_UP,
     UPSTREAM_ERROR,
@@ -52,6 +53,9 @@ from mirror.screening.screen import snapshot_facts
 from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched
 from mirror.upstream.errors import CircuitOpen, UpstreamError, UpstreamUnreachable
 from mirror.upstream.project_info import UpstreamInfo, stored_fields
+
+if TYPE_CHECKING:
+    from mirror.audit import vulns
 
 log = logging.getLogger("indexguard.audit")
 
@@ -99,7 +103,7 @@ class ServiceGate:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_a_row = 0
-        self.first: vulns.ServiceFailure | None = None
+        self.first: ServiceFailure | None = None
         self.given_up = False
         self._lock = threading.Lock()
 
@@ -108,7 +112,7 @@ class ServiceGate:
             if not self.given_up:
                 self.in_a_row = 0
 
-    def failed(self, failure: vulns.ServiceFailure) -> None:
+    def failed(self, failure: ServiceFailure) -> None:
         with self._lock:
             self.in_a_row += 1
             if self.first is None:
@@ -133,13 +137,15 @@ class Auditor:
 
     def vulnerability_services(self) -> vulns.Services:
         """Built per run: the advisory directory may have been updated since the last one."""
+        from mirror.audit import vulns  # pip-audit, and pip with it (~15 MiB): loaded when an audit first runs
+
         try:
             return vulns.configured_services(
                 self.settings.vulnerability_service,
                 self.settings.advisory_dir,
                 timeout=self.services.settings.upstream.timeout,
             )
-        except vulns.AdvisoryError as exc:
+        except AdvisoryError as exc:
             raise SettingsError("audit.advisory_dir", str(exc)) from None
 
     # -- a run ---------------------------------------------------------------
@@ -435,6 +441,8 @@ class Auditor:
         answer and counts as unchecked; once the gate has given the service
         up, the remaining releases are not asked at all.
         """
+        from mirror.audit import vulns  # loaded by vulnerability_services() already: a dictionary lookup
+
         assert self._vulns is not None
         with self.services.sessions() as session:
             versions = sorted(v for v in session.scalars(
@@ -450,7 +458,7 @@ class Auditor:
                 self.limiter.wait()
             try:
                 found = self._vulns.query(name, version)
-            except vulns.ServiceFailure as exc:
+            except ServiceFailure as exc:
                 self._gate.failed(exc)
                 result.unchecked_releases += 1
                 result.fail(exc.kind, f"{version}: {exc}")

@@ -38,7 +38,7 @@ from pip_audit._service.interface import Dependency, VulnerabilityID
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from mirror.audit.results import SERVICE_ERROR, SERVICE_UNREACHABLE
+from mirror.audit.results import AdvisoryError, ServiceFailure
 from mirror.audit.settings import VULN_SEVERITIES as SEVERITIES
 from mirror.db.models import FindingRow, Release, Vulnerability
 from mirror.screening.decisions import decide_release
@@ -47,24 +47,6 @@ log = logging.getLogger("indexguard.vulns")
 
 # Advisory databases spell severities differently (GHSA says MODERATE).
 _SEVERITY_WORDS = {"critical": "critical", "high": "high", "moderate": "medium", "medium": "medium", "low": "low"}
-
-
-class AdvisoryError(ValueError):
-    """An advisory directory that cannot be used at all (missing, not a directory)."""
-
-
-class ServiceFailure(Exception):
-    """A vulnerability service gave no usable answer; ``kind`` groups it for the run's summary.
-
-    ``unreachable`` says whether it never answered (connection refused, DNS,
-    timeout): the failures a run stops retrying after a few in a row.
-    """
-
-    def __init__(self, source: str, message: str, *, unreachable: bool) -> None:
-        super().__init__(message)
-        self.source = source
-        self.unreachable = unreachable
-        self.kind = f"{SERVICE_UNREACHABLE if unreachable else SERVICE_ERROR} ({source})"
 
 
 # What "never answered" looks like: requests' connection errors and timeouts,

@@ -21,6 +21,8 @@ DEFERRED_OK = {
     ("mirror.cli.serve", "mirror.db.migrate"),
     ("mirror.cli.admin", "mirror.db.migrate"),
     ("mirror.cli.serve", "mirror.app"),  # the ASGI app only for `serve`, not for `check` or `admin`
+    # pip-audit imports pip (~15 MiB): a server loads it when an audit first checks vulnerabilities
+    ("mirror.audit.runner", "mirror.audit.vulns"),
 }
 PURE = ("detectors", "mirror.simple", "mirror.content")  # facts in, findings out
 
