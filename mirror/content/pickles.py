@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bz2
 import fnmatch
-import gzip
 import io
 import lzma
 import pickletools
@@ -32,6 +31,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import picklescan.scanner as picklescan
 
@@ -207,21 +207,63 @@ def _npy_pickle(data: bytes) -> bytes | None:
     return None
 
 
+_STEP = 1 << 20
+
+
 def _decompress(data: bytes, limit: int) -> tuple[str, bytes] | None:
-    """(wrapper name, inflated bytes) for gzip/bz2/xz/zlib data, bounded by ``limit``."""
+    """(wrapper name, inflated bytes) for gzip/bz2/xz/zlib data, bounded by ``limit`` (a little beyond).
+
+    Inflated a MiB at a time: ``GzipFile.read(limit)`` reserves ``limit``
+    bytes up front, 256 MiB for every tiny ``.pkl.gz`` of a wheel.
+    """
     try:
         if data.startswith(b"\x1f\x8b"):
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
-                return "gzip", handle.read(limit + 1)
+            return _gunzip(data, limit)
         if data.startswith(b"BZh"):
-            return "bz2", bz2.BZ2Decompressor().decompress(data, max_length=limit + 1)
+            return _inflate("bz2", bz2.BZ2Decompressor(), data, limit)
         if data.startswith(b"\xfd7zXZ"):
-            return "xz", lzma.LZMADecompressor().decompress(data, max_length=limit + 1)
+            return _inflate("xz", lzma.LZMADecompressor(), data, limit)
         if len(data) > 2 and data[0] == 0x78 and data[1] in (0x01, 0x5E, 0x9C, 0xDA):
-            return "zlib", zlib.decompressobj().decompress(data, limit + 1)
+            return _inflate("zlib", zlib.decompressobj(), data, limit)
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError):
         return None
     return None
+
+
+def _inflate(name: str, inflater: Any, data: bytes, limit: int) -> tuple[str, bytes] | None:
+    """Up to ``limit + 1`` bytes of one stream (None if it is not a whole stream and ends before that)."""
+    parts: list[bytes] = []
+    got = 0
+    pending = data
+    while got <= limit:
+        piece = inflater.decompress(pending, min(_STEP, limit + 1 - got))
+        parts.append(piece)
+        got += len(piece)
+        pending = getattr(inflater, "unconsumed_tail", b"")  # zlib keeps what it did not take; bz2/xz buffer it
+        if inflater.eof or (not piece and not pending and getattr(inflater, "needs_input", True)):
+            break
+    return name, b"".join(parts)
+
+
+def _gunzip(data: bytes, limit: int) -> tuple[str, bytes] | None:
+    """Members one after the other, zero padding between, like ``GzipFile``.
+
+    A stream cut inside a member, or followed by junk, gives what it
+    inflated so far: ``pickle.load`` on a ``GzipFile`` runs those opcodes
+    before the reader notices (``GzipFile.read`` used to answer nothing).
+    """
+    parts: list[bytes] = []
+    got = 0
+    rest = data
+    while got <= limit:
+        inflater = zlib.decompressobj(31)
+        _, body = _inflate("gzip", inflater, rest, limit - got) or ("", b"")
+        parts.append(body)
+        got += len(body)
+        rest = inflater.unused_data.lstrip(b"\x00")
+        if got > limit or not inflater.eof or not rest.startswith(b"\x1f\x8b"):
+            break
+    return ("gzip", b"".join(parts)) if got or inflater.eof else None
 
 
 def find_pickles(data: bytes, *, allow: Iterable[str], max_pickle_bytes: int, max_nested_bytes: int) -> list[PickleReport]:

@@ -110,3 +110,33 @@ def test_project_may_pickle_its_own_classes():
     own = b"\x80\x02cdemo.models\nModel\nq\x00)\x81q\x01."
     report = scan_release([_wheel_with({"demo/models.py": b"class Model: pass\n", "demo/m.pkl": own})], None)
     assert "content.pickle-unlisted-global" not in detectors(report)
+
+
+def test_compressed_pickles_are_inflated_within_bounds():
+    """A tiny .pkl.gz costs what it inflates to, not the nested limit (GzipFile.read(n) reserves n bytes)."""
+    import bz2
+    import lzma
+    import tracemalloc
+    import zlib
+
+    for packed in (gzip.compress(EVIL), gzip.compress(DATA) + b"\0" * 4 + gzip.compress(EVIL), bz2.compress(EVIL),
+                   lzma.compress(EVIL), zlib.compress(EVIL)):
+        tracemalloc.start()
+        try:
+            reports = find_pickles(packed, allow=DEFAULT_ALLOW, max_pickle_bytes=1 << 28, max_nested_bytes=1 << 28)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 << 20
+        assert reports and reports[0].dangerous, packed[:4]
+    # Cut inside its member, or followed by junk: pickle.load would run what inflates before the reader
+    # complains, so that is checked.
+    for damaged in (gzip.compress(EVIL)[:-12], gzip.compress(EVIL) + b"junk"):
+        [report] = _find(damaged)
+        assert report.location == "gzip" and report.dangerous
+
+
+def test_a_stream_larger_than_the_nested_limit_is_not_fully_checked():
+    big = pickle.dumps(list(range(100_000)), protocol=4) + EVIL
+    [report] = find_pickles(gzip.compress(big), allow=DEFAULT_ALLOW, max_pickle_bytes=1 << 28, max_nested_bytes=1 << 16)
+    assert report.location == "gzip" and report.truncated and not report.complete
