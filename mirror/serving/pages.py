@@ -398,7 +398,8 @@ class PageService:
         row.upstream_serial = upstream_page.last_serial
         row.fetched_at = fetched_at
         row.checked_at = now
-        row.upstream_gz = gzip.compress(render_project_json(upstream_page), 6, mtime=0)
+        # Read back only by the mirror (rebuilds): fastest compression, not smallest.
+        row.upstream_gz = gzip.compress(render_project_json(upstream_page), 1, mtime=0)
         row.json_gz, row.html_gz, row.etag = bodies.json_gz, bodies.html_gz, bodies.etag
         session.flush()
         return _served(row)
