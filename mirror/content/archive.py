@@ -11,6 +11,7 @@ finding, so a scan that could not finish never passes silently.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -85,10 +86,19 @@ class Entry:
 
 @dataclass(frozen=True)
 class Member:
-    """An entry and, for regular files, all of its bytes."""
+    """An entry and, for regular files, its bytes.
+
+    A zip member larger than the ``head_bytes`` asked for comes as its head
+    (``data``) and ``rest``, the remaining bytes chunk by chunk, so that a
+    caller that only needs the head (a native library: hash the rest, keep
+    nothing) never holds the whole member.  ``rest`` must be read before
+    the next member is asked for; whatever is left is read then anyway, so
+    the size, CRC and budget checks always run.
+    """
 
     entry: Entry
     data: bytes | None
+    rest: Iterator[bytes] | None = None
 
 
 def artifact_kind(filename: str) -> str:
@@ -103,11 +113,15 @@ def artifact_kind(filename: str) -> str:
     raise ScanIncomplete("unknown-format", f"not a wheel or sdist: {filename}")
 
 
-def iter_members(source: bytes | os.PathLike[str] | str, filename: str, budget: Budget) -> Iterator[Member]:
+def iter_members(
+    source: bytes | os.PathLike[str] | str, filename: str, budget: Budget, *, head_bytes: int | None = None
+) -> Iterator[Member]:
     """Yield every entry of the archive in stored order, with its bytes.
 
-    ``source`` is the artifact's bytes or a path to it.  Raises
-    ``ScanIncomplete`` as soon as a limit is hit or the archive is damaged.
+    ``source`` is the artifact's bytes or a path to it.  With
+    ``head_bytes``, a zip member larger than that comes as head and rest
+    (see ``Member``).  Raises ``ScanIncomplete`` as soon as a limit is hit
+    or the archive is damaged, also while ``rest`` is read.
     """
     config = budget.config
     size = len(source) if isinstance(source, (bytes, bytearray)) else Path(source).stat().st_size
@@ -118,14 +132,18 @@ def iter_members(source: bytes | os.PathLike[str] | str, filename: str, budget: 
     if kind == "sdist-tar":
         yield from _iter_tar(stream if stream is not None else Path(source), budget)
     else:
-        yield from _iter_zip(stream if stream is not None else Path(source), budget)
+        yield from _iter_zip(stream if stream is not None else Path(source), budget, head_bytes)
 
 
 def _read_bounded(handle: io.BufferedIOBase, declared: int, path: str, budget: Budget) -> bytes:
+    return b"".join(_chunks(handle, declared, path, budget))
+
+
+def _chunks(handle: io.BufferedIOBase, declared: int, path: str, budget: Budget, skip: int = 0) -> Iterator[bytes]:
+    """The member's bytes a MiB at a time (``skip``: already read), each counted against the limits."""
     config = budget.config
     limit = min(config.max_member_bytes, declared)
-    parts: list[bytes] = []
-    got = 0
+    got = skip
     while True:
         chunk = handle.read(min(_CHUNK, limit + 1 - got))
         if not chunk:
@@ -136,13 +154,21 @@ def _read_bounded(handle: io.BufferedIOBase, declared: int, path: str, budget: B
             if got > config.max_member_bytes:
                 raise ScanIncomplete("member-bytes", f"member larger than {config.max_member_bytes} bytes", path)
             raise ScanIncomplete("size-mismatch", f"member yields more bytes than the declared {declared}", path)
-        parts.append(chunk)
+        yield chunk
     if got != declared:
         raise ScanIncomplete("size-mismatch", f"member declared {declared} bytes but holds {got}", path)
-    return b"".join(parts)
 
 
-def _iter_zip(source: io.BytesIO | Path, budget: Budget) -> Iterator[Member]:
+def _unreadable_as_incomplete(chunks: Iterator[bytes], path: str) -> Iterator[bytes]:
+    try:
+        yield from chunks
+    except ScanIncomplete:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise ScanIncomplete("unreadable", f"cannot read member: {exc}", path) from None
+
+
+def _iter_zip(source: io.BytesIO | Path, budget: Budget, head_bytes: int | None = None) -> Iterator[Member]:
     config = budget.config
     try:
         archive = zipfile.ZipFile(source)
@@ -172,6 +198,10 @@ def _iter_zip(source: io.BytesIO | Path, budget: Budget) -> Iterator[Member]:
                     f"member inflates {info.compress_size} to {info.file_size} bytes (ratio limit {config.max_ratio:g})",
                     info.filename,
                 )
+            entry = Entry(info.filename, "file", info.file_size, mode or None)
+            if head_bytes is not None and info.file_size > head_bytes:
+                yield from _head_and_rest(archive, info, entry, head_bytes, budget)
+                continue
             try:
                 with archive.open(info) as handle:
                     data = _read_bounded(handle, info.file_size, info.filename, budget)
@@ -179,7 +209,24 @@ def _iter_zip(source: io.BytesIO | Path, budget: Budget) -> Iterator[Member]:
                 raise
             except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
                 raise ScanIncomplete("unreadable", f"cannot read member: {exc}", info.filename) from None
-            yield Member(Entry(info.filename, "file", info.file_size, mode or None), data)
+            yield Member(entry, data)
+
+
+def _head_and_rest(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, entry: Entry, head_bytes: int, budget: Budget
+) -> Iterator[Member]:
+    path = info.filename
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = stack.enter_context(archive.open(info))
+            head = handle.read(head_bytes)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise ScanIncomplete("unreadable", f"cannot read member: {exc}", path) from None
+        budget.spend(len(head), path)
+        rest = _unreadable_as_incomplete(_chunks(handle, info.file_size, path, budget, skip=len(head)), path)
+        yield Member(entry, head, rest)
+        for _ in rest:  # what the caller left: read now, so that no check is skipped
+            pass
 
 
 def _tar_kind(member: tarfile.TarInfo) -> str:

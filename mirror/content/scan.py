@@ -122,6 +122,25 @@ def scan_member(
     return found
 
 
+# Members bigger than this are read head first; a native library or executable is then only hashed.
+_HEAD_BYTES = 1 << 20
+_NATIVE_NAMES = re.compile(r"(\.(so|pyd|dll|dylib|exe)|\.so\.[0-9.]+|/[^/.]+)$", re.IGNORECASE)
+
+
+def _head_is_enough(path: str, head: bytes, rules: RuleSet, config: ScanConfig) -> bool:
+    """Whether a big member's head gives every behaviour the whole member would (so it need not be held).
+
+    True for a native library or executable (by its bytes, per the rules)
+    under such a name: the rules read no more of a binary than
+    ``binary_scan_bytes``, no hook reads files named so, a native header is
+    no pickle, media or script, and the entropy test skips native code.
+    """
+    if not _NATIVE_NAMES.search("/" + path) or file_traits(path, head)[2]:
+        return False
+    found = rules.scan(path, head, config.rule_scan_bytes, config.binary_scan_bytes)
+    return any(b.behaviour in ("native-elf", "native-pe", "native-macho") for b in found)
+
+
 def _own_modules(entries: Sequence[Entry], kind: str) -> frozenset[str]:
     """Top-level modules the distribution ships (its pickles may import its own classes)."""
     names: set[str] = set()
@@ -314,14 +333,26 @@ def _walk(
 ) -> None:
     """Read every member once: record it, and scan it unless it is unchanged under the same rules."""
     member_kind = "wheel" if kind == "wheel" else "sdist"
-    for member in iter_members(artifact.source, artifact.filename, budget):
+    head_bytes = max(_HEAD_BYTES, config.binary_scan_bytes)
+    for member in iter_members(artifact.source, artifact.filename, budget, head_bytes=head_bytes):
         walk.entries.append(member.entry)
         if member.data is None:
             continue
         path, data = member.entry.path, member.data
-        digest = hashlib.sha256(data).digest()
+        special = (kind == "wheel" and _WHEEL_SPECIAL.match(path)) or (kind == "sdist" and _SDIST_SPECIAL.match(path))
+        if member.rest is None:
+            digest = hashlib.sha256(data).digest()
+        elif not special and _head_is_enough(path, data, rules, config):
+            hasher = hashlib.sha256(data)
+            for chunk in member.rest:
+                hasher.update(chunk)
+            digest = hasher.digest()
+        else:
+            data = data + b"".join(member.rest)
+            digest = hashlib.sha256(data).digest()
+        size = member.entry.size
         walk.digests[path] = record_digest(data, digest)
-        if (kind == "wheel" and _WHEEL_SPECIAL.match(path)) or (kind == "sdist" and _SDIST_SPECIAL.match(path)):
+        if special:
             walk.special[path] = data
         file_sha = digest.hex()
         norm = normalise_path(path, member_kind)
@@ -334,8 +365,8 @@ def _walk(
             found = scan_member(path, data, kind=member_kind, pure=pure, rules=rules, config=config, project=project)
             behaviours = [b.to_dict() for b in found]
             walk.scanned += 1
-            walk.scanned_bytes += len(data)
-        walk.files[norm] = {"sha256": file_sha, "size": len(data), "behaviours": behaviours, "risk": risk_of(behaviours)}
+            walk.scanned_bytes += size
+        walk.files[norm] = {"sha256": file_sha, "size": size, "behaviours": behaviours, "risk": risk_of(behaviours)}
         walk.pending.append((path, norm, previous_path, previous_record, unchanged))
 
 

@@ -96,3 +96,28 @@ def test_members_are_read_in_memory_with_their_bytes():
 def test_config_rejects_nonsense_limits():
     with pytest.raises(ValueError, match="max_members"):
         ScanConfig(max_members=0)
+
+
+def _stored_zip(members: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        for path, data in members.items():
+            archive.writestr(path, data)
+    return out.getvalue()
+
+
+def test_a_big_member_comes_as_head_and_rest_and_is_checked_even_if_the_rest_is_ignored():
+    body = bytes(range(256)) * 4096  # 1 MiB
+    seen = []
+    for member in iter_members(_stored_zip({"demo/big.so": body, "demo/small.py": b"A = 1\n"}),
+                               "demo-1.0-py3-none-any.whl", Budget(ScanConfig()), head_bytes=1000):
+        seen.append((member.data, member.rest is None, member.data + b"".join(member.rest or ())))
+    assert seen == [(body[:1000], False, body), (b"A = 1\n", True, b"A = 1\n")]
+    # The stored bytes are damaged after the head: the CRC check runs although nobody reads the rest.
+    raw = bytearray(_stored_zip({"demo/big.so": body}))
+    raw[raw.find(body[5000:5100]) + 10] ^= 0xFF
+    budget = Budget(ScanConfig())
+    with pytest.raises(ScanIncomplete) as caught:
+        for member in iter_members(bytes(raw), "demo-1.0-py3-none-any.whl", budget, head_bytes=1000):
+            assert member.rest is not None  # left unread on purpose
+    assert caught.value.reason == "unreadable" and caught.value.path == "demo/big.so"

@@ -54,7 +54,7 @@ def test_text_named_like_a_native_library_is_scanned_whole():
 
 def test_payload_deep_in_a_large_text_file_is_found():
     """Text is scanned whole (the rules used to see only its first 2 MiB)."""
-    filler = b"VALUE = 'harmless padding'\n" * (3 * MiB // 27)
+    filler = b"# harmless padding comment\n" * (3 * MiB // 27)
     data = filler + POSITIVES["exec-decoded"]
     [found] = [b for b in _behaviours("pkg/big.py", data, ScanConfig()) if b["behaviour"] == "exec-decoded"]
     assert found["offset"] > 2 * MiB
@@ -79,3 +79,55 @@ def test_rules_are_compiled_on_first_scan_only():
     assert not rules.compiled and rules.version == RULES.version
     assert "exec-decoded" in {b.behaviour for b in rules.scan("m.py", POSITIVES["exec-decoded"], MiB)}
     assert rules.compiled
+
+
+def _without_timing(report) -> dict:  # noqa: ANN001
+    out = report.to_dict()
+    out.pop("seconds")
+    return out
+
+
+def test_big_native_members_are_hashed_not_held_and_judged_the_same():
+    """A big native library or executable is read head first and only hashed: same report, a fraction of the memory."""
+    import tracemalloc
+
+    big = ELF + bytes(range(256)) * (4 * MiB // 256) + EVERY_PAYLOAD
+    files = {
+        "demo/_core.cpython-311-x86_64-linux-gnu.so": big,
+        "demo.libs/libblas-1a2b.so.0.3": big + b"\x01",
+        "demo/bin/helper": big + b"\x02",
+        "demo/boot.pth": big + b"\nimport os; os.system('echo harmless')\n",  # a hook reads the whole file
+        "demo/static/app.js": big + b"\x03",  # a script is judged by its size
+        "demo/__init__.py": b"VALUE = 1\n",
+    }
+    name, data = raw_wheel("demo", "1.0", files)
+    artifact = Artifact(name, data, provenance_known=False)
+    tracemalloc.start()
+    try:
+        streamed = scan(artifact)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    whole = scan(artifact, config=ScanConfig(binary_scan_bytes=64 * MiB))  # every member read whole
+    assert _without_timing(streamed) == _without_timing(whole)
+    files_seen = streamed.inventory["artifacts"][0]["files"]
+    assert files_seen["demo/_core.cpython-311-x86_64-linux-gnu.so"]["size"] == len(big)
+    assert "foreign-binary" in {b["behaviour"] for b in files_seen["demo/bin/helper"]["behaviours"]}
+    assert peak < 3 * len(big)  # the walk holds the archive (bytes source) and the big members it must read whole
+
+
+def test_scanning_a_big_native_library_holds_about_a_mib(tmp_path):
+    import tracemalloc
+
+    big = ELF + bytes(range(256)) * (32 * MiB // 256)
+    name, data = raw_wheel("demo", "1.0", {"demo/_core.so": big, "demo/__init__.py": b"VALUE = 1\n"})
+    path = tmp_path / name
+    path.write_bytes(data)
+    del data
+    tracemalloc.start()
+    try:
+        report = scan(Artifact(name, path, provenance_known=False))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.complete and peak < 8 * MiB
