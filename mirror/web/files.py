@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 import anyio
 from fastapi import APIRouter, Request
@@ -21,11 +21,12 @@ from starlette.types import Send
 from mirror import metrics
 from mirror.container import Services
 from mirror.serving.file_service import UNFETCHED, FileTarget
-from mirror.errors import FetchFailed, NotFound, Unavailable
+from mirror.errors import FetchFailed, NotFound, Refused, Unavailable
 from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.fetcher import prime
 from mirror.serving.store import StoreError, VerificationError
 from mirror.upstream.errors import CircuitOpen, UpstreamError
+from mirror.web.errors import record_refusal
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -131,18 +132,25 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     # not a cut 200.  A failure mid-stream makes the server cut the connection.
     chunks = await request.app.state.upstream_room.run(_first_bytes, services, target, filename)
     if target.needs_scan:
-        chunks = _scanned_before_the_last_byte(chunks, services, target, sha256)
+        refusals = getattr(request.app.state, "refusals", None)
+        chunks = _scanned_before_the_last_byte(
+            chunks, services, target, sha256,
+            on_refused=lambda exc: record_refusal(refusals, request, exc) if refusals is not None else None,
+        )
     return StreamingResponse(chunks, media_type=_media_type(target, filename), headers=headers)
 
 
 def _scanned_before_the_last_byte(
-    chunks: Iterator[bytes], services: Services, target: FileTarget, url_sha256: str
+    chunks: Iterator[bytes], services: Services, target: FileTarget, url_sha256: str,
+    on_refused: Callable[[Refused], None],
 ) -> Iterator[bytes]:
     """Hold back one more chunk than the fetcher does: the verified file is scanned first.
 
     When the fetcher's chunks run out the blob is verified and stored; the
     scan runs on it, and if the gate now refuses the file the connection is
     cut before the last byte, so no client ever completes a refused file.
+    The refusal never reaches the error handlers (the response had begun),
+    so it is reported to ``on_refused`` here.
     """
     held: bytes | None = None
     for chunk in chunks:
@@ -150,7 +158,11 @@ def _scanned_before_the_last_byte(
             yield held
         held = chunk
     services.files.screen(target)
-    services.files.target(url_sha256, target.filename)  # raises Refused: the server cuts the connection
+    try:
+        services.files.target(url_sha256, target.filename)
+    except Refused as exc:
+        on_refused(exc)
+        raise  # the server cuts the connection
     if held is not None:
         yield held
 

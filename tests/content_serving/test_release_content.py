@@ -11,9 +11,10 @@ from datetime import timedelta
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from mirror.audit.runner import Auditor, audit_settings
-from mirror.db.models import ArtifactScan, Release
+from mirror.db.models import ArtifactScan, RefusedClient, Release
 from mirror.review.evidence import explain
 from mirror.review.queries import project_history
 from tests.content.helpers import raw_wheel
@@ -129,6 +130,11 @@ def test_a_tampered_wheel_is_refused_before_its_last_byte(mirror, index_server, 
     assert refused.status_code == 403 and "bent-record 1.0" in refused.text
     scans = wait_for_scans(mirror, "bent-record", "1.0")
     assert scans[0].action in ("hold", "deny") and scans[0].report["findings"]
+    # Both refusals count for "clients that asked": the cut download (no error handler saw it) and the 403.
+    mirror.app.state.refusals.flush()
+    with mirror.services.sessions() as session:
+        [row] = session.scalars(select(RefusedClient).where(RefusedClient.project == "bent-record"))
+    assert row.count == 2
 
 
 def test_the_reaudit_scans_cached_files_the_current_rules_never_saw(mirror, index_server, tmp_path) -> None:
