@@ -39,25 +39,26 @@ import csv
 import functools
 import io
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, Self
+from itertools import compress
+from zlib import crc32
 
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from detectors.names import canonical, tokens
+from detectors.packed import FILTER_SHIFT as _FILTER_SHIFT
+from detectors.packed import StringTable, pack, unpack
 from detectors.similarity import NameForms
 from detectors.vocabulary import Vocabulary
 
 __all__ = ["NameIndex", "PopularCorpus", "Project", "load_aliases", "load_ml_projects", "trigrams"]
-
-# A single id is stored as a bare int: most keys name one project, and a
-# one-element tuple would cost 48 bytes more for each of ~200,000 keys.
-Ids = int | tuple[int, ...]
 
 # Names shorter than this are not searched for longer protected names they
 # begin ('charset-normal' for 'charset-normalizer'): short ones begin too many.
@@ -94,31 +95,12 @@ def trigrams(flat: str) -> list[str]:
     return [marked[i : i + 3] for i in range(len(marked) - 2)]
 
 
-def _add(table: dict[str, Ids], key: str, ident: int) -> None:
+def _merge_ids(table: dict[str, list[int]], key: str, ident: int) -> None:
     have = table.get(key)
     if have is None:
-        table[key] = ident
-    elif isinstance(have, int):
-        if have != ident:
-            table[key] = (have, ident)
+        table[key] = [ident]
     elif ident not in have:
-        table[key] = have + (ident,)
-
-
-def _merge_lengths(
-    buckets: dict[tuple[str, int], list[tuple[str, int]]],
-) -> dict[tuple[str, int], tuple[tuple[str, ...], tuple[int, ...]]]:
-    """Buckets keyed by (letter, signed length) merged so that one key holds every length within two.
-
-    A name of length n can be two edits from names of length n-2 to n+2;
-    merging at build time turns five look-ups per letter into one.
-    """
-    merged: dict[tuple[str, int], tuple[tuple[str, ...], tuple[int, ...]]] = {}
-    for letter, signed in {(letter, signed + shift) for letter, signed in buckets for shift in range(-2, 3)}:
-        entries = [e for shift in range(-2, 3) for e in buckets.get((letter, signed + shift), ())]
-        if entries:
-            merged[(letter, signed)] = (tuple(n for n, _ in entries), tuple(i for _, i in entries))
-    return merged
+        have.append(ident)
 
 
 # Names sharing their first (last) letters beyond this many are bucketed by
@@ -137,7 +119,34 @@ def _crowded_ends(names: Iterable[str]) -> frozenset[str]:
     return frozenset(end for end, count in counts.items() if count > _CROWDED_END)
 
 
-def _crowding(keys: dict[str, Ids], size: int) -> list[int]:
+def _head(crowded: frozenset[str], flat: str) -> str:
+    """The first two letters, or three or four where so many names begin alike that a bucket would swell."""
+    size = 2
+    while size < _END_LETTERS_MAX and "^" + flat[:size] in crowded:
+        size += 1
+    return "^" + flat[:size]
+
+
+def _tail(crowded: frozenset[str], flat: str) -> str:
+    """The last two letters, or three or four where so many names end alike (see ``_head``)."""
+    size = 2
+    while size < _END_LETTERS_MAX and flat[-size:] + "$" in crowded:
+        size += 1
+    return flat[-size:] + "$"
+
+
+# A bucket of the two-typo search is named by a name's end and its length:
+# 'end' + _GROUP + chr(0x100 + length).  _GROUP is no name character, so the
+# groups of one end, sorted, are in the order of their lengths and no other
+# end's group falls between them (and no length is written as a newline).
+_GROUP = "\x01"
+
+
+def _group(end: str, length: int) -> str:
+    return end + _GROUP + chr(0x100 + length)
+
+
+def _crowding(keys: dict[str, list[int]], size: int) -> array:
     """For each name, how many other protected names share a look-up key with it.
 
     A name in a crowded neighbourhood ('six', 'tach') has honest neighbours
@@ -146,13 +155,122 @@ def _crowding(keys: dict[str, Ids], size: int) -> list[int]:
     """
     neighbours: dict[int, set[int]] = {}
     for ids in keys.values():
-        if isinstance(ids, tuple):
+        if len(ids) > 1:
             for ident in ids:
                 neighbours.setdefault(ident, set()).update(ids)
-    counts = [0] * size
+    counts = array("I", bytes(4 * size))
     for ident, found in neighbours.items():
         counts[ident] = len(found) - 1
     return counts
+
+
+_UNKNOWN = -1  # no download count, no rank, not an alias
+# Materialised projects and forms kept per index; beyond this many the cache
+# starts again (a check touches a few candidates, mostly the same popular ones).
+_CACHE_SIZE = 4096
+
+
+def _build(
+    projects: Iterable[Project], two_edit_min_length: int, two_edit_min_downloads: int, vocabulary: Vocabulary
+) -> tuple[dict[str, bytes | array], dict[str, Any]]:
+    """Every table of the index, as sections and scalars for ``detectors.packed.pack``."""
+    names: list[str] = []
+    downloads = array("q")
+    ranks = array("q")
+    kinds: list[str] = []
+    kind_codes = array("B")
+    alias_names: list[str] = []
+    by_name: dict[str, list[int]] = {}
+    by_folded: dict[str, list[int]] = {}
+    keys: dict[str, list[int]] = {}
+    words: set[str] = set()
+    protected: set[str] = set()
+    compacts: list[str] = []
+    eligible_names: list[tuple[str, int]] = []
+    # Counted in C (``Counter.update``): building the corpus is start-up time of every uncached load.
+    counts: Counter[str] = Counter()
+    for project in projects:
+        if project.name in by_name:
+            continue
+        ident = len(names)
+        forms = NameForms.of(project.name)
+        names.append(forms.canonical)
+        downloads.append(_UNKNOWN if project.downloads is None else project.downloads)
+        ranks.append(_UNKNOWN if project.rank is None else project.rank)
+        if project.kind not in kinds:
+            kinds.append(project.kind)
+        kind_codes.append(kinds.index(project.kind))
+        alias_names.append(project.alias_of or "")
+        by_name[forms.canonical] = [ident]
+        by_folded.setdefault(forms.folded, [ident])
+        words.update(tokens(forms.canonical))
+        counts.update(set(trigrams(forms.compact)))
+        for key in forms.keys:
+            _merge_ids(keys, key, ident)
+        protected.update((forms.compact, forms.core, forms.squeezed))
+        compacts.append(forms.compact)
+        eligible = len(forms.compact) >= two_edit_min_length and (
+            project.downloads is None or project.downloads >= two_edit_min_downloads
+        )
+        if eligible:
+            eligible_names.append((forms.compact, ident))
+    crowded = _crowded_ends(flat for flat, _ in eligible_names)
+    buckets: dict[str, list[tuple[str, int]]] = {}
+    for flat, ident in eligible_names:
+        buckets.setdefault(_group(_head(crowded, flat), len(flat)), []).append((flat, ident))
+        buckets.setdefault(_group(_tail(crowded, flat), len(flat)), []).append((flat, ident))
+    groups = sorted(buckets)
+    group_starts = array("I", [0])
+    bucket_ids = array("I")
+    for group in groups:
+        bucket_ids.extend(ident for _, ident in buckets[group])
+        group_starts.append(len(bucket_ids))
+    in_order = sorted((flat, ident) for ident, flat in enumerate(compacts))
+    sections: dict[str, bytes | array] = {
+        **_texts("names", names),
+        **_texts("alias_of", alias_names),
+        "downloads": downloads,
+        "ranks": ranks,
+        "kinds": kind_codes,
+        "crowding": _crowding(keys, len(names)),
+        # How many projects describe themselves with each protected name:
+        # the typosquat score asks whether an edit broke a word people use.
+        "word_weights": array("d", [vocabulary.weight(flat) for flat in compacts]),
+        "groups": "\n".join(groups).encode(),
+        "group_starts": group_starts,
+        "bucket_ids": bucket_ids,
+        "sorted_flat": "\n".join(flat for flat, _ in in_order).encode(),
+        "sorted_ids": array("I", [ident for _, ident in in_order]),
+    }
+    tables = {
+        "by_name": by_name,
+        "by_folded": by_folded,
+        "keys": keys,
+        # The forms under which a protected name is written: a candidate
+        # spelt like one is imitating it, whatever its word frequency says.
+        "protected": dict.fromkeys(protected, ()),
+        "words": dict.fromkeys(words, ()),
+        # How many protected names contain each letter triple: the typosquat
+        # score asks whether an edit made letters no project name has.
+        "trigrams": {triple: (count,) for triple, count in counts.items()},
+    }
+    for prefix, entries in tables.items():
+        sections.update(StringTable.build(entries, prefix, filtered=prefix == "keys"))
+    scalars = {"kinds": kinds, "crowded_ends": sorted(crowded)}
+    return sections, scalars
+
+
+def _texts(prefix: str, items: list[str]) -> dict[str, bytes | array]:
+    """Strings as one blob and the offset where each begins (and one past the last)."""
+    offsets = array("I", [0])
+    for item in items:
+        offsets.append(offsets[-1] + len(item.encode()))
+    return {prefix: "".join(items).encode(), prefix + ".offsets": offsets}
+
+
+def _lines(view: memoryview) -> list[str]:
+    text = view.tobytes().decode()
+    return text.split("\n") if text else []
 
 
 class NameIndex:
@@ -166,6 +284,11 @@ class NameIndex:
     count (curated or internal names) qualify on length alone.
     ``vocabulary`` is the table of words projects describe themselves with
     that the typosquat score consults (the bundled one by default).
+
+    The tables live in one buffer (``detectors.packed``): ``to_bytes`` gives
+    it, ``from_buffer`` reads one back - from a memory-mapped file, say, so
+    that worker processes share it.  A protected name's ``Project`` and
+    ``NameForms`` are made when a check first touches it.
     """
 
     def __init__(
@@ -175,83 +298,115 @@ class NameIndex:
         two_edit_min_length: int = 5,
         two_edit_min_downloads: int = 0,
         vocabulary: Vocabulary | None = None,
+        fingerprint: str = "",
     ) -> None:
-        self.vocabulary = vocabulary if vocabulary is not None else Vocabulary.bundled()
-        self.projects: list[Project] = []
-        self.forms: list[NameForms] = []
-        self._by_name: dict[str, int] = {}
-        self._by_folded: dict[str, int] = {}
-        self._keys: dict[str, Ids] = {}
-        long: dict[tuple[str, int], list[tuple[str, int]]] = {}
-        eligible_names: list[tuple[str, int]] = []
-        self.words: frozenset[str] = frozenset()
-        words: set[str] = set()
-        # Counted in C (``Counter.update``): building the corpus is start-up time of every ``indexguard check``.
-        counts: Counter[str] = Counter()
-        for project in projects:
-            if project.name in self._by_name:
-                continue
-            ident = len(self.projects)
-            forms = NameForms.of(project.name)
-            if project.name != forms.canonical:
-                project = replace(project, name=forms.canonical)
-            self.projects.append(project)
-            # The keys go into the index below; keeping them on every entry
-            # as well would double the corpus's memory.
-            self.forms.append(forms._replace(keys=frozenset()))
-            self._by_name[forms.canonical] = ident
-            self._by_folded.setdefault(forms.folded, ident)
-            words.update(tokens(forms.canonical))
-            counts.update(set(trigrams(forms.compact)))
-            for key in forms.keys:
-                _add(self._keys, key, ident)
-            eligible = len(forms.compact) >= two_edit_min_length and (
-                project.downloads is None or project.downloads >= two_edit_min_downloads
-            )
-            if eligible:
-                eligible_names.append((forms.compact, ident))
-        self._crowded_ends = _crowded_ends(flat for flat, _ in eligible_names)
-        for flat, ident in eligible_names:
-            long.setdefault((self._head(flat), len(flat)), []).append((flat, ident))
-            long.setdefault((self._tail(flat), -len(flat)), []).append((flat, ident))
-        self._long = _merge_lengths(long)
-        # Every compact protected name in order: a name cut short is found
-        # by one binary search for the names it begins.
-        in_order = sorted((forms.compact, ident) for ident, forms in enumerate(self.forms))
-        self._sorted_flat = [flat for flat, _ in in_order]
-        self._sorted_ids = array("l", [ident for _, ident in in_order])
-        # The forms under which a protected name is written: a candidate
-        # spelt like one is imitating it, whatever its word frequency says.
-        self._protected_forms = frozenset(
-            form for forms in self.forms for form in (forms.compact, forms.core, forms.squeezed)
-        )
-        self.crowding: list[int] = _crowding(self._keys, len(self.projects))
-        self.words = frozenset(words)
-        # How many projects describe themselves with each protected name:
-        # the typosquat score asks whether an edit broke a word people use.
-        self.word_weights = array("d", [self.vocabulary.weight(forms.compact) for forms in self.forms])
-        # How many protected names contain each letter triple: the typosquat
-        # score asks whether an edit made letters no project name has.
-        self.trigrams: dict[str, int] = dict(counts)
+        vocabulary = vocabulary if vocabulary is not None else Vocabulary.bundled()
+        sections, scalars = _build(projects, two_edit_min_length, two_edit_min_downloads, vocabulary)
+        self._attach(pack(sections, fingerprint, scalars), vocabulary, None)
+
+    @classmethod
+    def from_buffer(cls, buffer: Any, *, fingerprint: str | None = None, vocabulary: Vocabulary | None = None) -> Self:
+        """An index over a ``to_bytes`` buffer (bytes, or a memory-mapped file); nothing is copied.
+
+        ``fingerprint``, when given, must be the one the index was built
+        with (see ``PopularCorpus.fingerprint``).  Raises ``ValueError`` for
+        a buffer that is corrupt, truncated, stale or of another format.
+        """
+        index = cls.__new__(cls)
+        index._attach(buffer, vocabulary if vocabulary is not None else Vocabulary.bundled(), fingerprint)
+        return index
+
+    def to_bytes(self) -> bytes:
+        """The buffer ``from_buffer`` reads (what a cache file holds)."""
+        return bytes(self._buffer)
+
+    def _attach(self, buffer: Any, vocabulary: Vocabulary, fingerprint: str | None) -> None:
+        sections, scalars = unpack(buffer, fingerprint)
+        self._buffer = buffer
+        self.vocabulary = vocabulary
+        self._names, self._name_offsets = sections["names"], sections["names.offsets"]
+        self._alias_of, self._alias_offsets = sections["alias_of"], sections["alias_of.offsets"]
+        self._size = len(self._name_offsets) - 1
+        self._downloads = sections["downloads"]
+        self._ranks = sections["ranks"]
+        self._kind_codes = sections["kinds"]
+        self._kinds: list[str] = scalars["kinds"]
+        self.crowding = sections["crowding"]
+        self.word_weights = sections["word_weights"]
+        self._by_name = StringTable(sections, "by_name")
+        self._by_folded = StringTable(sections, "by_folded")
+        self._keys = StringTable(sections, "keys")
+        self._protected_forms = StringTable(sections, "protected")
+        self.words = StringTable(sections, "words")
+        trigram_table = StringTable(sections, "trigrams")
+        self._crowded_ends = frozenset(scalars["crowded_ends"])
+        self._groups = _lines(sections["groups"])
+        self._group_starts = sections["group_starts"]
+        self._sorted_flat = _lines(sections["sorted_flat"])
+        self._sorted_ids = sections["sorted_ids"]
+        # The two-typo buckets as one list of the (shared) compact names and
+        # an array of their ids: a bucket is then a C-level slice of each.
+        flat_of: list[str] = [""] * self._size
+        for flat, ident in zip(self._sorted_flat, self._sorted_ids):
+            flat_of[ident] = flat
+        self._bucket_ids = array("I", sections["bucket_ids"])
+        self._bucket_names = [flat_of[ident] for ident in self._bucket_ids]
+        # Asked for every letter triple of every candidate scored: a
+        # dictionary (a few thousand triples) answers faster than the table.
+        self.trigrams = dict(zip(trigram_table, trigram_table.values))
+        self._entries: dict[int, tuple[Project, NameForms]] = {}
+        self.projects = _Projects(self)
+        self.forms = _Forms(self)
 
     def __len__(self) -> int:
-        return len(self.projects)
+        return self._size
 
     def __iter__(self) -> Iterator[Project]:
-        return iter(self.projects)
+        return (self._project(ident) for ident in range(self._size))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
 
+    def _name(self, ident: int) -> str:
+        offsets = self._name_offsets
+        return self._names[offsets[ident] : offsets[ident + 1]].tobytes().decode()
+
+    def _alias(self, ident: int) -> str | None:
+        offsets = self._alias_offsets
+        return self._alias_of[offsets[ident] : offsets[ident + 1]].tobytes().decode() or None
+
+    def _entry(self, ident: int) -> tuple[Project, NameForms]:
+        entry = self._entries.get(ident)
+        if entry is None:
+            if not 0 <= ident < self._size:
+                raise IndexError(ident)
+            name = self._name(ident)
+            downloads, rank = self._downloads[ident], self._ranks[ident]
+            project = Project(
+                name,
+                None if downloads == _UNKNOWN else downloads,
+                None if rank == _UNKNOWN else rank,
+                self._kinds[self._kind_codes[ident]],
+                self._alias(ident),
+            )
+            entry = (project, NameForms.of(name, with_keys=False))
+            if len(self._entries) >= _CACHE_SIZE:
+                self._entries.clear()
+            self._entries[ident] = entry
+        return entry
+
+    def _project(self, ident: int) -> Project:
+        return self._entry(ident)[0]
+
     def get(self, name: str) -> Project | None:
         """The protected project with this name (any spelling PEP 503 accepts)."""
-        ident = self._by_name.get(name)
-        if ident is None:
+        ident = self._by_name.first(name)
+        if ident < 0:
             try:
-                ident = self._by_name.get(canonical(name))
+                ident = self._by_name.first(canonical(name))
             except ValueError:
                 return None
-        return None if ident is None else self.projects[ident]
+        return None if ident < 0 else self._project(ident)
 
     def candidates(self, forms: NameForms) -> set[int]:
         """Ids of protected names that may be within reach of ``forms``; a superset."""
@@ -267,17 +422,19 @@ class NameIndex:
         nothing about how crowded the name's own neighbourhood is.
         """
         near: set[int] = set()
-        keys = self._keys
-        # A set intersection in C instead of a dictionary call per key; most
-        # names hit nothing, and then no Python loop runs at all.
-        for ids in [keys[key] for key in keys.keys() & forms.keys]:
-            if isinstance(ids, int):
-                near.add(ids)
-            else:
-                near.update(ids)
+        table = self._keys
+        keys = list(forms.keys)
+        # Each key's CRC-32 and its filter byte through C-level ``map``s:
+        # most keys of most names are in no protected name's table, and only
+        # the few the filter lets through are looked up.
+        codes = map(crc32, map(str.encode, keys))
+        for key in compress(keys, map(table.filter.__getitem__, map(_FILTER_SHIFT.__rrshift__, codes))):
+            number = table.find(key)
+            if number >= 0:
+                near.update(table.run(number))
         further: set[int] = set()
         compact = forms.compact
-        if self._long and compact:
+        if self._groups and compact:
             further.update(self._two_edit_candidates(compact))
         if len(compact) >= _MIN_TRUNCATED:
             further.update(self._longer_names(compact))
@@ -307,53 +464,74 @@ class NameIndex:
         # letters: two typos that change both the start and the end of a
         # name no longer read as the same name, and skipping them keeps this
         # to a handful of distance computations however large the corpus.
-        found: list[int] = []
-        long, extract, size = self._long, process.extract, len(compact)
-        for key in ((self._head(compact), size), (self._tail(compact), -size)):
-            bucket = long.get(key)
-            if bucket is not None:
-                names, ids = bucket
-                # One C-level pass over the bucket instead of a Python call
-                # per name; names one edit away are harmless extras.
-                for _, _, at in extract(compact, names, scorer=OSA.distance, score_cutoff=2, limit=None):
-                    found.append(ids[at])
-        return found
-
-    def _head(self, flat: str) -> str:
-        """The first two letters, or three or four where so many names begin alike that a bucket would swell."""
+        # The buckets of one end are stored side by side in length order, so
+        # the lengths within two of the name's are one slice.
+        groups, starts = self._groups, self._group_starts
+        size = len(compact)
         crowded = self._crowded_ends
-        size = 2
-        while size < _END_LETTERS_MAX and "^" + flat[:size] in crowded:
-            size += 1
-        return "^" + flat[:size]
-
-    def _tail(self, flat: str) -> str:
-        """The last two letters, or three or four where so many names end alike (see ``_head``)."""
-        crowded = self._crowded_ends
-        size = 2
-        while size < _END_LETTERS_MAX and flat[-size:] + "$" in crowded:
-            size += 1
-        return flat[-size:] + "$"
+        names: list[str] = []
+        ids = array("I")
+        for end in (_head(crowded, compact), _tail(crowded, compact)):
+            low = bisect_left(groups, _group(end, max(size - 2, 0)))
+            high = bisect_left(groups, _group(end, size + 3), low)
+            if low < high:
+                first, last = starts[low], starts[high]
+                names += self._bucket_names[first:last]
+                ids += self._bucket_ids[first:last]
+        if not names:
+            return []
+        # One C-level pass over both buckets instead of a Python call per
+        # name; names one edit away, or in both buckets, are harmless extras.
+        return [ids[i] for _, _, i in process.extract(compact, names, scorer=OSA.distance, score_cutoff=2, limit=None)]
 
     def ident(self, name: str) -> int:
         """The position of a protected canonical name in ``projects`` (KeyError if absent)."""
-        return self._by_name[name]
+        ident = self._by_name.first(name)
+        if ident < 0:
+            raise KeyError(name)
+        return ident
 
     def get_folded(self, folded: str) -> Project | None:
         """The protected project whose ultra-normalised form is ``folded``, if any."""
-        ident = self._by_folded.get(folded)
-        return None if ident is None else self.projects[ident]
+        ident = self._by_folded.first(folded)
+        return None if ident < 0 else self._project(ident)
 
     def get_canonical(self, name: str) -> Project | None:
         """Like ``get`` for a name already in PEP 503 form (no re-normalisation)."""
-        ident = self._by_name.get(name)
-        return None if ident is None else self.projects[ident]
+        ident = self._by_name.first(name)
+        return None if ident < 0 else self._project(ident)
 
     def neighbours(self, name: str) -> Iterator[tuple[Project, NameForms]]:
         """Candidate protected names near ``name`` with their forms (not yet explained)."""
         forms = NameForms.of(name)
         for ident in self.candidates(forms):
-            yield self.projects[ident], self.forms[ident]
+            yield self._entry(ident)
+
+
+class _Projects(Sequence[Project]):
+    """``NameIndex.projects``: each ``Project`` made on first use."""
+
+    def __init__(self, index: NameIndex) -> None:
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, ident: int) -> Project:  # type: ignore[override]
+        return self._index._entry(ident)[0]
+
+
+class _Forms(Sequence[NameForms]):
+    """``NameIndex.forms``: each protected name's ``NameForms`` (without keys) made on first use."""
+
+    def __init__(self, index: NameIndex) -> None:
+        self._index = index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, ident: int) -> NameForms:  # type: ignore[override]
+        return self._index._entry(ident)[1]
 
 
 class PopularCorpus(NameIndex):
@@ -371,7 +549,7 @@ class PopularCorpus(NameIndex):
         extra: Iterable[str] = (),
         aliases: Iterable[tuple[str, str]] | None = None,
         limit: int | None = None,
-        **index_options: int,
+        **index_options: Any,
     ) -> PopularCorpus:
         """Build from (name, downloads) rows, most popular first; ``extra`` are curated names.
 
@@ -405,7 +583,7 @@ class PopularCorpus(NameIndex):
         extra: Iterable[str] = (),
         aliases: Iterable[tuple[str, str]] | None = None,
         limit: int | None = None,
-        **index_options: int,
+        **index_options: Any,
     ) -> PopularCorpus:
         """Read a ``project,download_count`` CSV (header required), most popular first.
 

@@ -8,17 +8,20 @@ page).  Each returns findings most severe first.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from detectors import age, confusion, downloads, maintainers, typosquat
+from detectors import age, confusion, corpus_cache, downloads, maintainers, typosquat
 from detectors.corpus import PopularCorpus, load_ml_projects
 from detectors.facts import Finding, ProjectFacts, ReleaseFacts
 from detectors.names import InvalidName, canonical
 from detectors.similarity import NameForms
+from detectors.vocabulary import Vocabulary
 
 __all__ = ["DetectorConfig", "load_corpus", "run_all", "run_name_detectors", "run_release_detectors"]
 
@@ -114,23 +117,47 @@ class DetectorConfig:
         )
 
 
-def load_corpus(config: DetectorConfig | None = None) -> PopularCorpus:
+def load_corpus(config: DetectorConfig | None = None, *, cache_dir: Path | None = None) -> PopularCorpus:
     """The popular corpus ``config`` asks for: the bundled one or the operator's CSV.
 
     The curated ML list and ``config.protected`` are added in both cases.
     Building takes about a second; callers keep the result for the process.
+    With ``cache_dir`` the built index is kept there in a file named by a
+    hash of every input (``detectors.corpus_cache``) and memory-mapped, so
+    a later process starts in milliseconds and processes share its pages;
+    which directory is the caller's choice.
     """
     config = config or DetectorConfig()
-    if config.popular_file is None and not config.protected:
-        return PopularCorpus.bundled()
     extra = list(load_ml_projects()) + list(config.protected)
+    if cache_dir is None:
+        if config.popular_file is None and not config.protected:
+            return PopularCorpus.bundled()
+        if config.popular_file is None:
+            with _bundled_popular().open("r", encoding="utf-8", newline="") as handle:
+                return PopularCorpus.from_csv(handle, extra=extra)
+        return PopularCorpus.from_csv(config.popular_file, extra=extra)
     if config.popular_file is None:
-        from importlib import resources
+        rows = _bundled_popular().read_bytes()
+    else:
+        rows = Path(config.popular_file).read_bytes()
+    aliases = resources.files("detectors").joinpath("data/aliases.txt").read_bytes()
+    stamp = corpus_cache.fingerprint(
+        [rows, "\n".join(extra), aliases, Vocabulary.bundled().to_bytes(), repr(sorted(_INDEX_OPTIONS.items()))]
+    )
 
-        data = resources.files("detectors").joinpath("data/popular_packages.csv")
-        with data.open("r", encoding="utf-8", newline="") as handle:
-            return PopularCorpus.from_csv(handle, extra=extra)
-    return PopularCorpus.from_csv(config.popular_file, extra=extra)
+    def build(stamp: str) -> PopularCorpus:
+        text = io.StringIO(rows.decode("utf-8"), newline="")
+        return PopularCorpus.from_csv(text, extra=extra, fingerprint=stamp, **_INDEX_OPTIONS)
+
+    return corpus_cache.load_or_build(PopularCorpus, Path(cache_dir), stamp, build)
+
+
+# The corpus's index options (its defaults): part of a cached corpus's fingerprint.
+_INDEX_OPTIONS = {"two_edit_min_length": 5, "two_edit_min_downloads": 0}
+
+
+def _bundled_popular() -> Any:
+    return resources.files("detectors").joinpath("data/popular_packages.csv")
 
 
 def _ordered(findings: list[Finding]) -> list[Finding]:

@@ -72,8 +72,12 @@ class NameForms(NamedTuple):
     digits_moved: str = ""
 
     @classmethod
-    def of(cls, name: str) -> NameForms:
-        """Forms of ``name``; raises ``InvalidName`` if it is not a valid project name."""
+    def of(cls, name: str, *, with_keys: bool = True) -> NameForms:
+        """Forms of ``name``; raises ``InvalidName`` if it is not a valid project name.
+
+        ``with_keys=False`` leaves ``keys`` empty: a protected name's forms
+        are compared with, its keys are already in the index.
+        """
         canon = canonical(name)
         flat = compact(canon)
         base = core(canon)
@@ -81,20 +85,24 @@ class NameForms(NamedTuple):
         folded_core = folded if base == flat else fold_lookalikes(base)
         squeezed = squeeze(base)
         words = token_key(canon)
+        turned = rotation_key(base)
+        moved = digit_key(flat)
+        if not with_keys:
+            return cls(canon, flat, folded, base, folded_core, squeezed, words, _NO_KEYS, turned, moved)
         keys = {flat[:i] + flat[i + 1 :] for i in range(len(flat))}
         keys.update((flat, folded, folded_core, squeezed, words))
         keys.update(_fuzzy_stems(flat))
         if base != flat:
             keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
             keys.add(base)
-        turned = rotation_key(base)
         if turned:
             keys.add(turned)
-        moved = digit_key(flat)
         if moved:
             keys.add(moved)
         return cls(canon, flat, folded, base, folded_core, squeezed, words, frozenset(keys), turned, moved)
 
+
+_NO_KEYS: frozenset[str] = frozenset()
 
 # A glued name read as two words turned round ('flowtensor' for 'tensorflow')
 # is a rotation of its letters; below this many letters rotations are too
