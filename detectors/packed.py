@@ -208,30 +208,3 @@ class StringTable:
         offsets, blob = self._key_offsets, self._keys
         for number in range(len(self)):
             yield bytes(blob[offsets[number] : offsets[number + 1]]).decode()
-
-
-class Counts(Mapping[str, int]):
-    """A ``StringTable`` of one value per key, read as a mapping (the letter-triple counts)."""
-
-    __slots__ = ("_table",)
-
-    def __init__(self, table: StringTable) -> None:
-        self._table = table
-
-    def __getitem__(self, key: str) -> int:
-        value = self._table.first(key)
-        if value < 0:
-            raise KeyError(key)
-        return value
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        return self._table.first(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._table
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._table)
-
-    def __len__(self) -> int:
-        return len(self._table)

@@ -10,9 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def check(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def check(*args: str, stdin: str = "", cache: Path | None = None) -> subprocess.CompletedProcess[str]:
+    # No cache unless a test gives one: a test must not write into the user's cache directory.
+    options = ["--cache-dir", str(cache)] if cache is not None else ["--no-cache"]
     return subprocess.run(
-        [sys.executable, "-m", "mirror.cli.check", *args],
+        [sys.executable, "-m", "mirror.cli.check", *options, *args],
         input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
 
@@ -81,3 +83,19 @@ def test_add_parser_plugs_into_a_parent_parser() -> None:
     args = parser.parse_args(["check", "--json", "--internal", "acme-auth", "acmeauth"])
     assert args.json and args.internal == ["acme-auth"] and args.names == ["acmeauth"]
     assert args.handler is check_module.run
+
+
+def test_the_cached_corpus_answers_like_the_built_one_and_a_corrupt_cache_is_rebuilt(tmp_path: Path) -> None:
+    names = "reqeusts\npython-requests\nnumpy\nflaskks\ncharset-normal\npy-torch\n"
+    built = check("--json", "-", stdin=names)
+    first = check("--json", "-", stdin=names, cache=tmp_path)
+    files = sorted(tmp_path.glob("corpus-*.bin"))
+    assert len(files) == 1 and files[0].stat().st_size > 1_000_000
+    again = check("--json", "-", stdin=names, cache=tmp_path)  # read from the file
+    assert built.stdout == first.stdout == again.stdout and built.returncode == again.returncode == 1
+    data = bytearray(files[0].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    files[0].write_bytes(bytes(data))
+    healed = check("--json", "-", stdin=names, cache=tmp_path)
+    assert healed.stdout == built.stdout
+    assert files[0].read_bytes() != bytes(data)  # replaced, not trusted

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TextIO
 
 from detectors import DetectorConfig, InternalNames, PopularCorpus, ProjectFacts, load_corpus, run_name_detectors
@@ -48,7 +50,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--internal", metavar="NAME", action="append", default=[], help="an internal project name (repeatable)"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per name and line")
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where the built popular corpus is kept between runs (default: $XDG_CACHE_HOME/indexguard, "
+        "else ~/.cache/indexguard)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="build the corpus in memory, read and write no cache")
     parser.set_defaults(handler=run)
+
+
+def cache_directory(option: str | None, environ: Mapping[str, str]) -> Path:
+    """``--cache-dir``, else the user's cache directory (XDG), where the built corpus is kept."""
+    if option:
+        return Path(option).expanduser()
+    base = environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(base) / "indexguard"
 
 
 def _names(arguments: Sequence[str], stdin: TextIO) -> Iterable[str]:
@@ -120,9 +137,10 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO
     stderr = stderr or sys.stderr
     try:
         if args.popular_file:
-            corpus = PopularCorpus.from_csv(args.popular_file)
+            corpus = PopularCorpus.from_csv(args.popular_file)  # an operator's list: built each run
         else:
-            corpus = load_corpus()
+            no_cache = getattr(args, "no_cache", False)
+            corpus = load_corpus(cache_dir=None if no_cache else cache_directory(getattr(args, "cache_dir", None), os.environ))
     except (OSError, ValueError) as error:
         print(f"indexguard check: cannot load --popular-file {args.popular_file}: {error}", file=stderr)
         return 2
