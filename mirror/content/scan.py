@@ -439,16 +439,18 @@ def scan_release(
     *,
     rules: RuleSet | None = None,
     clock: Callable[[], float] = time.monotonic,
+    pause: Callable[[], None] | None = None,
 ) -> ReleaseReport:
     """Screen every file of one release; the returned inventory is the next release's baseline.
 
     ``previous_inventory`` is the ``inventory`` of the last approved
     release's report (None for a project's first release: then only
-    high-confidence rules give findings).
+    high-confidence rules give findings).  ``pause`` is called between
+    members (see ``Budget``): a background scan waits there for a client's.
     """
     config = config or ScanConfig()
     rules = rules or default_rules()
-    budget = Budget(config, clock=clock)
+    budget = Budget(config, clock=clock, pause=pause)
     reports = [scan_artifact(a, previous_inventory, config, rules=rules, budget=budget) for a in artifacts]
     parsed = next((r for r in (_release_of(a.filename) for a in artifacts) if r), ("", ""))
     project, version = parsed

@@ -16,9 +16,10 @@ set, and records the policy's decision.  Two ways in:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -145,6 +146,10 @@ class ContentScreening:
         self._queued: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._per_file: dict[str, threading.Lock] = {}
+        # Clients waiting for a scan right now; background scans wait between members while any do
+        # (they share the interpreter, and a held release can wait, a client cannot).
+        self._waiting_clients = 0
+        self._no_client_waits = threading.Condition(self._lock)
 
     def close(self) -> None:
         self._background.shutdown(wait=False, cancel_futures=True)
@@ -208,34 +213,58 @@ class ContentScreening:
     def _screen_quietly(self, key: tuple[str, str], files: list[FileToScan]) -> None:
         try:
             for item in files:
-                self.ensure_screened(item)
+                self.ensure_screened(item, background=True)
         except Exception:  # noqa: BLE001 - a background job must log, not die silently
             log.exception("content screening of %s %s failed; its files are scanned when first asked for", *key)
         finally:
             with self._lock:
                 self._queued.discard(key)
 
-    def ensure_screened(self, item: FileToScan) -> ArtifactScan:
-        """Scan ``item`` unless it already was under today's rules; store and decide."""
+    def ensure_screened(self, item: FileToScan, *, background: bool = False) -> ArtifactScan:
+        """Scan ``item`` unless it already was under today's rules; store and decide.
+
+        A client's scan (``background`` False) goes first: background scans
+        wait between members while one runs.  A client is counted only once
+        it holds the file's lock, so one waiting for a background scan of
+        the same file never makes that scan wait for it.
+        """
         with self._file_lock(item.sha256):
             existing = self.scan_of(item.sha256)
             if existing is not None:
                 return existing
-            path = self.blob_path(item)
-            provenance = self.provenance(item)
-            with self.sessions() as session:
-                previous = self._baseline(session, item)
-            artifact = Artifact(
-                item.filename, path, sha256=item.sha256,
-                provenance=provenance.document, provenance_known=provenance.known,
-            )
-            report = scan_release(
-                [artifact],
-                previous,
-                self.config,
-                rules=self.rules,
-            )
-            return self._store(item, report.to_dict(), list(report.findings), report.complete)
+            if background:
+                return self._scan(item, pause=self._wait_for_clients)
+            with self._client_waiting():
+                return self._scan(item, pause=None)
+
+    @contextlib.contextmanager
+    def _client_waiting(self) -> Iterator[None]:
+        with self._lock:
+            self._waiting_clients += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._waiting_clients -= 1
+                if not self._waiting_clients:
+                    self._no_client_waits.notify_all()
+
+    def _wait_for_clients(self) -> None:
+        with self._lock:
+            while self._waiting_clients:
+                self._no_client_waits.wait()
+
+    def _scan(self, item: FileToScan, *, pause: Callable[[], None] | None) -> ArtifactScan:
+        path = self.blob_path(item)
+        provenance = self.provenance(item)
+        with self.sessions() as session:
+            previous = self._baseline(session, item)
+        artifact = Artifact(
+            item.filename, path, sha256=item.sha256,
+            provenance=provenance.document, provenance_known=provenance.known,
+        )
+        report = scan_release([artifact], previous, self.config, rules=self.rules, pause=pause)
+        return self._store(item, report.to_dict(), list(report.findings), report.complete)
 
     def _file_lock(self, sha256: str) -> threading.Lock:
         with self._lock:
