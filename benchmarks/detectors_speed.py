@@ -36,6 +36,7 @@ import importlib.util
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from datetime import datetime, timezone
@@ -151,8 +152,8 @@ def check_module() -> str:
     raise SystemExit("no indexguard check module found")
 
 
-def cli_run(names: list[str]) -> tuple[float, float, float, tuple[float, float]]:
-    """Run ``indexguard check --json -`` over ``names`` in a child; (CPU s, wall s, peak RSS MiB, load before/after)."""
+def cli_run(names: list[str], options: list[str]) -> tuple[float, float, float, tuple[float, float]]:
+    """Run ``indexguard check --json -`` (plus ``options``) over ``names`` in a child; (CPU s, wall s, peak RSS MiB, load before/after)."""
     module = check_module()
     text = "\n".join(names) + "\n"
     # The child reports its own high-water mark: a child's ru_maxrss also
@@ -167,7 +168,7 @@ def cli_run(names: list[str]) -> tuple[float, float, float, tuple[float, float]]
         "    except OSError:\n"
         "        pass\n"
         "atexit.register(peak)\n"
-        f"sys.argv = [{module!r}, '--json', '-']\n"
+        f"sys.argv = [{module!r}, '--json', *{options!r}, '-']\n"
         f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
     )
     load_before = os.getloadavg()[0]
@@ -188,17 +189,26 @@ def cli_run(names: list[str]) -> tuple[float, float, float, tuple[float, float]]
 def cli_speed(everything: list[str], count: int, rng: random.Random) -> bool:
     """Issue 14's measure: names/s of ``indexguard check`` with start-up amortised, and its peak RSS."""
     sample = rng.sample(everything, min(count, len(everything)))
-    print(f"\nindexguard check ({check_module()}) over {len(sample):,} public names from stdin, one process:")
-    cpu, wall, rss, (before, after) = cli_run(sample)
-    startup_cpu, startup_wall, _, _ = cli_run(sample[:1])
-    print(f"  {len(sample) / cpu:,.0f} names/s of CPU time ({cpu:.2f} s CPU), {len(sample) / wall:,.0f} names/s "
-          f"wall ({wall:.2f} s); load average {before:.2f} before, {after:.2f} after, on {os.cpu_count()} cores")
-    print(f"  start-up alone (one name): {startup_cpu:.2f} s CPU, {startup_wall:.2f} s wall; "
-          f"steady state {(len(sample) - 1) / max(cpu - startup_cpu, 1e-9):,.0f} names/s of CPU time")
-    print(f"  peak RSS {rss:.1f} MiB")
-    met = len(sample) / cpu >= MIN_NAMES_PER_SECOND and rss <= MAX_CHECK_RSS_MIB
-    print(f"  goals: >= {MIN_NAMES_PER_SECOND:,} names/s of CPU time with start-up, peak RSS <= "
-          f"{MAX_CHECK_RSS_MIB} MiB: " + ("met" if met else "missed"))
+    met = True
+    with tempfile.TemporaryDirectory() as cache:
+        # The corpus cache as a user has it: built and written by the first run, memory-mapped by the next.
+        for label, options in (("no cache", ["--no-cache"]), ("cache being built", ["--cache-dir", cache]),
+                               ("cache read", ["--cache-dir", cache])):
+            print(f"\nindexguard check ({check_module()}, {label}) over {len(sample):,} public names from stdin, "
+                  "one process:")
+            cpu, wall, rss, (before, after) = cli_run(sample, options)
+            startup_cpu, startup_wall, _, _ = cli_run(sample[:1], options if label != "cache being built" else
+                                                      ["--cache-dir", str(Path(cache) / "again")])
+            print(f"  {len(sample) / cpu:,.0f} names/s of CPU time ({cpu:.2f} s CPU), {len(sample) / wall:,.0f} "
+                  f"names/s wall ({wall:.2f} s); load average {before:.2f} before, {after:.2f} after, on "
+                  f"{os.cpu_count()} cores")
+            print(f"  start-up alone (one name): {startup_cpu:.2f} s CPU, {startup_wall:.2f} s wall; "
+                  f"steady state {(len(sample) - 1) / max(cpu - startup_cpu, 1e-9):,.0f} names/s of CPU time")
+            print(f"  peak RSS {rss:.1f} MiB")
+            ok = len(sample) / cpu >= MIN_NAMES_PER_SECOND and rss <= MAX_CHECK_RSS_MIB
+            print(f"  goals: >= {MIN_NAMES_PER_SECOND:,} names/s of CPU time with start-up, peak RSS <= "
+                  f"{MAX_CHECK_RSS_MIB} MiB: " + ("met" if ok else "missed"))
+            met = met and (ok or label == "no cache")
     return met
 
 

@@ -38,33 +38,42 @@ FORMAT = 1
 _ALIGN = 8
 
 
-def pack(sections: Mapping[str, bytes | array], fingerprint: str, scalars: Mapping[str, Any]) -> bytes:
-    """Sections (bytes or arrays) and JSON-able scalars in one buffer for ``unpack``."""
+def pack(sections: Mapping[str, bytes | array], fingerprint: str, scalars: Mapping[str, Any]) -> bytearray:
+    """Sections (bytes or arrays) and JSON-able scalars in one buffer for ``unpack``.
+
+    Written into one ``bytearray`` from views of the arrays: building the
+    corpus holds its tables once, not three times.
+    """
     layout: dict[str, list[Any]] = {}
-    parts: list[bytes] = []
+    views: list[memoryview] = []
+    digest = hashlib.sha256()
     at = 0
     for name, data in sections.items():
-        raw = data.tobytes() if isinstance(data, array) else bytes(data)
+        raw = memoryview(data).cast("B")
         code = data.typecode if isinstance(data, array) else "B"
         layout[name] = [at, len(raw), code]
-        parts.append(raw)
-        pad = -len(raw) % _ALIGN
-        parts.append(b"\x00" * pad)
-        at += len(raw) + pad
-    payload = b"".join(parts)
+        pad = b"\x00" * (-len(raw) % _ALIGN)
+        digest.update(raw)
+        digest.update(pad)
+        views.append(raw)
+        at += len(raw) + len(pad)
     header = json.dumps(
         {
             "format": FORMAT,
             "byteorder": sys.byteorder,
             "fingerprint": fingerprint,
-            "sha256": hashlib.sha256(payload).hexdigest(),
+            "sha256": digest.hexdigest(),
             "sections": layout,
             "scalars": dict(scalars),
         },
         sort_keys=True,
     ).encode()
     header += b" " * (-(len(MAGIC) + 4 + len(header)) % _ALIGN)
-    return MAGIC + struct.pack("<I", len(header)) + header + payload
+    out = bytearray(MAGIC + struct.pack("<I", len(header)) + header)
+    for raw in views:
+        out += raw
+        out += b"\x00" * (-len(raw) % _ALIGN)
+    return out
 
 
 def unpack(buffer: Any, fingerprint: str | None = None) -> tuple[dict[str, memoryview], dict[str, Any]]:
