@@ -5,7 +5,8 @@ release's inventory in, findings (``detectors.facts.Finding``, detectors
 named ``content.*`` and ``provenance.*``) and a new inventory out.  It
 imports nothing else from the mirror, does no I/O beyond reading the
 artifact it is given, and keeps no state between calls except the
-compiled default rule set.
+default rule set (compiled on the first scan, with one yara-x scanner per
+thread).
 
 Entry points:
 
