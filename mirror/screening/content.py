@@ -143,6 +143,8 @@ class ContentScreening:
         self.config = config or ScanConfig()
         self.rules = rules or default_rules()  # its version now; compiled on the first scan
         self._background = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="content-scan")
+        # The provenance document is fetched while the file is: both wait on the upstream.
+        self._beside = ThreadPoolExecutor(max_workers=4 + workers, thread_name_prefix="content-provenance")
         self._queued: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
         self._per_file: dict[str, threading.Lock] = {}
@@ -153,6 +155,7 @@ class ContentScreening:
 
     def close(self) -> None:
         self._background.shutdown(wait=False, cancel_futures=True)
+        self._beside.shutdown(wait=False, cancel_futures=True)
 
     # -- asking ------------------------------------------------------------
 
@@ -255,8 +258,9 @@ class ContentScreening:
                 self._no_client_waits.wait()
 
     def _scan(self, item: FileToScan, *, pause: Callable[[], None] | None) -> ArtifactScan:
+        provenance_later = self._beside.submit(self.provenance, item)
         path = self.blob_path(item)
-        provenance = self.provenance(item)
+        provenance = provenance_later.result()
         with self.sessions() as session:
             previous = self._baseline(session, item)
         artifact = Artifact(

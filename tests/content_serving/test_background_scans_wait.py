@@ -36,8 +36,8 @@ def _until(condition, what: str) -> None:  # noqa: ANN001
         time.sleep(0.01)
 
 
-def test_a_background_scan_waits_for_a_client_and_a_client_of_the_same_file_waits_for_it(tmp_path):
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+def test_a_background_scan_waits_for_a_client_and_a_client_of_the_same_file_waits_for_it(tmp_path, database_url):
+    engine = make_engine(database_url)
     Base.metadata.create_all(engine)
     client_item, client_path = _item(tmp_path, "wanted", 3)
     held_item, held_path = _item(tmp_path, "held", 50)
