@@ -276,19 +276,24 @@ class ContentScreening:
 
     def _baseline(self, session: Session, item: FileToScan) -> dict[str, Any] | None:
         """The inventory of the newest approved release older than ``item``'s (None: a first release)."""
-        approved = {
-            r.version
-            for r in session.scalars(select(Release).where(Release.project == item.project, Release.state == ALLOWED))
-        }
-        scans = list(session.scalars(select(ArtifactScan).where(ArtifactScan.project == item.project)))
-        by_version: dict[str, list[ArtifactScan]] = {}
-        for scan in scans:
-            if scan.version in approved and scan.action != "deny" and _older(scan.version, item.version):
-                by_version.setdefault(scan.version, []).append(scan)
-        if not by_version:
+        approved = set(session.scalars(
+            select(Release.version).where(Release.project == item.project, Release.state == ALLOWED)
+        ))
+        # Versions first, reports (a big JSON document per file) only for the release that is the baseline.
+        candidates = [
+            (scan_id, version)
+            for scan_id, version, action in session.execute(
+                select(ArtifactScan.id, ArtifactScan.version, ArtifactScan.action)
+                .where(ArtifactScan.project == item.project)
+            )
+            if version in approved and action != "deny" and _older(version, item.version)
+        ]
+        if not candidates:
             return None
-        newest = max(by_version, key=_version_key)
-        return merged_inventory(by_version[newest])
+        newest = max((version for _, version in candidates), key=_version_key)
+        ids = [scan_id for scan_id, version in candidates if version == newest]
+        scans = session.scalars(select(ArtifactScan).where(ArtifactScan.id.in_(ids)).order_by(ArtifactScan.id))
+        return merged_inventory(list(scans))
 
     def _store(self, item: FileToScan, report: Mapping[str, Any], findings: list[Finding], complete: bool) -> ArtifactScan:
         try:
