@@ -166,6 +166,15 @@ class ContentScreening:
                 select(ArtifactScan).where(ArtifactScan.sha256 == sha256, ArtifactScan.ruleset == self.rules.version)
             ).first()
 
+    def has_scan(self, sha256: str) -> bool:
+        """Whether a blob was looked at under today's rules (without reading its report, a big JSON document)."""
+        with self.sessions() as session:
+            return session.scalar(
+                select(ArtifactScan.id)
+                .where(ArtifactScan.sha256 == sha256, ArtifactScan.ruleset == self.rules.version)
+                .limit(1)
+            ) is not None
+
     # -- scanning ----------------------------------------------------------
 
     def queue_held(self, project: str, now: datetime) -> None:

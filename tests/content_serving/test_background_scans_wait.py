@@ -70,7 +70,7 @@ def test_a_background_scan_waits_for_a_client_and_a_client_of_the_same_file_wait
         _until(lambda: screening._waiting_clients == 1, "the client's scan to start")
         screening.screen_later([held_item])
         assert paused.wait(WAIT), "the background scan did not wait for the client"
-        assert screening.scan_of(held_item.sha256) is None
+        assert screening.scan_of(held_item.sha256) is None and not screening.has_scan(held_item.sha256)
         # A client asking for the paused file waits for that scan, uncounted: no deadlock.
         second = threading.Thread(target=lambda: results.update(second=screening.ensure_screened(held_item)))
         second.start()
@@ -80,6 +80,7 @@ def test_a_background_scan_waits_for_a_client_and_a_client_of_the_same_file_wait
         assert not client.is_alive() and not second.is_alive()
         held = screening.scan_of(held_item.sha256)
         assert held is not None and results["second"].id == held.id  # type: ignore[attr-defined]
+        assert screening.has_scan(held_item.sha256) and screening.has_scan(client_item.sha256)
         assert results["client"].sha256 == client_item.sha256  # type: ignore[attr-defined]
         assert held.report["artifacts"][0]["files_scanned"] == 53
     finally:
