@@ -174,7 +174,7 @@ def test_a_request_head_growing_past_max_header_bytes_is_refused(server: Guarded
     sock.sendall(PARTIAL)
     started = time.monotonic()
     try:
-        for _ in range(4):  # a head that never ends, in pieces: h11 stops buffering it at the cap
+        for _ in range(4):  # a head that never ends, in pieces: counted as it arrives, refused at the cap
             sock.sendall(b"a" * (MAX_HEADER_BYTES // 2))
             time.sleep(0.05)
     except OSError:
@@ -185,6 +185,40 @@ def test_a_request_head_growing_past_max_header_bytes_is_refused(server: Guarded
     # Refused for its size, and readable: the server lingers instead of resetting the connection.
     assert received.startswith(b"HTTP/1.1 431"), received[:200]
     assert took < LINGER_SECONDS + 1
+
+
+def test_a_head_whose_blank_line_is_split_across_reads_is_measured_to_its_end(server: GuardedServer) -> None:
+    """A head under the cap whose final CRLF CRLF arrives in two reads is served; one a byte over it is not."""
+    fits = head("GET", "/healthz", server.port, "X-Pad: " + "a" * (MAX_HEADER_BYTES - 200))
+    assert len(fits) < MAX_HEADER_BYTES
+    sock = server.connect()
+    sock.sendall(fits[:-3])
+    time.sleep(0.05)  # the blank line now straddles two reads
+    sock.sendall(fits[-3:])
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    sock.close()
+    over = head("GET", "/healthz", server.port, "X-Pad: " + "a" * MAX_HEADER_BYTES)
+    sock = server.connect()
+    sock.sendall(over)
+    _, received = wait_closed(sock, limit=LINGER_SECONDS + 2)
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 431"), received[:200]
+
+
+def test_pipelined_requests_are_each_answered(server: GuardedServer) -> None:
+    """Two requests sent back to back on one connection get two answers, in order."""
+    one = head("GET", "/healthz", server.port, "X-N: 1")
+    sock = server.connect()
+    sock.sendall(one + one)
+    received = b""
+    deadline = time.monotonic() + 5
+    while received.count(b"HTTP/1.1 200") < 2 and time.monotonic() < deadline:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        received += chunk
+    sock.close()
+    assert received.count(b"HTTP/1.1 200") == 2, received[:500]
 
 
 @pytest.mark.parametrize("key, value", [
