@@ -32,7 +32,7 @@ __all__ = ["Behaviour", "RuleSet", "default_rules", "load_rules", "RULES_DIR", "
 
 RULES_DIR = Path(__file__).with_name("rules")
 # Bump when the code that interprets rule matches changes meaning.
-SCANNER_VERSION = "content-1"
+SCANNER_VERSION = "content-2"  # 2: text scanned whole (was its first 2 MiB), damaged .pkl.gz checked
 
 _TEXT_EXTS = frozenset(
     "py pyw pyi pth txt cfg ini toml json yaml yml sh bash zsh js mjs cjs ts bat cmd ps1 rb pl "
