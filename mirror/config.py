@@ -190,6 +190,11 @@ class ContentSettings(Section):
     enabled: bool = True
     # Background scans of releases in their cooldown, at once.
     workers: int = Field(2, ge=1, le=64)
+    # Which files of a release in its cooldown are fetched and scanned in the background:
+    # "one" (its sdist, else a pure wheel, else one wheel: early warning for a reviewer at the
+    # cost of one download) or "all" (every wheel: a numpy release is ~30 downloads).  Either
+    # way, every file is scanned before its first byte-complete serve.
+    held_release_files: Literal["one", "all"] = "one"
     # A scan that hits one of these limits is a finding of its own (held), never a pass.
     max_archive_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     max_total_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)

@@ -86,6 +86,7 @@ class Services:
                 notify=self.notify,
                 config=scan_config(settings.content),
                 workers=settings.content.workers,
+                held_release_files=settings.content.held_release_files,
             )
             if settings.content.enabled
             else None

@@ -94,6 +94,17 @@ class Provenance:
     known: bool
 
 
+def representative(files: Sequence[FileToScan]) -> FileToScan:
+    """The one file of a release that says most about all of them: the sdist (every wheel is
+    built from that source), else a pure-Python wheel, else the first wheel by name."""
+    def rank(item: FileToScan) -> tuple[int, str]:
+        if not item.filename.endswith(".whl"):
+            return 0, item.filename
+        return (1 if item.filename.endswith("-none-any.whl") else 2), item.filename
+
+    return min(files, key=rank)
+
+
 def release_action(findings: Iterable[Finding], action_for: Callable[[Finding], str]) -> tuple[ReleaseAction, list[Finding]]:
     """The strictest action the policy takes on these findings, and the findings that caused it."""
     strictest, causes = "allow", []
@@ -133,8 +144,10 @@ class ContentScreening:
         config: ScanConfig | None = None,
         workers: int = 2,
         rules: RuleSet | None = None,
+        held_release_files: str = "one",
     ) -> None:
         self.sessions = sessions
+        self.held_release_files = held_release_files  # [content] held_release_files: "one" or "all"
         self.clock = clock
         self.blob_path = blob_path  # fetches into the verified store if needed; raises on failure
         self.provenance = provenance  # fetches and keeps the provenance document if upstream has one
@@ -202,7 +215,7 @@ class ContentScreening:
         for item in pins:
             by_version.setdefault(item.version, []).append(item)
         for files in by_version.values():
-            self.screen_later(files)
+            self.screen_later(files if self.held_release_files == "all" else [representative(files)])
 
     def unscanned_stored(self, stored: Callable[[str], bool]) -> list[FileToScan]:
         """Distribution files in the store that today's rules have not looked at (the re-audit's list)."""

@@ -143,5 +143,5 @@ class FileService:
             return FileTarget(blob, pin.provenance_url or "", None, True, pin.project, filename, version)
         if is_metadata:  # core metadata is read, never run: it needs no content scan
             return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename, version)
-        needs_scan = self.content is not None and self.content.scan_of(pin.sha256) is None
+        needs_scan = self.content is not None and not self.content.has_scan(pin.sha256)
         return FileTarget(pin.sha256, pin.upstream_url, pin.size, False, pin.project, filename, version, needs_scan)

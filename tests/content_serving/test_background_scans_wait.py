@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mirror.db.models import Base
 from mirror.db.session import make_engine, make_session_factory
-from mirror.screening.content import ContentScreening, FileToScan, Provenance
+from mirror.screening.content import ContentScreening, FileToScan, Provenance, representative
 
 from tests.content.helpers import raw_wheel
 
@@ -87,3 +87,14 @@ def test_a_background_scan_waits_for_a_client_and_a_client_of_the_same_file_wait
         fetch_may_end.set()
         screening.close()
         engine.dispose()
+
+
+def test_one_representative_file_of_a_held_release_is_scanned_in_the_background() -> None:
+    """The sdist says most about a release (every wheel is built from it), then a pure wheel."""
+    def item(name: str) -> FileToScan:
+        return FileToScan("numpy", "3.0", name, "0" * 64, "https://files.example/" + name, 1)
+
+    wheels = [item("numpy-3.0-cp312-cp312-manylinux_2_17_x86_64.whl"), item("numpy-3.0-cp311-cp311-win_amd64.whl")]
+    assert representative(wheels).filename == "numpy-3.0-cp311-cp311-win_amd64.whl"
+    assert representative(wheels + [item("numpy-3.0-py3-none-any.whl")]).filename == "numpy-3.0-py3-none-any.whl"
+    assert representative(wheels + [item("numpy-3.0-py3-none-any.whl"), item("numpy-3.0.tar.gz")]).filename == "numpy-3.0.tar.gz"

@@ -155,3 +155,26 @@ def test_content_findings_are_said_with_file_rule_excerpt_and_new_since(mirror, 
     assert content
     words = " ".join(" ".join(explain(f)) for f in content)
     assert "vision_kit/utils/downloads.py" in words and "New since 8.3.40" in words and "Excerpt:" in words
+
+
+@pytest.mark.parametrize("mode, expected", [("one", 1), ("all", 3)])
+def test_a_held_release_is_scanned_in_the_background_one_file_or_all(start_mirror, index_server, clock, tmp_path,
+                                                                     mode, expected) -> None:
+    """[content] held_release_files: one download per held release by default, every file when asked."""
+    mirror = start_mirror(content={"held_release_files": mode})
+    dists = tmp_path / "dists"
+    dists.mkdir()
+    index_server.add_file("multi-otter", build_wheel(dists, "multi-otter", "1.0"), upload_time=clock() - ESTABLISHED)
+    index_server.set_project_info("multi-otter", owners={"maintainer-one": "Owner"})
+    assert versions(mirror, "multi-otter") == {"1.0"}
+    for tag in ("py3-none-any", "cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-win_amd64"):
+        index_server.add_file("multi-otter", build_wheel(dists, "multi-otter", "2.0", tag=tag),
+                              upload_time=clock() - timedelta(hours=1))
+    clock.advance(seconds=mirror.settings.upstream.index_ttl + 1)
+    assert versions(mirror, "multi-otter") == {"1.0"}  # 2.0 is in its cooldown
+    scans = wait_for_scans(mirror, "multi-otter", "2.0", count=expected)
+    time.sleep(0.5)  # nothing more arrives
+    scans = wait_for_scans(mirror, "multi-otter", "2.0", count=expected + 1, seconds=0)
+    assert len(scans) == expected
+    if mode == "one":
+        assert scans[0].filename.endswith("-py3-none-any.whl")
