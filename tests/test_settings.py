@@ -184,3 +184,16 @@ def test_serve_with_a_bad_owned_table_exits_2_before_creating_anything_and_keeps
     [line] = result.stderr.strip().splitlines()
     assert "internal.password" in line and "8675309" not in line and "S3CRET" not in line
     assert not storage.exists()
+
+
+def test_prepare_migrates_and_builds_the_corpus_file_servers_map(tmp_path) -> None:
+    """`indexguard prepare` (what `serve` runs first): the schema is current and the corpus file exists."""
+    config = tmp_path / "indexguard.toml"
+    config.write_text(f'[storage]\npath = "{tmp_path / "data"}"\n')
+    done = subprocess.run([sys.executable, "-m", "mirror.cli", "prepare", "--config", str(config)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "indexguard.db").exists()
+    built = [p for p in (tmp_path / "data" / "cache").iterdir() if p.stat().st_size > 1024 * 1024]
+    assert built, list((tmp_path / "data" / "cache").iterdir())
+    assert "detector corpus ready" in done.stdout

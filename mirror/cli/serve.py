@@ -17,6 +17,7 @@ from mirror.config import CONFIG_ENV, STORAGE_ENV
 from mirror.container import SCHEMA_READY_ENV
 from mirror.db.session import make_engine
 from mirror.memory import limit_malloc_arenas
+from mirror.screening.detector_setup import DetectorSetup
 from mirror.web.connections import server_options
 
 
@@ -37,6 +38,15 @@ def add_parsers(commands: Any) -> None:
     upgrade.set_defaults(handler=cmd_db_upgrade)
     db.set_defaults(handler=lambda args: db.print_help() or EXIT_USAGE)
 
+    prepare = commands.add_parser(
+        "prepare", help="migrate the database and build the detector corpus file",
+        description="Apply all database migrations and build the detectors' popular-name corpus file "
+                    "([storage] corpus_cache), so that servers start on a ready schema and map the corpus "
+                    "instead of building it. `serve` runs this in a child process first.",
+    )
+    config_option(prepare)
+    prepare.set_defaults(handler=cmd_prepare)
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
@@ -45,10 +55,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
     if args.storage:
         os.environ[STORAGE_ENV] = str(Path(args.storage).resolve())
-    # Migrate in a child process: the server itself then never loads alembic.
-    upgrade = subprocess.run([sys.executable, "-m", "mirror.cli", "db", "upgrade"], check=False)
-    if upgrade.returncode != 0:
-        return upgrade.returncode
+    # Migrate and build the corpus file in a child process: the server itself then never
+    # loads alembic, and maps the corpus instead of holding the memory its build takes.
+    prepared = subprocess.run([sys.executable, "-m", "mirror.cli", "prepare"], check=False)
+    if prepared.returncode != 0:
+        return prepared.returncode
     os.environ[SCHEMA_READY_ENV] = "1"
     limit_malloc_arenas()
     common = dict(
@@ -78,3 +89,14 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     print(f"database is up to date: {engine.url.render_as_string(hide_password=True)}")
     return 0
 
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    code = cmd_db_upgrade(args)
+    if code:
+        return code
+    settings = settings_from_args(args)
+    setup = DetectorSetup.from_settings(settings)
+    setup.corpus()
+    where = setup.cache_dir if setup.cache_dir is not None else "memory only ([storage] corpus_cache is off)"
+    print(f"detector corpus ready: {where}")
+    return 0
