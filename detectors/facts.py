@@ -21,6 +21,7 @@ __all__ = [
     "Finding",
     "InternalNames",
     "ProjectFacts",
+    "ProjectMetadata",
     "ReleaseFacts",
     "Severity",
 ]
@@ -126,6 +127,27 @@ class InternalNames:
 
 
 @dataclass(frozen=True)
+class ProjectMetadata:
+    """What a project says about itself upstream: the text an impersonator copies.
+
+    Every value is the project's own (attacker-controlled) text except
+    ``owners`` and ``organization``, which the index itself reports (its
+    ownership table) and which therefore cannot be faked.  ``None`` is unknown, never empty:
+    ``owners=None`` means the index does not say, ``frozenset()`` that it
+    says nobody.
+    """
+
+    summary: str | None = None
+    description: str | None = None
+    home_page: str | None = None
+    project_urls: Mapping[str, str] = field(default_factory=dict)
+    author: str | None = None
+    author_email: str | None = None
+    owners: frozenset[str] | None = None
+    organization: str | None = None
+
+
+@dataclass(frozen=True)
 class ProjectFacts:
     """Everything known about one requested project at one moment.
 
@@ -148,6 +170,10 @@ class ProjectFacts:
     previous_emails: frozenset[str] | None = None
     ownership_changed_at: datetime | None = None
     downloads: DownloadStats | None = None
+    # The project's own words upstream (None: no project JSON), and those of
+    # the projects its name resembles, by canonical name (a name missing: unknown).
+    metadata: ProjectMetadata | None = None
+    target_metadata: Mapping[str, ProjectMetadata] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

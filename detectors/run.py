@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from detectors import age, confusion, corpus_cache, downloads, maintainers, typosquat
+from detectors import age, confusion, corpus_cache, downloads, impersonation, maintainers, typosquat
 from detectors.corpus import PopularCorpus, load_ml_projects
 from detectors.facts import Finding, ProjectFacts, ReleaseFacts
 from detectors.names import InvalidName, canonical
@@ -35,6 +35,7 @@ class DetectorConfig:
     maintainers: maintainers.MaintainersConfig = field(default_factory=maintainers.MaintainersConfig)
     age: age.AgeConfig = field(default_factory=age.AgeConfig)
     downloads: downloads.DownloadsConfig = field(default_factory=downloads.DownloadsConfig)
+    impersonation: impersonation.ImpersonationConfig = field(default_factory=impersonation.ImpersonationConfig)
     popular_file: Path | None = None
     protected: tuple[str, ...] = ()
 
@@ -179,7 +180,7 @@ def run_name_detectors(facts: ProjectFacts, config: DetectorConfig | None = None
 
 
 def run_all(facts: ProjectFacts, config: DetectorConfig | None = None) -> list[Finding]:
-    """Name detectors plus those that need upstream facts (owners, age, downloads)."""
+    """Name detectors plus those that need upstream facts (owners, age, downloads, copied metadata)."""
     config = config or DetectorConfig()
     name_findings = run_name_detectors(facts, config)
     findings = list(name_findings)
@@ -187,6 +188,7 @@ def run_all(facts: ProjectFacts, config: DetectorConfig | None = None) -> list[F
     findings += age.detect(facts, config.age)
     resemblances = [f for f in name_findings if f.detector == typosquat.DETECTOR]
     findings += downloads.detect(facts, config.downloads, resemblances)
+    findings += impersonation.detect(facts, config.impersonation, resemblances)
     return _ordered(findings)
 
 

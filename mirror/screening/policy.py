@@ -73,6 +73,14 @@ DEFAULT_ACTIONS: dict[str, str] = {
     # Few downloads for a look-alike, or rapid adoption of a young project.
     "downloads.medium": "review",
     "downloads.high": "review",
+    # A look-alike that also copies its target's summary, README, links or
+    # author (detectors.impersonation): denied when critical (a near-certain
+    # copy on a young project with few releases), else waits for a reviewer;
+    # a low one (an established project) is shown to reviewers only.
+    "impersonation.critical": "deny",
+    "impersonation.high": "review",
+    "impersonation.medium": "review",
+    "impersonation.low": "allow",
     # Facts the screening could not get (the upstream JSON API failed): the
     # project waits, and is screened again (``rescreen_incomplete_seconds``).
     "facts.medium": "review",
