@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
@@ -29,6 +30,7 @@ from mirror.db.locks import cross_process_lock
 from mirror.db.models import FindingRow, Project, Release, Snapshot
 from mirror.screening.decisions import decide_project, decide_release, find_release, release_blocked
 from mirror.screening.events import record_event
+from mirror.screening.target_metadata import TargetMetadata, project_metadata, resembled_targets
 from mirror.simple.model import ProjectPage
 from mirror.states import HELD, POLICY_ACTOR, PROJECT_STATE_OF_ACTION
 from mirror.upstream.client import UpstreamClient
@@ -84,6 +86,8 @@ class Screening:
         # The project JSON of a never-seen project is fetched while its page is:
         # neither depends on the other, and the cold path waits for both.
         self._prefetch = ThreadPoolExecutor(max_workers=prefetch_workers, thread_name_prefix="project-json")
+        # The project JSON of the projects a look-alike name resembles (detectors.impersonation).
+        self.targets = TargetMetadata(self.upstream.fetch_project_json, self._prefetch.submit, monotonic)
 
     def close(self) -> None:
         self._prefetch.shutdown(wait=False, cancel_futures=True)
@@ -113,6 +117,7 @@ class Screening:
             if self.project_row(project) is not None:
                 return  # decided meanwhile, here or in another process
             facts, gaps, seen = self.gather(project, page, project_json)
+            facts = self._with_targets(facts, gaps)
             findings = detectors.run_all(facts, self.detector_config)
             findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
             findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
@@ -124,6 +129,21 @@ class Screening:
         self._cache.pop(project, None)
 
     # -- facts -----------------------------------------------------------------
+
+    def _with_targets(self, facts: ProjectFacts, gaps: list[str]) -> ProjectFacts:
+        """``facts`` with the metadata of the projects the name resembles; what failed joins ``gaps``.
+
+        Asked only when the name detectors found a resemblance and the
+        candidate's own metadata is known (there is nothing to compare otherwise).
+        """
+        if facts.metadata is None:
+            return facts
+        names = resembled_targets(detectors.run_name_detectors(facts, self.detector_config), facts.internal)
+        if not names:
+            return facts
+        found, failed = self.targets.lookup(names)
+        gaps += failed
+        return replace(facts, target_metadata=found)
 
     def gather(
         self, project: str, page: ProjectPage | None, project_json: Future[dict[str, Any] | None] | None = None
@@ -163,6 +183,7 @@ class Screening:
             previous_emails=frozenset(previous["emails"]) if previous and previous.get("emails") is not None else None,
             ownership_changed_at=parse_utc(previous.get("ownership_changed_at")) if previous else None,
             downloads=self.downloads(project),
+            metadata=project_metadata(data),
         ), gaps, (extract(data) if data is not None else None)
 
     # -- releases ----------------------------------------------------------------
