@@ -375,7 +375,8 @@ class NameIndex:
         offsets = self._alias_offsets
         return self._alias_of[offsets[ident] : offsets[ident + 1]].tobytes().decode() or None
 
-    def _entry(self, ident: int) -> tuple[Project, NameForms]:
+    def entry(self, ident: int) -> tuple[Project, NameForms]:
+        """The protected name ``ident``'s ``Project`` and ``NameForms`` (without keys), made on first use."""
         entry = self._entries.get(ident)
         if entry is None:
             if not 0 <= ident < self._size:
@@ -396,7 +397,7 @@ class NameIndex:
         return entry
 
     def _project(self, ident: int) -> Project:
-        return self._entry(ident)[0]
+        return self.entry(ident)[0]
 
     def get(self, name: str) -> Project | None:
         """The protected project with this name (any spelling PEP 503 accepts)."""
@@ -491,6 +492,10 @@ class NameIndex:
             raise KeyError(name)
         return ident
 
+    def lookup(self, name: str) -> int:
+        """``ident`` of a canonical name, or -1 when it is not protected (no exception on the common miss)."""
+        return self._by_name.first(name)
+
     def get_folded(self, folded: str) -> Project | None:
         """The protected project whose ultra-normalised form is ``folded``, if any."""
         ident = self._by_folded.first(folded)
@@ -505,7 +510,7 @@ class NameIndex:
         """Candidate protected names near ``name`` with their forms (not yet explained)."""
         forms = NameForms.of(name)
         for ident in self.candidates(forms):
-            yield self._entry(ident)
+            yield self.entry(ident)
 
 
 class _Projects(Sequence[Project]):
@@ -518,7 +523,7 @@ class _Projects(Sequence[Project]):
         return len(self._index)
 
     def __getitem__(self, ident: int) -> Project:  # type: ignore[override]
-        return self._index._entry(ident)[0]
+        return self._index.entry(ident)[0]
 
 
 class _Forms(Sequence[NameForms]):
@@ -531,7 +536,7 @@ class _Forms(Sequence[NameForms]):
         return len(self._index)
 
     def __getitem__(self, ident: int) -> NameForms:  # type: ignore[override]
-        return self._index._entry(ident)[1]
+        return self._index.entry(ident)[1]
 
 
 class PopularCorpus(NameIndex):

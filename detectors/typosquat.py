@@ -246,11 +246,42 @@ def features(
 ) -> dict[str, float]:
     """The evidence ``score`` weighs, by name (see the module docstring).
 
-    ``neighbours`` is how many protected names share a look-up key with the
-    candidate (``NameIndex.candidates_by_reach``).
+    ``target`` is a project of ``index``; ``neighbours`` is how many
+    protected names share a look-up key with the candidate
+    (``NameIndex.candidates_by_reach``).
     """
-    word, letters = _word_weight(cand, index), trigrams(cand.compact)
-    return _features(cand, word, letters, target, target_forms, relation, index, config, neighbours)
+    seen = _Seen(cand, index, neighbours)
+    found = _pair_features(seen, target, index.ident(target.name), target_forms, index, config)
+    if relation.distance:
+        found.update(_letter_features(seen.letters, target_forms, index))
+    found.update(_relation_features(target_forms, index.ident(target_forms.canonical), relation, index, seen.word))
+    return found
+
+
+class _Seen:
+    """What ``features`` needs of the candidate alone, worked out once per name rather than per target."""
+
+    __slots__ = ("forms", "word", "letters", "own_words", "known", "neighbours")
+
+    def __init__(self, cand: NameForms, index: NameIndex, neighbours: int) -> None:
+        self.forms = cand
+        self.word = _word_weight(cand, index)
+        self.letters = trigrams(cand.compact)
+        # The candidate's words that could be words of a project of its own.
+        self.own_words = [w for w in tokens(cand.canonical) if w not in _DECORATION_WORDS]
+        self.known: dict[str, bool] = {}
+        self.neighbours = neighbours
+
+    def all_known(self, words: list[str], index: NameIndex) -> bool:
+        """Whether every one of ``words`` (some of ``own_words``) is a word of a protected name."""
+        known = self.known
+        for w in words:
+            answer = known.get(w)
+            if answer is None:
+                answer = known[w] = w in index.words
+            if not answer:
+                return False
+        return True
 
 
 def _word_weight(cand: NameForms, index: NameIndex) -> float:
@@ -264,48 +295,23 @@ def _word_weight(cand: NameForms, index: NameIndex) -> float:
     return index.vocabulary.weight(cand.compact)
 
 
-def _features(
-    cand: NameForms,
-    word: float,
-    letters: list[str],
-    target: Project,
-    target_forms: NameForms,
-    relation: Relation,
-    index: NameIndex,
-    config: TyposquatConfig,
-    neighbours: int,
-) -> dict[str, float]:
-    """``features``, given the candidate's vocabulary weight and letter triples (computed once per name)."""
-    found = _pair_features(cand, target, target_forms, index, config, neighbours, word)
-    if relation.distance:
-        found.update(_letter_features(letters, target_forms, index))
-    found.update(_relation_features(cand, target_forms, relation, index, word))
-    return found
-
-
 def _pair_features(
-    cand: NameForms,
-    target: Project,
-    target_forms: NameForms,
-    index: NameIndex,
-    config: TyposquatConfig,
-    neighbours: int,
-    word: float,
+    seen: _Seen, target: Project, ident: int, target_forms: NameForms, index: NameIndex, config: TyposquatConfig
 ) -> dict[str, float]:
-    """The features that do not depend on how the two names are related."""
+    """The features that do not depend on how the two names are related (``ident``: the target's)."""
     found = {
-        "crowding": math.log2(1 + index.crowding[index.ident(target.name)]),
-        "neighbours": math.log2(max(neighbours, 1)),
-        "word": word,
+        "crowding": math.log2(1 + index.crowding[ident]),
+        "neighbours": math.log2(max(seen.neighbours, 1)),
+        "word": seen.word,
     }
     if target.kind != "internal":
         downloads = target.downloads if target.downloads is not None else config.unknown_downloads
         found["popularity"] = math.log10(max(downloads, 1)) - config.popularity_pivot
     if target.alias_of is not None:
         found["alias"] = 1.0
-    target_words = set(tokens(target_forms.canonical))
-    changed = [w for w in tokens(cand.canonical) if w not in target_words and w not in _DECORATION_WORDS]
-    if changed and all(w in index.words for w in changed):
+    target_words = target_forms.canonical.split("-")
+    changed = [w for w in seen.own_words if w not in target_words]
+    if changed and seen.all_known(changed, index):
         found["known_word"] = 1.0
     return found
 
@@ -328,9 +334,9 @@ def _letter_features(letters: list[str], target_forms: NameForms, index: NameInd
 
 
 def _relation_features(
-    cand: NameForms, target_forms: NameForms, relation: Relation, index: NameIndex, word: float
+    target_forms: NameForms, ident: int, relation: Relation, index: NameIndex, word: float
 ) -> dict[str, float]:
-    """The features of the relation itself: its kind, its edits, and what they broke."""
+    """The features of the relation itself: its kind, its edits, and what they broke (``ident``: the target's)."""
     found = {"kind:" + _kind_key(relation): 1.0}
     py_affix = _PY_AFFIX.search(relation.words) if relation.kind == "affix" else None
     if py_affix is not None:
@@ -347,7 +353,6 @@ def _relation_features(
         found[f"length:{min(max(len(target_forms.compact), 4), 12)}"] = 1.0
     else:
         found[f"length:{min(max(relation.length, 4), 12)}"] = 1.0
-    ident = index.ident(target_forms.canonical)
     if relation.length <= 5 and index.crowding[ident] == 0:
         found["short_alone"] = 1.0
     for edit in relation.edits:
@@ -390,33 +395,38 @@ def find_matches(
     ``minimum``, so that benchmarks can sweep it.  Raises ``InvalidName``.
     """
     cand = name if isinstance(name, NameForms) else NameForms.of(name)
-    own = index.get_canonical(cand.canonical)
+    own_ident = index.lookup(cand.canonical)
+    own = index.projects[own_ident] if own_ident >= 0 else None
     floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
     near, further = index.candidates_by_reach(cand)
     idents = near | further
     if not idents:
         return []
-    neighbours = len(near) - (own is not None and index.ident(own.name) in near)
-    word, letters = _word_weight(cand, index), trigrams(cand.compact)
+    seen = _Seen(cand, index, len(near) - (own_ident in near))
     matches: list[Match] = []
     for ident in idents:
-        target = index.projects[ident]
+        target, target_forms = index.entry(ident)
         if cand.canonical in (target.name, target.meant) or (cand.canonical, target.meant) in config.allowlist:
             continue
         if own is not None and _at_least_as_popular(own, target):
             continue
-        target_forms = index.forms[ident]
         relation = relate_closely(cand, target_forms)
         if relation is None:
             # Explaining two edits is the one costly step: only where it could score.
             if not two_edits_apart(cand, target_forms):
                 continue
-            if _two_edit_ceiling(target, ident, target_forms, index, config, neighbours, word) < floor:
+            found = _pair_features(seen, target, ident, target_forms, index, config)
+            found.update(_letter_features(seen.letters, target_forms, index))  # a two-edit relation has distance 2
+            if _two_edit_ceiling(_logit(found, config), ident, target_forms, index, config, seen.word) < floor:
                 continue
             relation = relate_by_two_edits(cand, target_forms)
             if relation is None:
                 continue
-        found = _features(cand, word, letters, target, target_forms, relation, index, config, neighbours)
+        else:
+            found = _pair_features(seen, target, ident, target_forms, index, config)
+            if relation.distance:
+                found.update(_letter_features(seen.letters, target_forms, index))
+        found.update(_relation_features(target_forms, ident, relation, index, seen.word))
         value = 1.0 / (1.0 + math.exp(-_logit(found, config)))
         if value >= minimum:
             matches.append(Match(target, relation, value, found))
@@ -429,36 +439,23 @@ _CEILING_SLACK = 1e-9
 
 
 def _two_edit_ceiling(
-    target: Project,
-    ident: int,
-    target_forms: NameForms,
-    index: NameIndex,
-    config: TyposquatConfig,
-    neighbours: int,
-    word: float,
+    logit: float, ident: int, target_forms: NameForms, index: NameIndex, config: TyposquatConfig, word: float
 ) -> float:
     """The highest logit any two-edit relation to this target could score (see ``features``).
 
-    Most two-edit candidates of a popular name are honest names in a crowded
-    neighbourhood: bounding the score from what is known before the
-    relation is explained lets ``find_matches`` skip the costly two-edit
+    ``logit`` is the exact part: the intercept and the features that do not
+    depend on the relation (the pair's and the letters').  Most two-edit
+    candidates of a popular name are honest names in a crowded
+    neighbourhood: bounding the rest of the score from what is known before
+    the relation is explained lets ``find_matches`` skip the costly two-edit
     explanation wherever it could not reach the threshold anyway.
     """
     get = config.weights.get
-    best = config.intercept + config._two_edit_bounds["short" if _is_short(target_forms) else "long"]
-    best += get("crowding", 0.0) * math.log2(1 + index.crowding[ident])
-    best += get("neighbours", 0.0) * math.log2(max(neighbours, 1)) + get("word", 0.0) * word
-    if target.kind != "internal":
-        downloads = target.downloads if target.downloads is not None else config.unknown_downloads
-        best += get("popularity", 0.0) * (math.log10(max(downloads, 1)) - config.popularity_pivot)
-    if target.alias_of is not None:
-        best += get("alias", 0.0)
+    best = logit + config._two_edit_bounds["short" if _is_short(target_forms) else "long"]
     lengths = {min(max(len(target_forms.compact), 4), 12), min(max(len(target_forms.core), 4), 12)}
     best += max(get(f"length:{n}", 0.0) for n in lengths)
     best += max(get("broken_word", 0.0) * (index.word_weights[ident] - word), 0.0)
-    # 'known_word' is 0 or 1, 'rare_letters' at most 1, 'letters_seen' at most log2(1 + len(index)).
-    best += max(get("known_word", 0.0), 0.0) + max(get("rare_letters", 0.0), 0.0)
-    return best + max(get("letters_seen", 0.0), 0.0) * math.log2(1 + len(index)) + _CEILING_SLACK
+    return best + _CEILING_SLACK
 
 
 def _two_edit_bounds(weights: Mapping[str, float]) -> dict[str, float]:
