@@ -252,8 +252,11 @@ def _start_nginx(nginx: str, routes: Sequence[StaticRoute], work: Path, log_dir:
     locations = []
     for r in routes:
         enc = "add_header Content-Encoding gzip;" if r.gzip else ""
+        # try_files, not alias: for a URI ending in "/" (every project page) nginx
+        # would look for an index file under an alias and answer 500.
         locations.append(
-            f"location = {r.path} {{ default_type \"{r.content_type}\"; {enc} alias {r.file}; }}"
+            f"location = {r.path} {{ default_type \"{r.content_type}\"; {enc} "
+            f"root {Path(r.file).parent}; try_files /{Path(r.file).name} =404; }}"
         )
     conf = root / "nginx.conf"
     conf.write_text(
