@@ -1,0 +1,128 @@
+"""A look-alike that copies its target's metadata, screened end to end (issue 14, project facts).
+
+Real HTTP to the local upstream, which serves both the target's and the
+candidate's project JSON; SQLite always, PostgreSQL when configured.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import requests
+from sqlalchemy import select
+
+from mirror.db.models import FindingRow, Project, Snapshot
+from mirror.states import ALLOWED, DENIED, QUARANTINED
+from tests.support.publish import publish
+
+TARGET_SUMMARY = "Python HTTP for Humans."
+TARGET_URLS = {"Source": "https://github.com/psf/requests", "Documentation": "https://requests.readthedocs.io"}
+YOUNG = timedelta(days=2)
+
+
+def serve_target(index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "requests", "2.32.0", owners={"psf-maint": "Owner"})
+    index_server.set_project_info(
+        "requests", summary=TARGET_SUMMARY, author="Kenneth Reitz", home_page="https://requests.readthedocs.io",
+        project_urls=TARGET_URLS,
+    )
+
+
+def screen(mirror, name: str) -> requests.Response:
+    return requests.get(mirror.simple_url + f"{name}/", timeout=30)
+
+
+def stored(mirror, name: str) -> tuple[str, list[FindingRow], dict]:
+    with mirror.services.sessions() as session:
+        state = session.get(Project, name).state
+        findings = list(session.scalars(select(FindingRow).where(FindingRow.project == name)))
+        snapshot = session.scalars(select(Snapshot).where(Snapshot.project == name)).one()
+        return state, findings, dict(snapshot.facts)
+
+
+def json_requests(index_server, name: str) -> int:
+    return index_server.count_requests(f"/pypi/{name}/json")
+
+
+def test_a_young_look_alike_with_its_targets_summary_is_denied_naming_the_copied_field(
+    start_mirror, index_server, tmp_path
+) -> None:
+    serve_target(index_server, tmp_path)
+    publish(index_server, tmp_path, "reqeusts", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
+    index_server.set_project_info("reqeusts", summary=TARGET_SUMMARY)
+    mirror = start_mirror()
+
+    response = screen(mirror, "reqeusts")
+
+    assert response.status_code == 403
+    state, findings, snapshot = stored(mirror, "reqeusts")
+    assert state == DENIED
+    copied = [f for f in findings if f.detector == "impersonation"]
+    assert len(copied) == 1
+    assert copied[0].severity == "critical" and copied[0].target == "requests"
+    assert "summary is the target's" in copied[0].title
+    assert copied[0].evidence["copied_fields"] == ["summary"]
+    assert copied[0].evidence["copied"][0]["target"] == TARGET_SUMMARY
+    assert {f.detector for f in findings} >= {"typosquat", "age"}  # the name-only findings stay
+    assert "incomplete" not in snapshot
+    assert json_requests(index_server, "requests") == 1  # the target's JSON, asked once
+
+
+def test_the_same_name_without_the_copy_gets_only_the_name_only_findings(start_mirror, index_server, tmp_path) -> None:
+    serve_target(index_server, tmp_path)
+    publish(index_server, tmp_path, "reqeusts", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
+    index_server.set_project_info("reqeusts", summary="Helpers for reading exotic request logs",
+                                  project_urls={"Source": "https://github.com/newcomer/reqeusts"})
+    mirror = start_mirror()
+
+    response = screen(mirror, "reqeusts")
+
+    assert response.status_code == 403
+    state, findings, _ = stored(mirror, "reqeusts")
+    assert state == QUARANTINED  # review, as the name alone asks
+    assert {f.detector for f in findings} == {"typosquat", "age"}
+    assert json_requests(index_server, "requests") == 1  # asked, compared, nothing copied
+
+
+def test_an_honest_sub_project_of_the_targets_owners_is_allowed_while_a_copy_is_still_denied(
+    start_mirror, index_server, tmp_path
+) -> None:
+    serve_target(index_server, tmp_path)
+    # The target's own owners publish a sub-project in the same repository, with a summary like the target's.
+    publish(index_server, tmp_path, "requests-client", "1.0", owners={"psf-maint": "Owner", "helper": "Maintainer"})
+    index_server.set_project_info("requests-client", summary=TARGET_SUMMARY, author="Kenneth Reitz",
+                                  project_urls=TARGET_URLS)
+    publish(index_server, tmp_path, "requestss", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
+    index_server.set_project_info("requestss", summary="python http for humans",
+                                  project_urls={"Source": "https://github.com/psf/requests.git"})
+    # A site that lets name-only resemblances through and acts on combined evidence only.
+    mirror = start_mirror(policy={"actions": {"typosquat.medium": "allow", "typosquat.high": "allow",
+                                              "age.medium": "allow"}})
+
+    assert screen(mirror, "requests-client").status_code == 200
+    state, findings, _ = stored(mirror, "requests-client")
+    assert state == ALLOWED
+    assert [f.detector for f in findings] == ["typosquat"]  # resembles 'requests'; owners shared: no impersonation
+
+    assert screen(mirror, "requestss").status_code == 403
+    state, findings, _ = stored(mirror, "requestss")
+    assert state == DENIED
+    (copied,) = [f for f in findings if f.detector == "impersonation"]
+    assert copied.evidence["copied_fields"] == ["project_urls[Source]", "summary"]
+    assert json_requests(index_server, "requests") == 1  # the second look-alike read the cached target
+
+
+def test_a_target_upstream_cannot_serve_makes_the_decision_provisional(start_mirror, index_server, tmp_path) -> None:
+    serve_target(index_server, tmp_path)
+    publish(index_server, tmp_path, "reqeusts", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
+    index_server.set_project_info("reqeusts", summary=TARGET_SUMMARY)
+    mirror = start_mirror()
+
+    with index_server.fault("/pypi/requests/json", "status", status=503):
+        assert screen(mirror, "reqeusts").status_code == 403
+    state, findings, snapshot = stored(mirror, "reqeusts")
+    assert state == QUARANTINED  # waits; never "nothing copied"
+    assert "impersonation" not in {f.detector for f in findings}
+    assert any("'requests', which the name resembles" in gap for gap in snapshot["incomplete"])
+    with mirror.services.sessions() as session:
+        assert session.get(Project, "reqeusts").reason.startswith("facts incomplete")
