@@ -165,9 +165,11 @@ def _crowding(keys: dict[str, list[int]], size: int) -> array:
 
 
 _UNKNOWN = -1  # no download count, no rank, not an alias
-# Materialised projects and forms kept per index; beyond this many the cache
-# starts again (a check touches a few candidates, mostly the same popular ones).
-_CACHE_SIZE = 4096
+# Materialised projects and forms kept per index (some 700 bytes each);
+# beyond this many the cache starts again.  A check touches a few
+# candidates, mostly the same popular ones: 100,000 public names touch some
+# 7,900 protected names, which 4,096 entries would make and drop 22,700 times.
+_CACHE_SIZE = 8192
 
 
 def _build(
@@ -340,8 +342,17 @@ class NameIndex:
         self.words = StringTable(sections, "words")
         trigram_table = StringTable(sections, "trigrams")
         self._crowded_ends = frozenset(scalars["crowded_ends"])
-        self._groups = _lines(sections["groups"])
+        # Where each end's buckets lie among the groups, and each group's
+        # length: a look-up is then a dictionary hit and two bisections of
+        # small integers, not four string bisections over every group.
+        groups = _lines(sections["groups"])
         self._group_starts = sections["group_starts"]
+        self._group_lengths = array("I", [ord(group[-1]) - 0x100 for group in groups])
+        self._end_spans: dict[str, tuple[int, int]] = {}
+        for at, group in enumerate(groups):
+            end = group[:-2]
+            span = self._end_spans.get(end)
+            self._end_spans[end] = (at if span is None else span[0], at + 1)
         self._sorted_flat = _lines(sections["sorted_flat"])
         self._sorted_ids = sections["sorted_ids"]
         # The two-typo buckets as one list of the (shared) compact names and
@@ -435,7 +446,7 @@ class NameIndex:
                 near.update(table.run(number))
         further: set[int] = set()
         compact = forms.compact
-        if self._groups and compact:
+        if self._end_spans and compact:
             further.update(self._two_edit_candidates(compact))
         if len(compact) >= _MIN_TRUNCATED:
             further.update(self._longer_names(compact))
@@ -467,14 +478,17 @@ class NameIndex:
         # to a handful of distance computations however large the corpus.
         # The buckets of one end are stored side by side in length order, so
         # the lengths within two of the name's are one slice.
-        groups, starts = self._groups, self._group_starts
+        starts, lengths, spans = self._group_starts, self._group_lengths, self._end_spans
         size = len(compact)
         crowded = self._crowded_ends
         names: list[str] = []
         ids = array("I")
         for end in (_head(crowded, compact), _tail(crowded, compact)):
-            low = bisect_left(groups, _group(end, max(size - 2, 0)))
-            high = bisect_left(groups, _group(end, size + 3), low)
+            span = spans.get(end)
+            if span is None:
+                continue
+            low = bisect_left(lengths, size - 2, *span)
+            high = bisect_left(lengths, size + 3, low, span[1])
             if low < high:
                 first, last = starts[low], starts[high]
                 names += self._bucket_names[first:last]

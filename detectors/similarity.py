@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from detectors.names import (
@@ -89,16 +90,18 @@ class NameForms(NamedTuple):
         moved = digit_key(flat)
         if not with_keys:
             return cls(canon, flat, folded, base, folded_core, squeezed, words, _NO_KEYS, turned, moved)
-        keys = {flat[:i] + flat[i + 1 :] for i in range(len(flat))}
-        keys.update((flat, folded, folded_core, squeezed, words))
-        keys.update(_fuzzy_stems(flat))
+        # Gathered in a list and hashed once, by the frozenset.
+        keys = [flat[:i] + flat[i + 1 :] for i in range(len(flat))]
+        keys += (flat, folded, folded_core, squeezed, words)
+        if flat[:2] in _PREFIX_HEADS or flat[-2:] in _SUFFIX_TAILS:
+            keys += _fuzzy_stems(flat)
         if base != flat:
-            keys.update([base[:i] + base[i + 1 :] for i in range(len(base))])
-            keys.add(base)
+            keys += [base[:i] + base[i + 1 :] for i in range(len(base))]
+            keys.append(base)
         if turned:
-            keys.add(turned)
+            keys.append(turned)
         if moved:
-            keys.add(moved)
+            keys.append(moved)
         return cls(canon, flat, folded, base, folded_core, squeezed, words, frozenset(keys), turned, moved)
 
 
@@ -452,10 +455,10 @@ def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
     for j in (len(target) - 1,):
         steps.add(cand + target[j])
     best: tuple[int, Edit, Edit] | None = None
-    distance = OSA.distance
-    for middle in sorted(steps):  # sorted: equal explanations resolve the same in every process
-        if distance(middle, target, score_cutoff=1) != 1:
-            continue
+    # The strings one edit from the target, found in one C-level pass;
+    # sorted, so that equal explanations resolve the same in every process.
+    near = process.extract(target, list(steps), scorer=OSA.distance, score_cutoff=1, limit=None)
+    for middle in sorted(middle for middle, distance, _ in near if distance == 1):
         first = single_edit(middle, target)
         if first is None:
             continue
