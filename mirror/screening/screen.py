@@ -117,7 +117,6 @@ class Screening:
             if self.project_row(project) is not None:
                 return  # decided meanwhile, here or in another process
             facts, gaps, seen = self.gather(project, page, project_json)
-            facts = self._with_targets(facts, gaps)
             findings = detectors.run_all(facts, self.detector_config)
             findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
             findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
@@ -154,6 +153,8 @@ class Screening:
         without one (an HTML-only index), not a gap; one that fails is a gap.
         What upstream says (summary, authors, URLs) is None without a document;
         it is kept in the snapshot so the review page need not ask again.
+        The projects the name resembles are asked too (``_with_targets``), so
+        a re-audit compares with them as the first screening did.
         """
         now = self.clock()
         data: dict[str, Any] | None = None
@@ -169,7 +170,7 @@ class Screening:
         previous = self._latest_snapshot(project)
         roles = ownership_roles(data)
         emails = _emails(data)
-        return ProjectFacts(
+        facts = ProjectFacts(
             name=project,
             now=now,
             internal=self.internal_names(),
@@ -184,7 +185,8 @@ class Screening:
             ownership_changed_at=parse_utc(previous.get("ownership_changed_at")) if previous else None,
             downloads=self.downloads(project),
             metadata=project_metadata(data),
-        ), gaps, (extract(data) if data is not None else None)
+        )
+        return self._with_targets(facts, gaps), gaps, (extract(data) if data is not None else None)
 
     # -- releases ----------------------------------------------------------------
 

@@ -126,3 +126,25 @@ def test_a_target_upstream_cannot_serve_makes_the_decision_provisional(start_mir
     assert any("'requests', which the name resembles" in gap for gap in snapshot["incomplete"])
     with mirror.services.sessions() as session:
         assert session.get(Project, "reqeusts").reason.startswith("facts incomplete")
+
+
+def test_a_re_audit_compares_with_the_target_again_and_keeps_the_finding_open(
+    start_mirror, index_server, tmp_path
+) -> None:
+    from tests.audit.support import audit
+
+    serve_target(index_server, tmp_path)
+    publish(index_server, tmp_path, "requestss", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
+    index_server.set_project_info("requestss", summary="python http for humans",
+                                  project_urls={"Source": "https://github.com/psf/requests.git"})
+    # Name-only findings let through: only the impersonation finding keeps the project out.
+    mirror = start_mirror(policy={"actions": {"typosquat.medium": "allow", "typosquat.high": "allow",
+                                              "age.medium": "allow"}})
+    assert screen(mirror, "requestss").status_code == 403
+
+    audit(mirror)
+
+    state, findings, _ = stored(mirror, "requestss")
+    assert state == DENIED
+    (open_finding,) = [f for f in findings if f.detector == "impersonation" and f.resolved_at is None]
+    assert open_finding.evidence["copied_fields"] == ["project_urls[Source]", "summary"]
