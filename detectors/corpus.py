@@ -435,7 +435,7 @@ class NameIndex:
         """
         near: set[int] = set()
         table = self._keys
-        keys = list(forms.keys)
+        keys = forms.keys  # a frozenset: iterated twice, in the same order
         # Each key's CRC-32 and its filter byte through C-level ``map``s:
         # most keys of most names are in no protected name's table, and only
         # the few the filter lets through are looked up.
