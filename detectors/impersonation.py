@@ -55,6 +55,7 @@ __all__ = [
     "Copy",
     "ImpersonationConfig",
     "author_copy",
+    "context_points",
     "description_copy",
     "detect",
     "disclosure",

@@ -6,13 +6,19 @@ candidate's project JSON; SQLite always, PostgreSQL when configured.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import requests
 from sqlalchemy import select
 
 from mirror.db.models import FindingRow, Project, Snapshot
+from mirror.screening.target_metadata import TargetMetadata
 from mirror.states import ALLOWED, DENIED, QUARANTINED
+from mirror.upstream.client import UpstreamClient
+from mirror.upstream.netguard import NetGuard, url_host_entry
+from tests.audit.support import audit
 from tests.support.publish import publish
 
 TARGET_SUMMARY = "Python HTTP for Humans."
@@ -131,8 +137,6 @@ def test_a_target_upstream_cannot_serve_makes_the_decision_provisional(start_mir
 def test_a_re_audit_compares_with_the_target_again_and_keeps_the_finding_open(
     start_mirror, index_server, tmp_path
 ) -> None:
-    from tests.audit.support import audit
-
     serve_target(index_server, tmp_path)
     publish(index_server, tmp_path, "requestss", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
     index_server.set_project_info("requestss", summary="python http for humans",
@@ -148,3 +152,30 @@ def test_a_re_audit_compares_with_the_target_again_and_keeps_the_finding_open(
     assert state == DENIED
     (open_finding,) = [f for f in findings if f.detector == "impersonation" and f.resolved_at is None]
     assert open_finding.evidence["copied_fields"] == ["project_urls[Source]", "summary"]
+
+
+def test_target_lookups_are_bounded_time_limited_and_cached(index_server, tmp_path) -> None:
+    serve_target(index_server, tmp_path)
+    publish(index_server, tmp_path, "numpy", "2.0", owners={"np-maint": "Owner"})
+    publish(index_server, tmp_path, "flask", "3.0")
+    guard = NetGuard({url_host_entry(index_server.url)}, allow_private=True)
+    client = UpstreamClient(index_server.simple_url, timeout=10, max_page_bytes=1 << 20, guard=guard)
+    clock = [0.0]
+    with ThreadPoolExecutor(4) as pool:
+        targets = TargetMetadata(client.fetch_project_json, pool.submit, lambda: clock[0], wait_seconds=0.5,
+                                 ttl_seconds=60, max_targets=2)
+        found, gaps = targets.lookup(["requests", "numpy", "flask"])
+        assert sorted(found) == ["numpy", "requests"] and gaps == []  # the third is never asked
+        assert found["requests"].summary == TARGET_SUMMARY and found["requests"].owners == {"psf-maint"}
+        assert index_server.count_requests("/pypi/flask/json") == 0
+
+        assert targets.lookup(["requests"])[0]["requests"] == found["requests"]
+        assert json_requests(index_server, "requests") == 1  # cached
+        clock[0] = 61.0  # the cache entry has expired
+        with index_server.fault("/pypi/requests/json", "hang", seconds=3):
+            started = time.monotonic()
+            found, gaps = targets.lookup(["requests"])
+            waited = time.monotonic() - started
+        assert found == {} and len(gaps) == 1 and "took over 0.5 s" in gaps[0]
+        assert waited < 2.0  # the screening waits wait_seconds, not the upstream timeout
+        assert targets.lookup(["never-published"]) == ({}, [])  # absent upstream: no metadata, no gap
