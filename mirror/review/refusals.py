@@ -90,7 +90,8 @@ class RefusalRecorder:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pruned_at: float | None = None
+        # The first prune comes PRUNE_SECONDS after start: a starting server touches the database for nothing else.
+        self._pruned_at = monotonic()
 
     # -- the request path -----------------------------------------------------------
 
@@ -160,7 +161,7 @@ class RefusalRecorder:
                 dropped, self.dropped = self.dropped, 0
             if dropped:
                 log.warning("refused-request buffer full: %d new clients not recorded", dropped)
-            due = self._pruned_at is None or self.monotonic() - self._pruned_at >= PRUNE_SECONDS
+            due = self.monotonic() - self._pruned_at >= PRUNE_SECONDS
             if not batch and not due:
                 return 0
             with self.sessions.begin() as session:
