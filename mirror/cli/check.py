@@ -12,12 +12,20 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from detectors import DetectorConfig, InternalNames, PopularCorpus, ProjectFacts, load_corpus, run_name_detectors
+from detectors import (
+    DetectorConfig,
+    Finding,
+    InternalNames,
+    PopularCorpus,
+    ProjectFacts,
+    load_corpus,
+    run_name_detectors,
+)
 from detectors.names import InvalidName, canonical
 from mirror.screening.policy import PolicyConfig, decide
 
@@ -79,6 +87,9 @@ def _names(arguments: Sequence[str], stdin: TextIO) -> Iterable[str]:
             yield argument
 
 
+INVALID = "not a valid project name (PEP 508: letters, digits, '.', '_', '-')"
+
+
 def check_names(
     names: Iterable[str],
     corpus: PopularCorpus,
@@ -89,27 +100,49 @@ def check_names(
     policy: PolicyConfig | None = None,
 ) -> Iterable[dict[str, Any]]:
     """One result per name: ``{"name", "verdict", "findings"}``, or ``{"name", "error"}``."""
+    for name, verdict, findings in _verdicts(names, corpus, internal, now, config, policy):
+        yield _result(name, verdict, findings)
+
+
+def _verdicts(
+    names: Iterable[str],
+    corpus: PopularCorpus,
+    internal: InternalNames,
+    now: datetime | None,
+    config: DetectorConfig | None,
+    policy: PolicyConfig | None,
+) -> Iterator[tuple[str, str | None, list[Finding]]]:
+    """``(canonical name, verdict, findings)`` per name, ``(name as given, None, [])`` for an invalid one.
+
+    What ``check_names`` makes its results of; ``run`` writes most lines
+    straight from it, without a result dictionary per name.
+    """
     now = now or datetime.now(timezone.utc)
     config = config or DetectorConfig()
     policy = policy or PolicyConfig()
+    listed = bool(policy.allow or policy.deny)
     for raw in names:
         try:
             name = canonical(raw)
         except InvalidName:
-            yield {"name": raw, "error": "not a valid project name (PEP 508: letters, digits, '.', '_', '-')"}
+            yield raw, None, []
             continue
-        facts = ProjectFacts(name=name, now=now, internal=internal, corpus=corpus)
-        findings = run_name_detectors(facts, config)
+        findings = run_name_detectors(ProjectFacts(name=name, now=now, internal=internal, corpus=corpus), config)
         # No finding and no site list: nothing for the policy to weigh (the common case, kept cheap).
-        verdict = decide(findings, policy, project=name).action if findings or policy.allow or policy.deny else "allow"
-        yield {
-            "name": name,
-            "verdict": verdict,
-            "findings": [
-                {"detector": f.detector, "severity": str(f.severity), "target": f.target, "title": f.title}
-                for f in findings
-            ],
-        }
+        yield name, decide(findings, policy, project=name).action if findings or listed else "allow", findings
+
+
+def _result(name: str, verdict: str | None, findings: list[Finding]) -> dict[str, Any]:
+    if verdict is None:
+        return {"name": name, "error": INVALID}
+    return {
+        "name": name,
+        "verdict": verdict,
+        "findings": [
+            {"detector": f.detector, "severity": str(f.severity), "target": f.target, "title": f.title}
+            for f in findings
+        ],
+    }
 
 
 def _table_line(result: dict[str, Any]) -> str:
@@ -151,31 +184,25 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO
         return 2
     status = 0
     lines: list[str] = [] if args.json else [f"{'NAME':<30} {'VERDICT':<8} FINDINGS"]
-    for result in check_names(_names(args.names, stdin), corpus, internal):
-        if "error" in result:
+    for name, verdict, findings in _verdicts(_names(args.names, stdin), corpus, internal, None, None, None):
+        if verdict is None:
             status = 2
-            print(f"indexguard check: {result['name']!r}: {result['error']}", file=stderr)
+            print(f"indexguard check: {name!r}: {INVALID}", file=stderr)
             if args.json:
-                lines.append(json.dumps(result))
+                lines.append(json.dumps(_result(name, verdict, findings)))
             continue
-        if result["verdict"] != "allow" and status == 0:
+        if verdict != "allow" and status == 0:
             status = 1
-        lines.append(_json_line(result) if args.json else _table_line(result))
+        if args.json and not findings:
+            # Most names: the line json.dumps would write, without the encoder (a canonical name needs no escaping).
+            lines.append(f'{{"name": "{name}", "verdict": "{verdict}", "findings": []}}')
+        else:
+            result = _result(name, verdict, findings)
+            lines.append(json.dumps(result) if args.json else _table_line(result))
         if len(lines) >= OUTPUT_BATCH:
             _flush(lines, stdout)
     _flush(lines, stdout)
     return status
-
-
-def _json_line(result: dict[str, Any]) -> str:
-    """``json.dumps(result)``, written out directly for the common clean result.
-
-    Most names have no finding, and their line costs more through the JSON
-    encoder than their check does; a canonical name needs no escaping.
-    """
-    if result["findings"]:
-        return json.dumps(result)
-    return f'{{"name": "{result["name"]}", "verdict": "{result["verdict"]}", "findings": []}}'
 
 
 def _flush(lines: list[str], out: TextIO) -> None:
