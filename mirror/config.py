@@ -182,6 +182,13 @@ class UpstreamSettings(Section):
     breaker_cooldown: float = Field(10.0, gt=0)
     # CA bundle for upstream TLS; empty: what pip uses here, else the system default.
     ca_bundle: str = ""
+    # The projects a never-seen name resembles are asked for their project JSON (the
+    # impersonation check): at most this many per screening (0: never), waited for together
+    # at most this long, each answer remembered this long, at most this many remembered.
+    resembled_projects: int = Field(2, ge=0, le=10)
+    resembled_wait: float = Field(5.0, gt=0, le=300)
+    resembled_ttl: float = Field(3600.0, ge=0)
+    resembled_cache_entries: int = Field(2000, ge=1)
 
 
 class ContentSettings(Section):

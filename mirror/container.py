@@ -103,6 +103,12 @@ class Services:
             notify=self.notify,
             monotonic=monotonic,
             prefetch_workers=settings.server.upstream_workers,
+            resembled=dict(
+                max_targets=settings.upstream.resembled_projects,
+                wait_seconds=settings.upstream.resembled_wait,
+                ttl_seconds=settings.upstream.resembled_ttl,
+                max_entries=settings.upstream.resembled_cache_entries,
+            ),
         )
         self.pages = PageService(
             sessions=self.sessions,

@@ -30,12 +30,12 @@ from mirror.db.locks import cross_process_lock
 from mirror.db.models import FindingRow, Project, Release, Snapshot
 from mirror.screening.decisions import decide_project, decide_release, find_release, release_blocked
 from mirror.screening.events import record_event
-from mirror.screening.target_metadata import TargetMetadata, project_metadata, resembled_targets
+from mirror.screening.target_metadata import TargetMetadata, resembled_targets
 from mirror.simple.model import ProjectPage
 from mirror.states import HELD, POLICY_ACTOR, PROJECT_STATE_OF_ACTION
 from mirror.upstream.client import UpstreamClient
 from mirror.upstream.errors import UpstreamError
-from mirror.upstream.project_info import UpstreamInfo, extract, ownership_roles, stored_fields
+from mirror.upstream.project_info import UpstreamInfo, extract, ownership_roles, project_metadata, stored_fields
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class Screening:
         notify: Notifier = lambda kind, payload: None,
         monotonic: Callable[[], float] = time.monotonic,
         prefetch_workers: int = 16,
+        resembled: Mapping[str, Any] | None = None,
     ) -> None:
         self.sessions = sessions
         self.upstream = upstream
@@ -87,7 +88,8 @@ class Screening:
         # neither depends on the other, and the cold path waits for both.
         self._prefetch = ThreadPoolExecutor(max_workers=prefetch_workers, thread_name_prefix="project-json")
         # The project JSON of the projects a look-alike name resembles (detectors.impersonation).
-        self.targets = TargetMetadata(self.upstream.fetch_project_json, self._prefetch.submit, monotonic)
+        limits = resembled or {}
+        self.targets = TargetMetadata(self.upstream.fetch_project_json, self._prefetch.submit, monotonic, **limits)
 
     def close(self) -> None:
         self._prefetch.shutdown(wait=False, cancel_futures=True)

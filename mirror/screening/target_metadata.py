@@ -14,57 +14,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, TimeoutError as FutureTimeout
 from typing import Any
 
 from detectors.facts import Finding, InternalNames, ProjectMetadata
 from mirror.upstream.errors import UpstreamError
-from mirror.upstream.project_info import ownership_roles
+from mirror.upstream.project_info import project_metadata
 
-__all__ = ["TargetMetadata", "project_metadata", "resembled_targets"]
-
-# A README is compared on its first few thousand characters (detectors.impersonation).
-MAX_DESCRIPTION = 8_000
-MAX_TEXT = 1_000
-MAX_URLS = 30
-
-
-def project_metadata(document: Mapping[str, Any] | None) -> ProjectMetadata | None:
-    """The impersonation-relevant part of a project JSON document; None without one.
-
-    Every value is bounded attacker text; ``owners`` and ``organization``
-    are the index's own ownership table (None when it does not say).
-    """
-    if document is None:
-        return None
-    info = document.get("info")
-    info = info if isinstance(info, Mapping) else {}
-
-    def text(key: str, limit: int = MAX_TEXT) -> str | None:
-        value = info.get(key)
-        return value[:limit] if isinstance(value, str) and value.strip() else None
-
-    urls = info.get("project_urls")
-    project_urls = (
-        {str(k)[:MAX_TEXT]: v[:MAX_TEXT] for k, v in list(urls.items())[:MAX_URLS] if isinstance(v, str)}
-        if isinstance(urls, Mapping)
-        else {}
-    )
-    roles = ownership_roles(document)
-    ownership = document.get("ownership")
-    organization = ownership.get("organization") if isinstance(ownership, Mapping) else None
-    return ProjectMetadata(
-        summary=text("summary"),
-        description=text("description", MAX_DESCRIPTION),
-        home_page=text("home_page"),
-        project_urls=project_urls,
-        author=text("author"),
-        author_email=text("author_email"),
-        owners=frozenset(roles) if roles is not None else None,
-        organization=organization if isinstance(organization, str) and organization else None,
-    )
-
+__all__ = ["TargetMetadata", "resembled_targets"]
 
 def resembled_targets(findings: Iterable[Finding], internal: InternalNames) -> list[str]:
     """The public projects the name findings say the candidate resembles, most severe first.

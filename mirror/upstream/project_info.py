@@ -1,4 +1,5 @@
-"""What upstream's project JSON says about a project, cut to the strings a reviewer reads.
+"""What upstream's project JSON says about a project: the strings a reviewer reads, and the
+metadata the impersonation detector compares with a resembled project's (``project_metadata``).
 
 Summary, authors, owners and project URLs are exactly what a look-alike
 project fakes, so the first screening keeps them in its snapshot (the
@@ -15,9 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
 
+from detectors.facts import ProjectMetadata
+
 MAX_TEXT = 500
 MAX_URLS = 20
 MAX_OWNERS = 50
+# What the impersonation detector compares (``project_metadata``): a README on its
+# first few thousand characters, other texts and URLs a little longer than shown.
+MAX_DESCRIPTION = 8_000
+MAX_METADATA_TEXT = 1_000
+MAX_METADATA_URLS = 30
 FIELDS = ("summary", "author", "author_email", "maintainer", "maintainer_email", "license", "version", "home_page")
 
 
@@ -87,6 +95,43 @@ def stored(snapshot: Mapping[str, Any] | None, taken_at: datetime | None) -> Ups
     return UpstreamInfo(
         fields=strings("fields"), owners=strings("owners"), project_urls=strings("project_urls"),
         origin="stored", seen_at=taken_at,
+    )
+
+
+def project_metadata(document: Mapping[str, Any] | None) -> ProjectMetadata | None:
+    """The impersonation-relevant part of a project JSON document; None without one.
+
+    Every value is bounded attacker text; ``owners`` and ``organization``
+    are the index's own ownership table (None when it does not say).
+    """
+    if document is None:
+        return None
+    info = document.get("info")
+    info = info if isinstance(info, Mapping) else {}
+
+    def text(key: str, limit: int = MAX_METADATA_TEXT) -> str | None:
+        value = info.get(key)
+        return value[:limit] if isinstance(value, str) and value.strip() else None
+
+    urls = info.get("project_urls")
+    project_urls = (
+        {str(k)[:MAX_METADATA_TEXT]: v[:MAX_METADATA_TEXT] for k, v in list(urls.items())[:MAX_METADATA_URLS]
+         if isinstance(v, str)}
+        if isinstance(urls, Mapping)
+        else {}
+    )
+    roles = ownership_roles(document)
+    ownership = document.get("ownership")
+    organization = ownership.get("organization") if isinstance(ownership, Mapping) else None
+    return ProjectMetadata(
+        summary=text("summary"),
+        description=text("description", MAX_DESCRIPTION),
+        home_page=text("home_page"),
+        project_urls=project_urls,
+        author=text("author"),
+        author_email=text("author_email"),
+        owners=frozenset(roles) if roles is not None else None,
+        organization=organization if isinstance(organization, str) and organization else None,
     )
 
 

@@ -10,9 +10,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+import pytest
 import requests
 from sqlalchemy import select
 
+from mirror.config import SettingsError, settings_from_mapping
 from mirror.db.models import FindingRow, Project, Snapshot
 from mirror.screening.target_metadata import TargetMetadata
 from mirror.states import ALLOWED, DENIED, QUARANTINED
@@ -179,3 +181,13 @@ def test_target_lookups_are_bounded_time_limited_and_cached(index_server, tmp_pa
         assert found == {} and len(gaps) == 1 and "took over 0.5 s" in gaps[0]
         assert waited < 2.0  # the screening waits wait_seconds, not the upstream timeout
         assert targets.lookup(["never-published"]) == ({}, [])  # absent upstream: no metadata, no gap
+
+
+def test_the_resembled_project_limits_are_upstream_settings(start_mirror) -> None:
+    """[upstream] resembled_* reach the screening's fetcher, and are validated."""
+    mirror = start_mirror(upstream={"resembled_projects": 1, "resembled_wait": 0.5, "resembled_ttl": 60.0,
+                                    "resembled_cache_entries": 10})
+    targets = mirror.services.screening.targets
+    assert (targets.max_targets, targets.wait_seconds, targets.ttl_seconds, targets.max_entries) == (1, 0.5, 60.0, 10)
+    with pytest.raises(SettingsError, match="upstream.resembled_wait"):
+        settings_from_mapping({"upstream": {"resembled_wait": 0}})
