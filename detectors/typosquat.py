@@ -395,13 +395,13 @@ def find_matches(
     ``minimum``, so that benchmarks can sweep it.  Raises ``InvalidName``.
     """
     cand = name if isinstance(name, NameForms) else NameForms.of(name)
-    own_ident = index.lookup(cand.canonical)
-    own = index.projects[own_ident] if own_ident >= 0 else None
-    floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
     near, further = index.candidates_by_reach(cand)
     idents = near | further
     if not idents:
-        return []
+        return []  # most names: nothing protected within reach
+    own_ident = index.lookup(cand.canonical)
+    own = index.projects[own_ident] if own_ident >= 0 else None
+    floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
     seen = _Seen(cand, index, len(near) - (own_ident in near))
     matches: list[Match] = []
     for ident in idents:
