@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from detectors.facts import Finding
 from mirror.clock import Clock, utcnow
 from mirror.config import Settings
 from mirror.db.session import make_engine, make_session_factory
@@ -64,63 +65,19 @@ class Services:
             settings.storage.path / "files", rehash_max_bytes=settings.storage.rehash_max_bytes
         )
         self.guard, self.breaker, self.upstream = build_upstream(settings)
-        self.fetcher = FileFetcher(
-            self.store,
-            requests_opener(
-                self.guard, timeout=settings.upstream.timeout, session=self.upstream.session, breaker=self.breaker
-            ),
-            on_mismatch=partial(record_hash_mismatch, self.sessions, clock),
-            max_size=settings.upstream.max_file_bytes,
-            max_metadata_size=settings.upstream.max_metadata_bytes,
-        )
+        self.fetcher = build_fetcher(settings, self.store, self.guard, self.upstream, self.breaker,
+                                     on_mismatch=partial(record_hash_mismatch, self.sessions, clock))
         self.internal = build_internal(settings, self.sessions, self.store, self.breaker, clock, monotonic)
         self.detectors = DetectorSetup.from_settings(settings)
         provenance = ProvenanceStore(self.sessions, self.store, self.upstream)
-        self.content = (
-            ContentScreening(
-                sessions=self.sessions,
-                clock=clock,
-                blob_path=self._stored_blob,
-                provenance=provenance.of,
-                action_for=lambda finding: action_for(finding, self.detectors.policy),
-                notify=self.notify,
-                config=scan_config(settings.content),
-                workers=settings.content.workers,
-                held_release_files=settings.content.held_release_files,
-            )
-            if settings.content.enabled
-            else None
+        self.content = build_content(
+            settings, self.sessions, clock, self._stored_blob, provenance,
+            action=lambda finding: action_for(finding, self.detectors.policy), notify=self.notify,
         )
-        self.screening = Screening(
-            sessions=self.sessions,
-            upstream=self.upstream,
-            clock=clock,
-            internal_names=self.internal.names_index,
-            detector_config=self.detectors.config,
-            policy=self.detectors.policy,
-            corpus=self.detectors.corpus,
-            downloads=downloads_provider(self.detectors, settings),
-            notify=self.notify,
-            monotonic=monotonic,
-            prefetch_workers=settings.server.upstream_workers,
-            resembled=dict(
-                max_targets=settings.upstream.resembled_projects,
-                wait_seconds=settings.upstream.resembled_wait,
-                ttl_seconds=settings.upstream.resembled_ttl,
-                max_entries=settings.upstream.resembled_cache_entries,
-            ),
+        self.screening = build_screening(
+            settings, self.sessions, self.upstream, self.internal, self.detectors, clock, monotonic, self.notify
         )
-        self.pages = PageService(
-            sessions=self.sessions,
-            upstream=self.upstream,
-            ttl=settings.upstream.index_ttl,
-            clock=clock,
-            monotonic=monotonic,
-            register_releases=self.screening.register_releases,
-            notify=self.notify,
-            hold_removed=settings.upstream.on_removed == "hold",
-            stale_timeout=min(settings.upstream.stale_refresh_timeout, settings.upstream.timeout),
-        )
+        self.pages = build_pages(settings, self.sessions, self.upstream, self.screening, clock, monotonic, self.notify)
         self.projects = ProjectService(
             sessions=self.sessions,
             store=self.store,
@@ -195,6 +152,106 @@ def build_upstream(settings: Settings) -> tuple[NetGuard, CircuitBreaker, Upstre
         breaker=breaker,
     )
     return guard, breaker, upstream
+
+
+def build_fetcher(
+    settings: Settings,
+    store: BlobStore,
+    guard: NetGuard,
+    upstream: UpstreamClient,
+    breaker: CircuitBreaker,
+    *,
+    on_mismatch: Callable[[str, str, str], None],
+) -> FileFetcher:
+    """The file fetcher, on the upstream client's guarded session (files come from the allowed hosts only)."""
+    return FileFetcher(
+        store,
+        requests_opener(guard, timeout=settings.upstream.timeout, session=upstream.session, breaker=breaker),
+        on_mismatch=on_mismatch,
+        max_size=settings.upstream.max_file_bytes,
+        max_metadata_size=settings.upstream.max_metadata_bytes,
+    )
+
+
+def build_content(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    clock: Clock,
+    blob_path: Callable[[FileToScan], Path],
+    provenance: ProvenanceStore,
+    *,
+    action: Callable[[Finding], str],
+    notify: Callable[[str, dict[str, Any]], None],
+) -> ContentScreening | None:
+    """Content screening with ``[content]``'s limits; None when it is switched off."""
+    if not settings.content.enabled:
+        return None
+    return ContentScreening(
+        sessions=sessions,
+        clock=clock,
+        blob_path=blob_path,
+        provenance=provenance.of,
+        action_for=action,
+        notify=notify,
+        config=scan_config(settings.content),
+        workers=settings.content.workers,
+        held_release_files=settings.content.held_release_files,
+    )
+
+
+def build_screening(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    upstream: UpstreamClient,
+    internal: InternalSources,
+    detectors: DetectorSetup,
+    clock: Clock,
+    monotonic: Callable[[], float],
+    notify: Callable[[str, dict[str, Any]], None],
+) -> Screening:
+    """The first screening, with the detectors' configuration and the resembled-project limits."""
+    return Screening(
+        sessions=sessions,
+        upstream=upstream,
+        clock=clock,
+        internal_names=internal.names_index,
+        detector_config=detectors.config,
+        policy=detectors.policy,
+        corpus=detectors.corpus,
+        downloads=downloads_provider(detectors, settings),
+        notify=notify,
+        monotonic=monotonic,
+        prefetch_workers=settings.server.upstream_workers,
+        resembled=dict(
+            max_targets=settings.upstream.resembled_projects,
+            wait_seconds=settings.upstream.resembled_wait,
+            ttl_seconds=settings.upstream.resembled_ttl,
+            max_entries=settings.upstream.resembled_cache_entries,
+        ),
+    )
+
+
+def build_pages(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    upstream: UpstreamClient,
+    screening: Screening,
+    clock: Clock,
+    monotonic: Callable[[], float],
+    notify: Callable[[str, dict[str, Any]], None],
+) -> PageService:
+    """The page cache; new releases are registered (and held) by the screening as pages are built."""
+    return PageService(
+        sessions=sessions,
+        upstream=upstream,
+        ttl=settings.upstream.index_ttl,
+        clock=clock,
+        monotonic=monotonic,
+        register_releases=screening.register_releases,
+        notify=notify,
+        hold_removed=settings.upstream.on_removed == "hold",
+        stale_timeout=min(settings.upstream.stale_refresh_timeout, settings.upstream.timeout),
+    )
 
 
 def build_internal(
