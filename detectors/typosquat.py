@@ -176,6 +176,7 @@ class TyposquatConfig:
     unknown_downloads: int = 10_000_000
     allowlist: frozenset[tuple[str, str]] = field(default_factory=lambda: load_allowlist())
     _two_edit_bounds: Mapping[str, float] = field(init=False, repr=False, compare=False)
+    _length_weights: tuple[float, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for label in ("threshold", "high_threshold", "internal_threshold"):
@@ -183,6 +184,8 @@ class TyposquatConfig:
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"typosquat {label} must be within [0, 1], got {value}")
         object.__setattr__(self, "_two_edit_bounds", _two_edit_bounds(self.weights))
+        # 'length:N' by N (4 to 12, the lengths features use), for the two-edit ceiling.
+        object.__setattr__(self, "_length_weights", tuple(self.weights.get(f"length:{n}", 0.0) for n in range(13)))
 
 
 @dataclass(frozen=True)
@@ -253,7 +256,7 @@ def features(
     seen = _Seen(cand, index, neighbours)
     found = _pair_features(seen, target, index.ident(target.name), target_forms, index, config)
     if relation.distance:
-        found.update(_letter_features(seen.letters, target_forms, index))
+        found.update(_letter_features(seen, target_forms))
     found.update(_relation_features(target_forms, index.ident(target_forms.canonical), relation, index, seen.word))
     return found
 
@@ -261,12 +264,14 @@ def features(
 class _Seen:
     """What ``features`` needs of the candidate alone, worked out once per name rather than per target."""
 
-    __slots__ = ("forms", "word", "letters", "own_words", "known", "neighbours")
+    __slots__ = ("forms", "word", "rarest_first", "own_words", "known", "neighbours")
 
     def __init__(self, cand: NameForms, index: NameIndex, neighbours: int) -> None:
         self.forms = cand
         self.word = _word_weight(cand, index)
-        self.letters = trigrams(cand.compact)
+        # The letter triples with how many protected names contain each, rarest first.
+        counts = index.trigrams
+        self.rarest_first = sorted((counts.get(triple, 0), triple) for triple in trigrams(cand.compact))
         # The candidate's words that could be words of a project of its own.
         self.own_words = [w for w in tokens(cand.canonical) if w not in _DECORATION_WORDS]
         self.known: dict[str, bool] = {}
@@ -316,21 +321,19 @@ def _pair_features(
     return found
 
 
-def _letter_features(letters: list[str], target_forms: NameForms, index: NameIndex) -> dict[str, float]:
+def _letter_features(seen: _Seen, target_forms: NameForms) -> dict[str, float]:
     """Whether the letters an edit introduced are ones project names are made of.
 
-    ``letters`` are the candidate's letter triples (``trigrams``).  An honest
-    neighbour of a popular name is usually a word of its own ('identity',
-    'unicorn') whose triples are everywhere; a slip of the hand leaves
-    triples hardly any project name has ('reqyest').
+    An honest neighbour of a popular name is usually a word of its own
+    ('identity', 'unicorn') whose letter triples are everywhere; a slip of
+    the hand leaves triples hardly any project name has ('reqyest').
     """
     marked = f"^{target_forms.compact}$"
-    counts = index.trigrams
-    # The triples the edit introduced: those the target does not contain.
-    rarest = min((counts.get(t, 0) for t in letters if t not in marked), default=None)
-    if rarest is None:
-        return {}
-    return {"rare_letters": 1.0 / (1.0 + rarest), "letters_seen": math.log2(1 + rarest)}
+    # The rarest of the triples the edit introduced: those the target does not contain.
+    for rarest, triple in seen.rarest_first:
+        if triple not in marked:
+            return {"rare_letters": 1.0 / (1.0 + rarest), "letters_seen": math.log2(1 + rarest)}
+    return {}
 
 
 def _relation_features(
@@ -416,7 +419,7 @@ def find_matches(
             if not two_edits_apart(cand, target_forms):
                 continue
             found = _pair_features(seen, target, ident, target_forms, index, config)
-            found.update(_letter_features(seen.letters, target_forms, index))  # a two-edit relation has distance 2
+            found.update(_letter_features(seen, target_forms))  # a two-edit relation has distance 2
             if _two_edit_ceiling(_logit(found, config), ident, target_forms, index, config, seen.word) < floor:
                 continue
             relation = relate_by_two_edits(cand, target_forms)
@@ -425,7 +428,7 @@ def find_matches(
         else:
             found = _pair_features(seen, target, ident, target_forms, index, config)
             if relation.distance:
-                found.update(_letter_features(seen.letters, target_forms, index))
+                found.update(_letter_features(seen, target_forms))
         found.update(_relation_features(target_forms, ident, relation, index, seen.word))
         value = 1.0 / (1.0 + math.exp(-_logit(found, config)))
         if value >= minimum:
@@ -450,11 +453,11 @@ def _two_edit_ceiling(
     the relation is explained lets ``find_matches`` skip the costly two-edit
     explanation wherever it could not reach the threshold anyway.
     """
-    get = config.weights.get
-    best = logit + config._two_edit_bounds["short" if _is_short(target_forms) else "long"]
-    lengths = {min(max(len(target_forms.compact), 4), 12), min(max(len(target_forms.core), 4), 12)}
-    best += max(get(f"length:{n}", 0.0) for n in lengths)
-    best += max(get("broken_word", 0.0) * (index.word_weights[ident] - word), 0.0)
+    flat, core = len(target_forms.compact), len(target_forms.core)
+    best = logit + config._two_edit_bounds["short" if min(flat, core) <= 5 else "long"]  # ``_is_short``
+    by_length = config._length_weights
+    best += max(by_length[min(max(flat, 4), 12)], by_length[min(max(core, 4), 12)])
+    best += max(config.weights.get("broken_word", 0.0) * (index.word_weights[ident] - word), 0.0)
     return best + _CEILING_SLACK
 
 

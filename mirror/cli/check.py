@@ -80,7 +80,7 @@ def _names(arguments: Sequence[str], stdin: TextIO) -> Iterable[str]:
     for argument in arguments:
         if argument == "-":
             for line in stdin:
-                name = line.split("#", 1)[0].strip()
+                name = (line.split("#", 1)[0] if "#" in line else line).strip()
                 if name:
                     yield name
         else:
