@@ -442,18 +442,19 @@ def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:
     """
     if OSA.distance(cand, target, score_cutoff=2) != 2:
         return None
-    steps: set[str] = set()
+    steps = {cand + target[-1]}
+    add = steps.add
     n = len(cand)
     for i in range(n):
-        steps.add(cand[:i] + cand[i + 1 :])
+        head, rest = cand[:i], cand[i + 1 :]
+        add(head + rest)
         if i + 1 < n:
-            steps.add(cand[:i] + cand[i + 1] + cand[i] + cand[i + 2 :])
-        for j in (i - 1, i, i + 1):
-            if 0 <= j < len(target):
-                steps.add(cand[:i] + target[j] + cand[i + 1 :])
-                steps.add(cand[:i] + target[j] + cand[i:])
-    for j in (len(target) - 1,):
-        steps.add(cand + target[j])
+            add(head + cand[i + 1] + cand[i] + cand[i + 2 :])
+        here = cand[i:]
+        # The target's letters at i - 1, i and i + 1, in place of cand[i] or before it.
+        for letter in target[max(i - 1, 0) : i + 2]:
+            add(head + letter + rest)
+            add(head + letter + here)
     best: tuple[int, Edit, Edit] | None = None
     # The strings one edit from the target, found in one C-level pass;
     # sorted, so that equal explanations resolve the same in every process.
