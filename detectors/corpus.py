@@ -483,7 +483,18 @@ class NameIndex:
         crowded = self._crowded_ends
         names: list[str] = []
         ids = array("I")
-        for end in (_head(crowded, compact), _tail(crowded, compact)):
+        # ``_head`` and ``_tail`` written out for _END_LETTERS_MAX = 4: this runs for every name checked.
+        head = "^" + compact[:2]
+        if head in crowded:
+            head = "^" + compact[:3]
+            if head in crowded:
+                head = "^" + compact[:4]
+        tail = compact[-2:] + "$"
+        if tail in crowded:
+            tail = compact[-3:] + "$"
+            if tail in crowded:
+                tail = compact[-4:] + "$"
+        for end in (head, tail):
             span = spans.get(end)
             if span is None:
                 continue

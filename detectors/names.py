@@ -52,6 +52,8 @@ def canonical(name: str) -> str:
     Validation happens here, at the door, so that every later form can assume
     a name made of letters, digits and single dashes.
     """
+    if name.isalnum() and name.isascii() and name.islower():
+        return name  # one plain lower-case word (most names): valid and already canonical
     return canonicalize_name(name, validate=True)
 
 
