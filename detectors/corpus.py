@@ -469,7 +469,11 @@ class NameIndex:
         project is: that must never count as evidence that it is honest.
         """
         protected = self._protected_forms
-        return forms.compact in protected or forms.core in protected or forms.squeezed in protected
+        flat, base, squeezed = forms.compact, forms.core, forms.squeezed
+        if flat in protected:
+            return True
+        # Most names have no affix and no double letter: each form asked once.
+        return (base != flat and base in protected) or (squeezed not in (flat, base) and squeezed in protected)
 
     def _two_edit_candidates(self, compact: str) -> list[int]:
         # Names are bucketed by length and by their first or their last two
