@@ -412,8 +412,7 @@ class Screening:
                 decided_by="policy",
                 decided_at=now,
             )
-            session.add(row)
-            session.flush()
+            session.add(row)  # flushed with the others in one batch: a big project has hundreds
             return row
         decide_release(
             session,
