@@ -88,6 +88,14 @@ def test_trigrams_mark_both_ends_and_are_counted_once_per_name() -> None:
     assert index.trigrams["aaa"] == 1 and index.trigrams["^aa"] == 2
 
 
+def test_lookup_and_entry_answer_like_ident_and_the_sequences() -> None:
+    index = NameIndex([Project("requests", 10**9, 1), Project("pytorch", 10**8, 2, "alias", "torch")])
+    ident = index.ident("pytorch")
+    assert index.lookup("pytorch") == ident and index.lookup("flask") == -1
+    assert index.entry(ident) == (index.projects[ident], index.forms[ident])
+    assert index.entry(ident)[0].alias_of == "torch" and index.entry(ident)[1].canonical == "pytorch"
+
+
 def test_two_edit_candidates_reach_every_length_within_two() -> None:
     index = NameIndex([Project("requests", 10**9)], two_edit_min_length=7, two_edit_min_downloads=10**8)
     for name in ["reqest", "requestsxx", "rqeuests", "xrequestx"[:-1]]:

@@ -16,6 +16,23 @@ def test_canonical_is_pep_503() -> None:
     assert canonical("a__b--c") == "a-b-c"
 
 
+@given(st.text(alphabet="abcXYZ019-_.\u0131\u212a\u00e9 \n", max_size=8))
+def test_canonical_agrees_with_packaging_on_any_text(text: str) -> None:
+    # ``canonical`` returns plain lower-case words as they are, without
+    # packaging's pass: the answer (or the refusal) must be the same.
+    from packaging.utils import canonicalize_name
+
+    try:
+        expected: str | type = canonicalize_name(text, validate=True)
+    except InvalidName:
+        expected = InvalidName
+    try:
+        got: str | type = canonical(text)
+    except InvalidName:
+        got = InvalidName
+    assert got == expected
+
+
 @pytest.mark.parametrize("bad", ["", "foo bar", "-foo", "foo-", "naïve", "foo/bar"])
 def test_canonical_rejects_names_no_index_accepts(bad: str) -> None:
     with pytest.raises(InvalidName):
