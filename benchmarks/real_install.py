@@ -17,6 +17,9 @@ pip runs with ``--no-cache-dir`` and its configuration disabled
 settings).  The mirror runs as ``indexguard serve``, one worker, with the
 embedded defaults plus a config that points storage at a temp directory.
 Medians, spread and the cold/direct and warm/direct ratios are the headline.
+With ``--peers``, every round also runs a fresh proxpi 1.3.1 (a caching
+proxy that screens nothing; ``benchmarks/peers.py``) cold and warm on the
+same workload, so the peer's ratios come from the same minutes.
 
 After the rounds: the mirror's peak RSS (``VmHWM``) and where its resident
 memory lies (``/proc/PID/smaps``); page throughput with ``wrk`` on the
@@ -30,7 +33,7 @@ every timing: the box is shared, and a busy neighbour only ever slows a run.
 
 The public index unreachable: a message and exit status 0 (nothing measured).
 
-Run: python -m benchmarks.real_install [--rounds 3] [--seconds 10] [--json FILE]
+Run: python -m benchmarks.real_install [--rounds 3] [--seconds 10] [--peers] [--json FILE]
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from packaging.utils import canonicalize_name
 from pip import __version__ as pip_version
 from pip._internal.models.index import PyPI
 
-from benchmarks import common
+from benchmarks import common, peers
 from benchmarks.common import JSON_HEADERS, JSON_TYPE, MIB, ROOT
 from mirror.upstream.client import derive_json_api_url
 
@@ -66,6 +69,7 @@ REQUIREMENTS = Path(__file__).with_name("real_install.txt")
 # site behind a TLS-inspecting proxy can still run the benchmark.
 KEPT_PIP_ENV = frozenset({"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY"})
 MODES = ("direct", "cold", "warm")
+PEER_MODES = ("proxpi cold", "proxpi warm")  # with --peers: proxpi 1.3.1, fresh each round
 # Issue 16's goals, printed next to the measurements.
 GOAL_COLD, GOAL_WARM, GOAL_RSS_MIB, GOAL_PAGE_RPS = 1.3, 0.9, 150.0, 5000.0
 NUMPY = "numpy"  # the issue measures page throughput on a numpy-sized page
@@ -251,7 +255,7 @@ def pip_download(mode: str, round_no: int, index_url: str, work: Path) -> PipRun
     size = sum(p.stat().st_size for p in dest.iterdir())
     shutil.rmtree(dest)
     run = PipRun(mode, round_no, seconds, before, load(), files, size)
-    print(f"  round {round_no} {mode:6} {seconds:7.2f} s  {len(files)} files {size / MIB:.1f} MiB  "
+    print(f"  round {round_no} {mode:11} {seconds:7.2f} s  {len(files)} files {size / MIB:.1f} MiB  "
           f"load {run.load_before} -> {run.load_after}", flush=True)
     return run
 
@@ -270,8 +274,10 @@ class RoundMemory:
     peak_mib: float
 
 
-def run_rounds(work: Path, rounds: int, expected: int) -> tuple[list[PipRun], list[RoundMemory], Mirror]:
-    """Every round: direct, cold and warm in turn; the last round's mirror is left running."""
+def run_rounds(work: Path, rounds: int, expected: int,
+               with_peers: bool = False) -> tuple[list[PipRun], list[RoundMemory], Mirror]:
+    """Every round: direct, cold and warm in turn (then a fresh peer cold and warm, if asked);
+    the last round's mirror is left running."""
     runs: list[PipRun] = []
     memory: list[RoundMemory] = []
     mirror: Mirror | None = None
@@ -295,6 +301,16 @@ def run_rounds(work: Path, rounds: int, expected: int) -> tuple[list[PipRun], li
                 memory.append(RoundMemory(round_no, mirror.idle_rss_mib, after_cold,
                                           common.current_rss_mib(mirror.proc.pid),
                                           common.peak_rss_mib(mirror.proc.pid)))
+        if with_peers:
+            peer = peers.start_proxpi(work, f"proxpi-r{round_no}", public_index())
+            try:
+                for mode in PEER_MODES:
+                    run = pip_download(mode, round_no, peer.index_url, work)
+                    if run.files != runs[0].files:
+                        raise RuntimeError(f"{mode} round {round_no} downloaded other files than round 1 direct")
+                    runs.append(run)
+            finally:
+                common.stop(peer.proc)
     assert mirror is not None
     return runs, memory, mirror
 
@@ -457,7 +473,8 @@ def spread(values: Sequence[float]) -> float:
 
 
 def summarise(runs: Sequence[PipRun]) -> dict[str, dict[str, float]]:
-    by_mode = {m: [r.seconds for r in runs if r.mode == m] for m in MODES}
+    by_mode = {m: [r.seconds for r in runs if r.mode == m] for m in MODES + PEER_MODES}
+    by_mode = {m: values for m, values in by_mode.items() if values}
     direct = statistics.median(by_mode["direct"])
     summary = {}
     for mode, values in by_mode.items():
@@ -611,17 +628,21 @@ def report_issue_table(summary: dict[str, dict[str, float]], memory: Sequence[Ro
                        pages: Sequence[dict[str, Any]], peak_after_load: float) -> None:
     numpy_like = next(r for r in pages if r["server"] == "mirror" and r["set"] == "numpy page")
     peak = max(m.peak_mib for m in memory)
+    def peer(mode: str) -> str:
+        got = summary.get(f"proxpi {mode}")
+        return f"{got['ratio']:.2f}x ({got['median']:.1f} s)" if got else "not run (--peers)"
+
     rows = [
         ["cold (empty mirror)", f"1.0x ({summary['direct']['median']:.1f} s)",
-         f"{summary['cold']['ratio']:.2f}x ({summary['cold']['median']:.1f} s)", f"<= {GOAL_COLD}x"],
+         f"{summary['cold']['ratio']:.2f}x ({summary['cold']['median']:.1f} s)", f"<= {GOAL_COLD}x", peer("cold")],
         ["warm (everything cached)", f"1.0x ({summary['direct']['median']:.1f} s)",
-         f"{summary['warm']['ratio']:.2f}x ({summary['warm']['median']:.1f} s)", f"<= {GOAL_WARM}x"],
+         f"{summary['warm']['ratio']:.2f}x ({summary['warm']['median']:.1f} s)", f"<= {GOAL_WARM}x", peer("warm")],
         ["server RSS after the run (peak VmHWM)", "-",
-         f"{peak:.0f} MiB ({peak_after_load:.0f} MiB after the page load)", f"<= {GOAL_RSS_MIB:.0f} MiB"],
+         f"{peak:.0f} MiB ({peak_after_load:.0f} MiB after the page load)", f"<= {GOAL_RSS_MIB:.0f} MiB", "-"],
         [f"warm JSON page of {numpy_like['pages'][0]}, gzip, 16 conn", "-",
-         f"{numpy_like['rps']:,.0f} req/s", f">= {GOAL_PAGE_RPS:,.0f} req/s"],
+         f"{numpy_like['rps']:,.0f} req/s", f">= {GOAL_PAGE_RPS:,.0f} req/s", "-"],
     ]
-    common.print_table("issue 16's table, this run", ["", "direct", "IndexGuard now", "goal"], rows)
+    common.print_table("issue 16's table, this run", ["", "direct", "IndexGuard now", "goal", "proxpi 1.3.1"], rows)
 
 
 # -- the run ----------------------------------------------------------------------
@@ -643,7 +664,7 @@ def run(args: argparse.Namespace) -> int:
     with common.temp_workdir("indexguard-bench-real-") as tmp:
         work = Path(tmp)
         (work / "logs").mkdir()
-        runs, memory, mirror = run_rounds(work, args.rounds, len(pins))
+        runs, memory, mirror = run_rounds(work, args.rounds, len(pins), with_peers=args.peers)
         try:
             bodies = page_sizes(mirror.port, names)
             pages = [] if args.no_wrk else page_load(mirror, bodies, work, args.seconds, args.connections)
@@ -690,6 +711,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-wrk", action="store_true", help="skip the page-throughput phase")
     p.add_argument("--no-inprocess", action="store_true", help="skip the in-process phases and tracemalloc looks")
     p.add_argument("--json", default="", help="also write every figure to this file")
+    p.add_argument("--peers", action="store_true",
+                   help="also run proxpi 1.3.1 (installed into its own venv on first use), cold and warm, every round")
     return p
 
 
