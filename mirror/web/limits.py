@@ -59,7 +59,7 @@ def missing_credential(method: str, path: str, headers: list[tuple[bytes, bytes]
 
 
 def declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The ``Content-Length`` the client announced (uvicorn's h11 has checked it is a number)."""
+    """The ``Content-Length`` the client announced (the HTTP parser refuses a malformed one)."""
     value = _header(headers, b"content-length").strip()
     return int(value) if value.isdigit() else None
 
