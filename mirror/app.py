@@ -30,7 +30,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     review_settings = ReviewSettings.from_settings(settings)
     # Who was refused a blocked project ("clients that asked"), counted in memory and written in batches.
     refusals = RefusalRecorder(
-        services.sessions, services.clock, retention=timedelta(days=review_settings.refusals_retention_days)
+        services.sessions, services.clock, retention=timedelta(days=review_settings.refusals_retention_days),
+        max_pending=review_settings.refusals_max_waiting, max_clients=review_settings.refusals_max_clients,
     )
 
     @asynccontextmanager

@@ -29,6 +29,10 @@ class ReviewSettings(Section):
     chart_days: int = Field(30, ge=1, le=366)
     # Days a refused client is remembered ("clients that asked"); older ones are pruned.
     refusals_retention_days: int = Field(30, ge=1, le=3650)
+    # Distinct (project, client) counters waiting in memory for the next write; new clients
+    # past it are dropped (and logged) until then.  Clients kept per project; the rest share one row.
+    refusals_max_waiting: int = Field(10_000, ge=1, le=1_000_000)
+    refusals_max_clients: int = Field(1_000, ge=1, le=1_000_000)
 
     @classmethod
     def from_mapping(cls, raw: Mapping[str, Any]) -> ReviewSettings:

@@ -130,3 +130,12 @@ def test_chart_days_sets_the_charts_width(start_mirror, index_server, tmp_path) 
     page = _page(sign_in(mirror, make_token(mirror, "reviewer", "rita")), mirror, "admin/")
     svg = page[page.index("<svg"): page.index("</svg>")]
     assert svg.count("<rect") == 2 * 7 and "Last 7 days" in page
+
+
+def test_the_refusal_recorders_bounds_are_review_settings(start_mirror) -> None:
+    mirror = start_mirror(review={"refusals_max_waiting": 7, "refusals_max_clients": 3})
+    recorder = mirror.app.state.refusals
+    assert (recorder.max_pending, recorder.max_clients) == (7, 3)
+    for index in range(10):
+        recorder.record(project="reqeusts", client=f"10.0.0.{index}")
+    assert recorder.dropped == 3  # past the waiting bound: dropped and logged, never unbounded
