@@ -37,10 +37,14 @@ class DetectorSetup:
         return cls(config=detector_config(settings), policy=policy, cache_dir=settings.storage.corpus_cache_dir)
 
     def corpus(self) -> Any:
-        """The popular corpus, shared by every Services in the process (it is read-only)."""
+        """The popular corpus, shared by every Services in the process (it is read-only).
+
+        Shared by configuration alone: where a corpus file is kept changes how
+        fast it loads, never what it holds.
+        """
         if self._corpus is None:
             with _CORPUS_LOCK:
-                key = repr((self.config, self.cache_dir))
+                key = repr(self.config)
                 if key not in _CORPORA:
                     _CORPORA[key] = detectors.load_corpus(self.config, cache_dir=self.cache_dir)
                 self._corpus = _CORPORA[key]
