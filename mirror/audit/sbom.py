@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from itertools import groupby
+from operator import attrgetter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -156,16 +158,7 @@ def _release_groups(services: Any, include_pinned: bool,
 
 def _by_project(rows: Iterable[Any]) -> Iterator[tuple[str, list[Any]]]:
     """Consecutive rows grouped by project (the query orders by project)."""
-    current: str | None = None
-    group: list[Any] = []
-    for row in rows:
-        if row.project != current:
-            if current is not None:
-                yield current, group
-            current, group = row.project, []
-        group.append(row)
-    if current is not None:
-        yield current, group
+    return ((project, list(group)) for project, group in groupby(rows, key=attrgetter("project")))
 
 
 def _project_components(name: str, files: list[Any], project: Project | None, releases: dict[str, Release],
@@ -267,10 +260,14 @@ def _vulnerabilities(services: Any, include_pinned: bool, cached: Callable[[str]
 
 
 def _open_vulnerabilities(services: Any) -> Iterator[tuple[str, list[Vulnerability]]]:
-    """(id, rows) for every open vulnerability, in id order, read in keyset pages of BATCH rows."""
+    """(id, rows) for every open vulnerability, in id order (a group may span two pages)."""
+    return ((vuln_id, list(group)) for vuln_id, group in groupby(_open_vulnerability_rows(services),
+                                                                   key=attrgetter("vuln_id")))
+
+
+def _open_vulnerability_rows(services: Any) -> Iterator[Vulnerability]:
+    """Every open vulnerability row, ordered by id, read in keyset pages of BATCH rows."""
     last_id, last_row = "", 0
-    current: str | None = None
-    group: list[Vulnerability] = []
     while True:
         with services.sessions() as session:
             rows = list(session.scalars(
@@ -281,16 +278,9 @@ def _open_vulnerabilities(services: Any) -> Iterator[tuple[str, list[Vulnerabili
                 .order_by(Vulnerability.vuln_id, Vulnerability.id).limit(BATCH)))
             session.expunge_all()
         if not rows:
-            break
-        for row in rows:
-            if row.vuln_id != current:
-                if current is not None:
-                    yield current, group
-                current, group = row.vuln_id, []
-            group.append(row)
+            return
+        yield from rows
         last_id, last_row = rows[-1].vuln_id, rows[-1].id
-    if current is not None:
-        yield current, group
 
 
 def _release_cached(services: Any, project: str, version: str, cached: Callable[[str], bool]) -> bool:

@@ -497,6 +497,13 @@ def decide_project_form(
     return RedirectResponse(f"/admin/projects/{canonical}?done={done}", status_code=303)
 
 
+def _decision_problem(action: str, reason: str, doing: str) -> str | None:
+    """What is wrong with an allow-or-deny form, in the words of the page; None when it is fine."""
+    if action not in ("allow", "deny"):
+        return "Choose Allow or Deny."
+    return _reason_problem(reason, doing)
+
+
 def _reason_problem(reason: str, doing: str) -> str | None:
     """What is wrong with a form's reason, in the words of the page; None when it is fine."""
     if not reason.strip():
@@ -537,9 +544,7 @@ def decide_release_form(
     if isinstance(found, Response):
         return found
     checked, canonical = found
-    if action not in ("allow", "deny"):
-        return _project_view(request, checked, canonical, status=400, error="Choose Allow or Deny.")
-    problem = _reason_problem(reason, f"{action} {version}")
+    problem = _decision_problem(action, reason, f"{action} {version}")
     if problem:
         return _project_view(request, checked, canonical, status=400, error=problem)
     now = _services(request).clock()
@@ -588,9 +593,7 @@ def _decide_releases(
     if isinstance(found, Response):
         return found
     checked, canonical = found
-    if action not in ("allow", "deny"):
-        return _project_view(request, checked, canonical, status=400, error="Choose Allow or Deny.")
-    problem = _reason_problem(reason, f"{action} the selected releases")
+    problem = _decision_problem(action, reason, f"{action} the selected releases")
     if problem:
         return _project_view(request, checked, canonical, status=400, error=problem)
     now = _services(request).clock()

@@ -10,9 +10,11 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
+from mirror.audit import sbom as sbom_module
 from mirror.audit.sbom import purl, sbom_chunks
 from mirror.cli.audit import ProgressReporter
 from mirror.cli.main import main
+from mirror.db.models import Vulnerability
 from tests.audit.support import audit, page, write_advisory
 from tests.audit.test_schedule_sbom_cli import write_config
 from tests.review.support import Api, make_token
@@ -126,3 +128,18 @@ def test_progress_prints_on_time_as_well_as_every_tenth() -> None:
     report(3, 1000, "c", 1)  # same tenth, but 31 s later: a line, with the failures so far
     lines = stream.getvalue().splitlines()
     assert lines == ["sbom: 1/1000 projects (a)", "sbom: 3/1000 projects, 1 failed (c)"]
+
+
+def test_open_vulnerabilities_are_grouped_by_id_across_keyset_pages(mirror, monkeypatch) -> None:
+    """A vulnerability whose rows straddle two pages of the keyset read is still one group; resolved ones are left out."""
+    now = mirror.services.clock()
+    rows = [("PYSEC-1", "calm-badger", "1.0"), ("PYSEC-1", "calm-badger", "2.0"), ("PYSEC-1", "calm-badger", "3.0"),
+            ("PYSEC-2", "quiet-otter", "1.0"), ("PYSEC-3", "quiet-otter", "2.0")]
+    with mirror.services.sessions.begin() as session:
+        for vuln_id, project, version in rows:
+            session.add(Vulnerability(project=project, version=version, vuln_id=vuln_id, source="offline",
+                                      first_seen=now, last_seen=now,
+                                      resolved_at=now if vuln_id == "PYSEC-3" else None))
+    monkeypatch.setattr(sbom_module, "BATCH", 2)  # PYSEC-1's three rows span two pages
+    grouped = [(vuln_id, [r.version for r in group]) for vuln_id, group in sbom_module._open_vulnerabilities(mirror.services)]
+    assert grouped == [("PYSEC-1", ["1.0", "2.0", "3.0"]), ("PYSEC-2", ["1.0"])]
