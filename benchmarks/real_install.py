@@ -15,7 +15,8 @@ same minutes.  Three modes take turns in every round:
 pip runs with ``--no-cache-dir`` and its configuration disabled
 (``PIP_CONFIG_FILE=/dev/null``, no ``PIP_*`` variables except trust
 settings).  The mirror runs as ``indexguard serve``, one worker, with the
-embedded defaults plus a config that points storage at a temp directory.
+embedded defaults plus a config that points storage at a temp directory
+and sets ``public_url`` to the address pip uses (as a deployment does).
 Medians, spread and the cold/direct and warm/direct ratios are the headline.
 With ``--peers``, every round also runs a fresh proxpi 1.3.1 (a caching
 proxy that screens nothing; ``benchmarks/peers.py``) cold and warm on the
@@ -165,9 +166,14 @@ class Mirror:
 
 
 def mirror_config(path: Path, *, storage: Path, port: int) -> Path:
-    """The embedded defaults plus storage (and one worker on loopback): nothing tuned."""
+    """The embedded defaults plus storage, one worker on loopback and the address clients use: nothing tuned.
+
+    ``public_url`` is what a deployment sets to the URL its clients reach
+    (behind a proxy it must); with it, pages carry absolute file links.
+    """
     path.write_text(
-        f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = 1\n[storage]\npath = "{storage}"\n',
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\nworkers = 1\npublic_url = "http://127.0.0.1:{port}/"\n'
+        f'[storage]\npath = "{storage}"\n',
         encoding="utf-8",
     )
     return path

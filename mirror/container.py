@@ -251,6 +251,7 @@ def build_pages(
         notify=notify,
         hold_removed=settings.upstream.on_removed == "hold",
         stale_timeout=min(settings.upstream.stale_refresh_timeout, settings.upstream.timeout),
+        public_url=settings.server.public_url,
     )
 
 

@@ -76,6 +76,8 @@ class Page(Base):
     json_gz: Mapped[bytes] = mapped_column(LargeBinary)
     html_gz: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(String(64))
+    # The [server] public_url the file links were written under (None: relative links).
+    public_url: Mapped[str | None] = mapped_column(Text)
 
 
 class PinnedFile(Base):
@@ -95,10 +97,11 @@ class PinnedFile(Base):
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     size: Mapped[int | None] = mapped_column(BigInteger)
     upstream_url: Mapped[str] = mapped_column(Text)
-    metadata_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Indexed: a blob's first owner is looked up by any of the three hashes on every file request.
+    metadata_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     # PEP 740: where upstream publishes the file's provenance, and the stored copy once fetched.
     provenance_url: Mapped[str | None] = mapped_column(Text)
-    provenance_sha256: Mapped[str | None] = mapped_column(String(64))
+    provenance_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     requires_python: Mapped[str | None] = mapped_column(String(255))
     upload_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from mirror.db.models import PinnedFile
@@ -45,6 +45,24 @@ class FileTarget:
     filename: str
     version: str = ""
     needs_scan: bool = False
+
+
+def first_owner(blob: str) -> Select[tuple[str]]:
+    """The project whose file first brought ``blob`` into the store (as dist, metadata or provenance).
+
+    Asked on every file request: each of the three hashes has an index, so
+    this is three index lookups, never a scan of every pinned file.
+    """
+    return (
+        select(PinnedFile.project)
+        .where(
+            (PinnedFile.sha256 == blob)
+            | (PinnedFile.metadata_sha256 == blob)
+            | (PinnedFile.provenance_sha256 == blob)
+        )
+        .order_by(PinnedFile.id)
+        .limit(1)
+    )
 
 
 class FileService:
@@ -127,16 +145,7 @@ class FileService:
                 blob = pin.provenance_sha256 or ("" if not pin.provenance_url else UNFETCHED)
             if pin is None or not blob:
                 raise NotFound("no such file.")
-            owner = session.scalars(
-                select(PinnedFile.project)
-                .where(
-                    (PinnedFile.sha256 == blob)
-                    | (PinnedFile.metadata_sha256 == blob)
-                    | (PinnedFile.provenance_sha256 == blob)
-                )
-                .order_by(PinnedFile.id)
-                .limit(1)
-            ).first()
+            owner = session.scalars(first_owner(blob)).first()
         check_file(pin, self.standing(pin.project), self.screening.release_state(pin.project, pin.version), owner)
         version = pin.version or ""
         if is_provenance:  # read, never run; UNFETCHED until provenance_target fetched it

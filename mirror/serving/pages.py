@@ -28,7 +28,7 @@ from mirror import metrics
 from mirror.clock import Clock
 from mirror.db.models import Page, PinnedFile
 from mirror.screening.events import record_event
-from mirror.serving.pagebuild import Pin, build_page
+from mirror.serving.pagebuild import Pin, build_page, files_base_for
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import parse_project_json
 from mirror.simple.render import render_project_html, render_project_json
@@ -114,8 +114,12 @@ class PageService:
         notify: Callable[[str, dict[str, Any]], None] = lambda kind, payload: None,
         hold_removed: bool = True,
         stale_timeout: float | None = None,
+        public_url: str = "",
     ) -> None:
         self.sessions = sessions
+        # Pages are written with file links under this URL ([server] public_url); a stored page
+        # written under another one is rebuilt from its stored upstream copy when next read.
+        self.public_url = public_url
         self.upstream = upstream
         self.ttl = timedelta(seconds=ttl)
         self.clock = clock
@@ -317,6 +321,13 @@ class PageService:
     def _load(self, project: str) -> ServedPage | None:
         with self.sessions() as session:
             row = session.get(Page, project)
+            if row is None:
+                return None
+            if (row.public_url or "") == self.public_url:
+                return _served(row)
+        self.rebuild(project)
+        with self.sessions() as session:
+            row = session.get(Page, project)
             return _served(row) if row is not None else None
 
     def _refresh(self, project: str, stored: ServedPage | None) -> ServedPage | None:
@@ -382,7 +393,9 @@ class PageService:
         now = self.clock()
         pins = _load_pins(session, project)
         built = build_page(
-            upstream_page, pins, hidden_versions=self.register_releases(session, project, upstream_page)
+            upstream_page, pins,
+            hidden_versions=self.register_releases(session, project, upstream_page),
+            files_base=files_base_for(self.public_url),
         )
         if built.new_pins:  # one executemany: a big project lists tens of thousands of files
             session.execute(insert(PinnedFile), [_pin_values(project, pin, now) for pin in built.new_pins])
@@ -401,6 +414,7 @@ class PageService:
         # Read back only by the mirror (rebuilds): fastest compression, not smallest.
         row.upstream_gz = gzip.compress(render_project_json(upstream_page), 1, mtime=0)
         row.json_gz, row.html_gz, row.etag = bodies.json_gz, bodies.html_gz, bodies.etag
+        row.public_url = self.public_url or None
         session.flush()
         return _served(row)
 

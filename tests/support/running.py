@@ -42,14 +42,14 @@ class FakeClock:
 
 
 class RunningMirror:
-    def __init__(self, settings: Settings, clock: FakeClock | None = None) -> None:
+    def __init__(self, settings: Settings, clock: FakeClock | None = None, *, port: int = 0) -> None:
         self.settings = settings
         self.clock = clock or FakeClock()
         self.services = Services(settings, clock=self.clock, monotonic=self.clock.monotonic)
         self.app = create_app(settings, services=self.services)
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", port))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}/"
         self.simple_url = self.url + "simple/"
