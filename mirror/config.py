@@ -202,6 +202,10 @@ class ContentSettings(Section):
     # cost of one download) or "all" (every wheel: a numpy release is ~30 downloads).  Either
     # way, every file is scanned before its first byte-complete serve.
     held_release_files: Literal["one", "all"] = "one"
+    # A client that reads a file's core metadata (PEP 658) has chosen that file: it is fetched
+    # and scanned in the background at once, so the download that follows finds it scanned.
+    # At most this many such scans wait or run at a time (more are not queued); 0: never.
+    prefetch_queue: int = Field(16, ge=0, le=10_000)
     # A scan that hits one of these limits is a finding of its own (held), never a pass.
     max_archive_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     max_total_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)

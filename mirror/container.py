@@ -196,6 +196,7 @@ def build_content(
         config=scan_config(settings.content),
         workers=settings.content.workers,
         held_release_files=settings.content.held_release_files,
+        prefetch_queue=settings.content.prefetch_queue,
     )
 
 

@@ -37,6 +37,7 @@ from mirror.content.config import ScanConfig
 from mirror.content.rules import RuleSet, default_rules
 from mirror.content.scan import Artifact, scan_release
 from mirror.db.models import ArtifactScan, FindingRow, PinnedFile, Release
+from mirror.memory import release_free_memory
 from mirror.screening.decisions import decide_release
 from mirror.screening.events import record_event
 from mirror.states import ALLOWED, HELD, POLICY_ACTOR
@@ -145,9 +146,12 @@ class ContentScreening:
         workers: int = 2,
         rules: RuleSet | None = None,
         held_release_files: str = "one",
+        prefetch_queue: int = 16,
     ) -> None:
         self.sessions = sessions
         self.held_release_files = held_release_files  # [content] held_release_files: "one" or "all"
+        self.prefetch_queue = prefetch_queue  # [content] prefetch_queue: chosen files scanned ahead
+        self._prefetching: set[str] = set()  # sha256 of those queued or running
         self.clock = clock
         self.blob_path = blob_path  # fetches into the verified store if needed; raises on failure
         self.provenance = provenance  # fetches and keeps the provenance document if upstream has one
@@ -223,6 +227,34 @@ class ContentScreening:
             scanned = set(session.scalars(select(ArtifactScan.sha256).where(ArtifactScan.ruleset == self.rules.version)))
             pins = list(session.scalars(select(PinnedFile).where(PinnedFile.blocked_reason.is_(None))))
         return [file_to_scan(pin) for pin in pins if pin.sha256 not in scanned and stored(pin.sha256)]
+
+    def prefetch(self, item: FileToScan) -> bool:
+        """Fetch and scan a file a client has just chosen (it read the metadata), ahead of its download.
+
+        A resolver reads the metadata of every project first and downloads
+        afterwards, so the scans run while it resolves.  Bounded by
+        ``prefetch_queue``; True when the file was queued.
+        """
+        with self._lock:
+            if len(self._prefetching) >= self.prefetch_queue or item.sha256 in self._prefetching:
+                return False
+            self._prefetching.add(item.sha256)
+        if self.has_scan(item.sha256):
+            with self._lock:
+                self._prefetching.discard(item.sha256)
+            return False
+        self._background.submit(self._prefetch_quietly, item)
+        return True
+
+    def _prefetch_quietly(self, item: FileToScan) -> None:
+        try:
+            self.ensure_screened(item, background=True)
+        except Exception:  # noqa: BLE001 - the download that follows scans it, or says why not
+            log.warning("scanning %s ahead of its download failed; it is scanned when asked for", item.filename, exc_info=True)
+        finally:
+            with self._lock:
+                self._prefetching.discard(item.sha256)
+        release_free_memory()
 
     def screen_later(self, files: Sequence[FileToScan]) -> None:
         """Queue a held release's files for a background scan (once per release)."""

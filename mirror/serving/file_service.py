@@ -151,6 +151,8 @@ class FileService:
         if is_provenance:  # read, never run; UNFETCHED until provenance_target fetched it
             return FileTarget(blob, pin.provenance_url or "", None, True, pin.project, filename, version)
         if is_metadata:  # core metadata is read, never run: it needs no content scan
+            if self.content is not None:
+                self.content.prefetch(FileToScan(pin.project, version, pin.filename, pin.sha256, pin.upstream_url, pin.size))
             return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename, version)
         needs_scan = self.content is not None and not self.content.has_scan(pin.sha256)
         return FileTarget(pin.sha256, pin.upstream_url, pin.size, False, pin.project, filename, version, needs_scan)
