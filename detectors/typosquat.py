@@ -46,7 +46,10 @@ other half):
   is weighed apart; a generic word ('-lib', '-sdk', '-dev', '-api',
   '-client') added to a popular name is a combosquat; words that name
   something of their own are how families are named.  Decoration words are
-  never counted as words of a project's own (``known_word``).
+  never counted as words of a project's own (``known_word``), and neither
+  are the words of a candidate that is its target with the separators
+  moved ('safe-tensors').  On a curated ML project a decoration weighs as
+  much as moved separators (``ml_decoration``).
 * *Relations the labelled set barely has* - separators moved, halves of a
   glued name swapped ('flowtensor'), version digits moved, a generic word
   added - carry weights set by hand (``HAND_SET_WEIGHTS``) and held fixed
@@ -105,7 +108,12 @@ DETECTOR = "typosquat"
 # A look-alike character, or separators moved, leave the very name a reader
 # knows; halves of a glued name turned round or version digits moved keep
 # every letter; a generic word ('-lib', '-sdk', '-dev', '-api') glued to a
-# popular name adds nothing a project of its own would be named by.
+# popular name adds nothing a project of its own would be named by.  The same
+# decorations ('python-torch', 'keras-dev') on a curated ML project weigh as
+# much as moved separators: they too leave the very name a reader knows, on
+# the projects attackers aim at most, and the honest projects so named are
+# popular themselves (in the corpus, so reported at low severity at most).
+# The labelled set's corpus marks no project as curated, so no fit sees it.
 HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {
         "kind:lookalike:inner": 4.0,
@@ -116,6 +124,7 @@ HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
         "kind:digit-moved:inner": 3.0,
         "generic_affix:long": 2.5,
         "generic_affix:short": 1.5,
+        "ml_decoration": 4.0,
     }
 )
 
@@ -316,7 +325,9 @@ def _pair_features(
         found["alias"] = 1.0
     target_words = target_forms.canonical.split("-")
     changed = [w for w in seen.own_words if w not in target_words]
-    if changed and seen.all_known(changed, index):
+    # 'safe-tensors' is made of words projects use only because it spells 'safetensors':
+    # a candidate that is the target with its separators moved earns no honesty from its words.
+    if changed and seen.forms.compact != target_forms.compact and seen.all_known(changed, index):
         found["known_word"] = 1.0
     return found
 
@@ -346,8 +357,11 @@ def _relation_features(
         # Adding the decoration imitates the popular name; dropping it
         # ('pandoc' beside 'pypandoc') names the thing the binding wraps.
         found["py_affix" if py_affix[3] == "added" else "py_affix:dropped"] = 1.0
-    if relation.kind == "affix" and _GENERIC_AFFIX.search(relation.words):
+    generic = relation.kind == "affix" and _GENERIC_AFFIX.search(relation.words) is not None
+    if generic:
         found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
+    if (generic or (py_affix is not None and py_affix[3] == "added")) and index.projects[ident].kind == "ml":
+        found["ml_decoration"] = 1.0
     if relation.kind in _STRONG_KINDS and relation.length <= 6:
         found["strong_short"] = 1.0
     if relation.distance == 0 and relation.kind in ("affix", "version"):

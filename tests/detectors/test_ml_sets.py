@@ -20,10 +20,11 @@ from detectors import PopularCorpus, ProjectFacts, Severity, run_name_detectors
 from tests.detectors.conftest import NOW
 
 HERE = Path(__file__).parent
-# The frozen set scored 0.55 when this test was written, far from issue 14's
-# goal of 0.95 (the benchmark reports it per kind); a fall below this floor
-# is a regression.
-ML_SQUAT_RECALL_FLOOR = 0.5
+# The frozen set scored 0.55 when this test was written and 0.82 once
+# decorations of curated ML names and separator-only copies were weighed
+# (the benchmark reports it per kind; issue 14's goal is 0.95); a fall below
+# this floor is a regression.
+ML_SQUAT_RECALL_FLOOR = 0.8
 
 
 def lookalikes() -> list[str]:

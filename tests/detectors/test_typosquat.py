@@ -264,3 +264,29 @@ def test_skipping_explanations_below_the_threshold_never_changes_the_result(name
     everything = [(m.target.name, m.score) for m in find_matches(name, corpus, CONFIG) if m.score >= minimum]
     pruned = [(m.target.name, m.score) for m in find_matches(name, corpus, CONFIG, minimum=minimum)]
     assert pruned == everything
+
+
+def test_a_decoration_of_a_curated_ml_project_weighs_like_moved_separators() -> None:
+    # The same decorations on a popular project that is not on the curated ML list stay weak;
+    # on a curated one they leave the very name attackers aim at (issue 14).
+    rows = [("einops", 20_000_000), ("colorama", 20_000_000), ("python-dateutil", 10**8)]
+    curated = PopularCorpus.from_rows(rows, extra=["einops"])
+    for name in ("python-einops", "einops-sdk", "py-einops"):
+        [match, *_] = find_matches(name, curated, CONFIG)
+        assert match.target.name == "einops" and "ml_decoration" in match.features, name
+        assert match.score >= CONFIG.threshold, (name, match.score)
+    plain = find_matches("python-colorama", curated, CONFIG)[0]
+    assert "ml_decoration" not in plain.features
+    # A word of its own on a curated name is a family name, never a decoration.
+    assert all("ml_decoration" not in m.features for m in find_matches("einops-exts", curated, CONFIG))
+
+
+def test_the_words_of_a_name_that_is_its_target_with_separators_moved_earn_no_honesty() -> None:
+    # 'safe' and 'tensors' are words projects use; 'safe-tensors' uses them only because it spells
+    # 'safetensors'.  Halves turned round spell another name, whose words still count.
+    corpus = PopularCorpus.from_rows([("safetensors", 50_000_000), ("safe", 1_000_000), ("tensors", 1_000_000)])
+    [moved, *_] = find_matches("safe-tensors", corpus, CONFIG)
+    assert moved.target.name == "safetensors" and "known_word" not in moved.features
+    assert moved.score >= CONFIG.threshold
+    [other, *_] = find_matches("tensors-safe", corpus, CONFIG)
+    assert other.target.name == "safetensors" and "known_word" in other.features
