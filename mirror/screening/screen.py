@@ -8,6 +8,7 @@ appear: a held release is left off the page and its files are refused.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -81,7 +82,7 @@ class Screening:
         self.notify = notify
         self.monotonic = monotonic
         self._cache: dict[str, tuple[float, Project | None]] = {}
-        self._json: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._json: dict[str, tuple[float, bytes | None]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         # The project JSON of a never-seen project is fetched while its page is:
@@ -290,17 +291,21 @@ class Screening:
         """Keep what the page build right after needs, the upload times, not the whole document.
 
         A popular project's JSON is megabytes; a thousand of them held whole
-        were most of the server's memory.
+        were most of the server's memory.  They are kept as one encoded
+        string: thousands of small objects made while the big page was being
+        built would each keep a block of the interpreter's memory in use
+        after the page's own objects were freed.
         """
         if len(self._json) > 1_000:
             self._json.clear()
-        self._json[project] = (self.monotonic(), upload_times_only(data))
+        kept = upload_times_only(data)
+        self._json[project] = (self.monotonic(), None if kept is None else json.dumps(kept).encode())
 
     def _project_json(self, project: str) -> dict[str, Any] | None:
         """The project JSON, reused from a screening moments ago; None when unavailable."""
         hit = self._json.get(project)
         if hit is not None and self.monotonic() - hit[0] < JSON_REUSE_SECONDS:
-            return hit[1]
+            return None if hit[1] is None else json.loads(hit[1])
         try:
             data = self.upstream.fetch_project_json(project)
         except UpstreamError as exc:
