@@ -100,6 +100,11 @@ class NameForms(NamedTuple):
             keys.append(base)
         if turned:
             keys.append(turned)
+        if base != flat:
+            # The whole name turned round too: 'clientqdrant' keeps 'qdrant-client's decoration.
+            whole = rotation_key(flat)
+            if whole and whole != turned:
+                keys.append(whole)
         if moved:
             keys.append(moved)
         return cls(canon, flat, folded, base, folded_core, squeezed, words, frozenset(keys), turned, moved)
@@ -634,6 +639,13 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
         return Relation("swap", swapped, 2, length, "inner", ("swap",))
     if cand.rotation and cand.rotation == target.rotation and cand.core != target.core:
         turned = _rotation(cand.core, target.core)
+        if turned is not None:
+            return turned
+    # A glued candidate may turn a decorated name round whole ('clientqdrant'); one that keeps its
+    # separators and moves a decoration ('python-ffmpeg' beside 'ffmpeg-python') names a binding.
+    if (cand.canonical == cand.compact != target.compact
+            and rotation_key(cand.compact) == rotation_key(target.compact) != ""):
+        turned = _rotation(cand.compact, target.compact)
         if turned is not None:
             return turned
     if cand.digits_moved and cand.digits_moved == target.digits_moved:

@@ -31,6 +31,8 @@ def kind(candidate: str, target: str) -> str | None:
         ("flowtensor", "tensorflow", "rotation"),
         ("soupbeautiful4", "beautifulsoup4", "rotation"),
         ("learnscikit", "scikit-learn", "rotation"),
+        # A decorated name turned round whole, glued ('clientkestrel' for 'kestrel-client').
+        ("clientkestrel", "kestrel-client", "rotation"),
         # Cut short inside a word, not at a word boundary.
         ("charset-normali", "charset-normalizer", "truncated"),
     ],
@@ -42,6 +44,13 @@ def test_new_relations(candidate: str, target: str, expected: str | None) -> Non
 def test_a_cut_at_a_word_boundary_is_a_family_name_not_a_truncation() -> None:
     assert kind("google-auth", "google-auth-oauthlib") != "truncated"
     assert kind("transforme-lib", "transformers") != "truncated"
+
+
+def test_moving_a_decoration_across_separators_is_no_rotation() -> None:
+    # 'python-ffmpeg' beside 'ffmpeg-python' is how bindings are named, not a glued name turned round.
+    assert kind("python-kestrel", "kestrel-python") != "rotation"
+    # The decorated name's whole rotation is a look-up key, so the index finds the pair at all.
+    assert rotation_key("clientkestrel") in NameForms.of("kestrel-client").keys
 
 
 def test_anagrams_that_are_no_rotation_are_not_called_one() -> None:
