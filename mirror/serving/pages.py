@@ -238,7 +238,9 @@ class PageService:
                     row = session.get(Page, project)
                     if row is None:
                         return
-                    self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
+                    self._store(
+                        session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row, from_store=True
+                    )
                 break
             except IntegrityError:
                 # Another worker registered the same new releases first; rebuild on top of them.
@@ -360,7 +362,9 @@ class PageService:
                 row = session.get(Page, project)
                 if row is None:
                     return None
-                return self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
+                return self._store(
+                    session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row, from_store=True
+                )
         assert isinstance(result, Fetched)
         return self._save_fetched(project, result, now)
 
@@ -389,7 +393,10 @@ class PageService:
         upstream_etag: str | None,
         fetched_at: datetime,
         row: Page | None,
+        *,
+        from_store: bool = False,
     ) -> ServedPage:
+        """Build, pin and store ``upstream_page``; ``from_store``: it was read from ``row`` (a rebuild)."""
         now = self.clock()
         pins = _load_pins(session, project)
         built = build_page(
@@ -411,8 +418,9 @@ class PageService:
         row.upstream_serial = upstream_page.last_serial
         row.fetched_at = fetched_at
         row.checked_at = now
-        # Read back only by the mirror (rebuilds): fastest compression, not smallest.
-        row.upstream_gz = gzip.compress(render_project_json(upstream_page), 1, mtime=0)
+        if not from_store:  # a rebuild's upstream copy is the stored one, unchanged
+            # Read back only by the mirror (rebuilds): fastest compression, not smallest.
+            row.upstream_gz = gzip.compress(render_project_json(upstream_page), 1, mtime=0)
         row.json_gz, row.html_gz, row.etag = bodies.json_gz, bodies.html_gz, bodies.etag
         row.public_url = self.public_url or None
         session.flush()
