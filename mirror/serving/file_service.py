@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mirror.db.models import PinnedFile
 from mirror.errors import NotFound
 from mirror.memory import release_free_memory
-from mirror.screening.content import ContentScreening, FileToScan
+from mirror.screening.content import ContentScreening, FileToScan, file_to_scan
 from mirror.screening.screen import Screening
 from mirror.serving.gate import Standing, check_file
 from mirror.serving.pagebuild import PROVENANCE_SUFFIX
@@ -152,7 +152,7 @@ class FileService:
             return FileTarget(blob, pin.provenance_url or "", None, True, pin.project, filename, version)
         if is_metadata:  # core metadata is read, never run: it needs no content scan
             if self.content is not None:
-                self.content.prefetch(FileToScan(pin.project, version, pin.filename, pin.sha256, pin.upstream_url, pin.size))
+                self.content.prefetch(file_to_scan(pin))
             return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename, version)
         needs_scan = self.content is not None and not self.content.has_scan(pin.sha256)
         return FileTarget(pin.sha256, pin.upstream_url, pin.size, False, pin.project, filename, version, needs_scan)
