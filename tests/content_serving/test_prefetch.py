@@ -46,7 +46,7 @@ def file_requests(index_server, wheel) -> int:
 
 
 def test_reading_metadata_scans_the_file_before_its_download(start_mirror, index_server, tmp_path) -> None:
-    mirror = start_mirror()
+    mirror = start_mirror(content={"prefetch_queue": 16})  # the product's default (the tests' is 0)
     (wheel,) = publish(index_server, tmp_path, "calm-badger", "2.1")
     read_metadata(mirror, "calm-badger")
     assert wait_until(lambda: wheel.filename in scanned(mirror)), "no scan after the metadata was read"

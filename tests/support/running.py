@@ -89,6 +89,9 @@ def mirror_settings(
         "storage": {"path": str(storage)},
         # No background audit (nor its online vulnerability service) unless a test asks.
         "audit": {"interval_hours": 0, "vulnerability_service": "none"},
+        # No scans ahead of downloads unless a test asks: a test that reads a file's metadata
+        # would otherwise race a background download of the file.
+        "content": {"prefetch_queue": 0},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
