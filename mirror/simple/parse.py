@@ -146,6 +146,9 @@ def parse_project_json(
         )
     files, file_versions, skipped = [], set(), []
     for index, raw in enumerate(raw_files):
+        # Each entry is dropped once read: a big project's page is tens of thousands of them,
+        # and the parsed document would otherwise stay whole beside the files made from it.
+        raw_files[index] = None
         try:
             dist, version = _json_file(raw, base_url)
         except _Skip as why:
