@@ -253,7 +253,7 @@ def phases(config: Path, names: Sequence[str]) -> dict[str, Any]:
     wrap_attr(timer, pages, "register_releases", "register releases", missing)
     wrap_attr(timer, pages_mod, "build_page", "build page (pins, filter)", missing)
     wrap_attr(timer, pages_mod, "render_bodies", "render + gzip served page", missing)
-    wrap_attr(timer, pages_mod, "render_project_json", "render upstream copy", missing)
+    wrap_attr(timer, pages_mod, "render_project_json", "  render page JSON (inside render + gzip)", missing)
     wrap_attr(timer, Session, "flush", "ORM flush (any caller, incl. its INSERTs)", missing)
     wrap_attr(timer, gzip, "compress", "gzip.compress (any caller)", missing)
     meter = DatabaseMeter(services.engine, timer)

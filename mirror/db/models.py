@@ -59,9 +59,9 @@ class Base(DeclarativeBase):
 class Page(Base):
     """A project's index page as last fetched, and as the mirror serves it.
 
-    ``upstream_gz`` is the unfiltered upstream page (our JSON form, gzipped),
-    so the served bodies can be rebuilt when a decision changes without
-    asking upstream again.  ``json_gz``/``html_gz`` are the served bodies,
+    ``upstream_gz`` is the unfiltered upstream page (as upstream sent it,
+    gzipped), so the served bodies can be rebuilt when a decision changes
+    without asking upstream again.  ``json_gz``/``html_gz`` are the served bodies,
     pre-rendered and pre-compressed so that a warm request renders nothing.
     """
 
@@ -73,6 +73,10 @@ class Page(Base):
     fetched_at: Mapped[datetime] = mapped_column(UTCDateTime())
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     upstream_gz: Mapped[bytes] = mapped_column(LargeBinary)
+    # The Content-Type and URL of upstream_gz as upstream sent it; None: the mirror's own JSON
+    # form (pages stored before 0007, and pages built without a body).
+    upstream_type: Mapped[str | None] = mapped_column(String(255))
+    upstream_base: Mapped[str | None] = mapped_column(Text)
     json_gz: Mapped[bytes] = mapped_column(LargeBinary)
     html_gz: Mapped[bytes] = mapped_column(LargeBinary)
     etag: Mapped[str] = mapped_column(String(64))

@@ -30,7 +30,7 @@ from mirror.db.models import Page, PinnedFile
 from mirror.screening.events import record_event
 from mirror.serving.pagebuild import Pin, build_page, files_base_for
 from mirror.simple.model import ProjectPage
-from mirror.simple.parse import parse_project_json
+from mirror.simple.parse import parse_project_json, parse_project_page
 from mirror.simple.render import render_project_html, render_project_json
 from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient
 from mirror.upstream.errors import UpstreamError
@@ -238,9 +238,7 @@ class PageService:
                     row = session.get(Page, project)
                     if row is None:
                         return
-                    self._store(
-                        session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row, from_store=True
-                    )
+                    self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
                 break
             except IntegrityError:
                 # Another worker registered the same new releases first; rebuild on top of them.
@@ -362,9 +360,7 @@ class PageService:
                 row = session.get(Page, project)
                 if row is None:
                     return None
-                return self._store(
-                    session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row, from_store=True
-                )
+                return self._store(session, project, _stored_upstream(row), row.upstream_etag, row.fetched_at, row)
         assert isinstance(result, Fetched)
         return self._save_fetched(project, result, now)
 
@@ -378,7 +374,7 @@ class PageService:
             try:
                 with self._writing() as session:
                     row = session.get(Page, project)
-                    return self._store(session, project, result.page, result.etag, now, row)
+                    return self._store(session, project, result.page, result.etag, now, row, sent=result)
             except IntegrityError:
                 # Another worker stored the same page or pins first; retry on top of it.
                 if attempt == 2:
@@ -394,9 +390,9 @@ class PageService:
         fetched_at: datetime,
         row: Page | None,
         *,
-        from_store: bool = False,
+        sent: Fetched | None = None,
     ) -> ServedPage:
-        """Build, pin and store ``upstream_page``; ``from_store``: it was read from ``row`` (a rebuild)."""
+        """Build, pin and store ``upstream_page``: fetched just now (``sent``), or read from ``row`` (a rebuild)."""
         now = self.clock()
         pins = _load_pins(session, project)
         built = build_page(
@@ -418,9 +414,15 @@ class PageService:
         row.upstream_serial = upstream_page.last_serial
         row.fetched_at = fetched_at
         row.checked_at = now
-        if not from_store:  # a rebuild's upstream copy is the stored one, unchanged
-            # Read back only by the mirror (rebuilds): fastest compression, not smallest.
-            row.upstream_gz = gzip.compress(render_project_json(upstream_page), 1, mtime=0)
+        if sent is not None:  # a rebuild's upstream copy is the stored one, unchanged
+            # Kept as sent (rendering it anew cost as much as building the page), read back only
+            # by the mirror: fastest compression, not smallest.
+            if sent.body:
+                row.upstream_gz = gzip.compress(sent.body, 1, mtime=0)
+                row.upstream_type, row.upstream_base = sent.content_type, sent.url
+            else:
+                row.upstream_gz = gzip.compress(render_project_json(upstream_page), 1, mtime=0)
+                row.upstream_type = row.upstream_base = None
         row.json_gz, row.html_gz, row.etag = bodies.json_gz, bodies.html_gz, bodies.etag
         row.public_url = self.public_url or None
         session.flush()
@@ -428,7 +430,13 @@ class PageService:
 
 
 def _stored_upstream(row: Page) -> ProjectPage:
-    return parse_project_json(gzip.decompress(row.upstream_gz), base_url=STORED_BASE)
+    """The upstream page of ``row``, parsed as it was when fetched."""
+    body = gzip.decompress(row.upstream_gz)
+    if row.upstream_type is None:  # the mirror's own JSON form, absolute links
+        return parse_project_json(body, base_url=STORED_BASE)
+    page = parse_project_page(body, row.upstream_type, row.upstream_base or STORED_BASE)
+    # A serial upstream sent as a header (X-PyPI-Last-Serial) is not in the body.
+    return page if page.last_serial is not None else replace(page, last_serial=row.upstream_serial)
 
 
 def render_bodies(page: ProjectPage, checked_at: datetime | None = None) -> ServedPage:

@@ -40,6 +40,11 @@ ACCEPT = (
 class Fetched:
     page: ProjectPage
     etag: str | None
+    # The page as upstream sent it, with its type and the URL its links are relative to:
+    # stored as sent, it is parsed again for a rebuild instead of being rendered anew.
+    body: bytes = b""
+    content_type: str = ""
+    url: str = ""
 
 
 class NotModified:
@@ -118,16 +123,15 @@ class UpstreamClient:
                     f"upstream answered {response.status_code} for {name}", status=response.status_code
                 )
             body = self._read_bounded(response)
+            content_type = response.headers.get("Content-Type", "")
             try:
-                page = parse_project_page(
-                    body, response.headers.get("Content-Type", ""), response.url
-                )
+                page = parse_project_page(body, content_type, response.url)
             except PageError as exc:
                 raise UpstreamError(f"upstream page for {name} is unusable: {exc}") from None
             serial = _int_or_none(response.headers.get("X-PyPI-Last-Serial"))
             if serial is not None and page.last_serial is None:
                 page = _with_serial(page, serial)
-            return Fetched(page=page, etag=response.headers.get("ETag"))
+            return Fetched(page, response.headers.get("ETag"), body, content_type, response.url)
         finally:
             response.close()
 
