@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, Mapping
 
 from packaging.utils import canonicalize_version
-from sqlalchemy import desc, select
+from sqlalchemy import desc, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import detectors
@@ -33,7 +33,7 @@ from mirror.screening.decisions import decide_project, decide_release, find_rele
 from mirror.screening.events import record_event
 from mirror.screening.target_metadata import TargetMetadata, resembled_targets
 from mirror.simple.model import ProjectPage
-from mirror.states import HELD, POLICY_ACTOR, PROJECT_STATE_OF_ACTION
+from mirror.states import ALLOWED, HELD, POLICY_ACTOR, PROJECT_STATE_OF_ACTION
 from mirror.upstream.client import UpstreamClient
 from mirror.upstream.errors import UpstreamError
 from mirror.upstream.project_info import UpstreamInfo, extract, ownership_roles, project_metadata, stored_fields
@@ -224,6 +224,7 @@ class Screening:
             uploaded = dated.get(canonicalize_version(version))
             if uploaded is not None:
                 self._redecide_dated(session, known[canonicalize_version(version)], uploaded, now, ownership_changed_at)
+        allowed: list[dict[str, Any]] = []
         for version in new:
             facts = ReleaseFacts(
                 project=project,
@@ -236,9 +237,19 @@ class Screening:
             if facts.uploaded_at is None:
                 findings.append(unknown_upload_finding(version, now))
             action, held_until, reason = policy_mod.decide_release(findings, self.policy, facts)
-            known[canonicalize_version(version)] = self._register_release(
-                session, project, version, facts.uploaded_at, action, held_until, reason, findings, now
-            )
+            if action == "allow":
+                values = {
+                    "project": project, "version": version, "state": ALLOWED, "reason": "",
+                    "upload_time": facts.uploaded_at, "decided_by": POLICY_ACTOR, "decided_at": now,
+                }
+                allowed.append(values)
+                known[canonicalize_version(version)] = Release(**values)  # written below, with the others
+            else:
+                known[canonicalize_version(version)] = self._hold_release(
+                    session, project, version, facts.uploaded_at, action, held_until, reason, findings, now
+                )
+        if allowed:  # one statement for all: a big project has hundreds of releases
+            session.execute(insert(Release), allowed)
         return {r.version for r in known.values() if release_blocked(r, now)}
 
     def _redecide_dated(
@@ -395,7 +406,7 @@ class Screening:
             if finding.severity >= Severity.CRITICAL:
                 self.notify("critical-finding", {"project": project, "finding": finding.to_dict()})
 
-    def _register_release(
+    def _hold_release(
         self,
         session: Session,
         project: str,
@@ -407,18 +418,7 @@ class Screening:
         findings: Iterable[Finding],
         now: datetime,
     ) -> Release:
-        if action == "allow":
-            row = Release(
-                project=project,
-                version=version,
-                state="allowed",
-                reason="",
-                upload_time=upload_time,
-                decided_by="policy",
-                decided_at=now,
-            )
-            session.add(row)  # flushed with the others in one batch: a big project has hundreds
-            return row
+        """Record a new release the policy holds or denies, with the findings that say why."""
         decide_release(
             session,
             project=project,
