@@ -74,7 +74,7 @@ class Page(Base):
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     upstream_gz: Mapped[bytes] = mapped_column(LargeBinary)
     # The Content-Type and URL of upstream_gz as upstream sent it; None: the mirror's own JSON
-    # form (pages stored before 0007, and pages built without a body).
+    # form (pages stored before migration 0007).
     upstream_type: Mapped[str | None] = mapped_column(String(255))
     upstream_base: Mapped[str | None] = mapped_column(Text)
     json_gz: Mapped[bytes] = mapped_column(LargeBinary)

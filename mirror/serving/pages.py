@@ -417,12 +417,8 @@ class PageService:
         if sent is not None:  # a rebuild's upstream copy is the stored one, unchanged
             # Kept as sent (rendering it anew cost as much as building the page), read back only
             # by the mirror: fastest compression, not smallest.
-            if sent.body:
-                row.upstream_gz = gzip.compress(sent.body, 1, mtime=0)
-                row.upstream_type, row.upstream_base = sent.content_type, sent.url
-            else:
-                row.upstream_gz = gzip.compress(render_project_json(upstream_page), 1, mtime=0)
-                row.upstream_type = row.upstream_base = None
+            row.upstream_gz = gzip.compress(sent.body, 1, mtime=0)
+            row.upstream_type, row.upstream_base = sent.content_type, sent.url
         row.json_gz, row.html_gz, row.etag = bodies.json_gz, bodies.html_gz, bodies.etag
         row.public_url = self.public_url or None
         session.flush()

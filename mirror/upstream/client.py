@@ -42,9 +42,9 @@ class Fetched:
     etag: str | None
     # The page as upstream sent it, with its type and the URL its links are relative to:
     # stored as sent, it is parsed again for a rebuild instead of being rendered anew.
-    body: bytes = b""
-    content_type: str = ""
-    url: str = ""
+    body: bytes
+    content_type: str
+    url: str
 
 
 class NotModified:
