@@ -250,7 +250,9 @@ class ContentScreening:
         try:
             self.ensure_screened(item, background=True)
         except Exception:  # noqa: BLE001 - the download that follows scans it, or says why not
-            log.warning("scanning %s ahead of its download failed; it is scanned when asked for", item.filename, exc_info=True)
+            log.warning(
+                "scanning %s ahead of its download failed; it is scanned when asked for", item.filename, exc_info=True
+            )
         finally:
             with self._lock:
                 self._prefetching.discard(item.sha256)

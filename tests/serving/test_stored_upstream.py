@@ -27,9 +27,8 @@ def test_a_rebuild_parses_the_page_as_sent_without_asking_upstream(
             first = mirror.services.pages.get("calm-badger")
             with mirror.services.sessions() as session:
                 row = session.get(Page, "calm-badger")
-                assert row.upstream_type.startswith(
-                    "application/vnd.pypi.simple.v1+json" if formats == ("json",) else "application/vnd.pypi.simple.v1+html"
-                )
+                sent = "json" if formats == ("json",) else "html"
+                assert row.upstream_type.startswith(f"application/vnd.pypi.simple.v1+{sent}")
                 assert row.upstream_base == upstream.simple_url + "calm-badger/"
                 stored = _stored_upstream(row)
             asked = upstream.count_requests()
