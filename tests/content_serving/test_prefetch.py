@@ -13,6 +13,7 @@ import requests
 from sqlalchemy import select
 
 from mirror.db.models import ArtifactScan
+from tests.faults.checks import store_problems
 from tests.support.clients import pip
 from tests.support.publish import publish
 
@@ -73,3 +74,17 @@ def test_prefetch_queue_bounds_the_scans_ahead_and_zero_switches_them_off(start_
     read_metadata(off, "quick-wren")
     time.sleep(1.0)
     assert other.filename not in scanned(off) and file_requests(index_server, other) == 0
+
+
+def test_a_scan_ahead_that_fails_leaves_the_download_to_fetch_and_scan_it(start_mirror, index_server, tmp_path) -> None:
+    mirror = start_mirror(content={"prefetch_queue": 16})
+    (wheel,) = publish(index_server, tmp_path, "calm-badger", "2.1")
+    with index_server.fault(wheel.filename, "status", status=503):
+        read_metadata(mirror, "calm-badger")
+        assert wait_until(lambda: file_requests(index_server, wheel) >= 1)
+        assert wait_until(lambda: not mirror.services.content._prefetching)  # the place is given back
+    assert wheel.filename not in scanned(mirror)
+    assert store_problems(mirror.services.store.root) == []  # nothing half-written left behind
+    done = pip(tmp_path, "download", "--no-deps", "-d", str(tmp_path / "dl"), "-i", mirror.simple_url, "calm-badger")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert wheel.filename in scanned(mirror) and (tmp_path / "dl" / wheel.filename).exists()

@@ -26,6 +26,8 @@ from tests.support.publish import publish
 TARGET_SUMMARY = "Python HTTP for Humans."
 TARGET_URLS = {"Source": "https://github.com/psf/requests", "Documentation": "https://requests.readthedocs.io"}
 YOUNG = timedelta(days=2)
+# A site that lets name-only resemblances through and acts on combined evidence only.
+NAME_ONLY_ALLOWED = {"actions": {"typosquat.medium": "allow", "typosquat.high": "allow", "age.medium": "allow"}}
 
 
 def serve_target(index_server, tmp_path) -> None:
@@ -34,6 +36,13 @@ def serve_target(index_server, tmp_path) -> None:
         "requests", summary=TARGET_SUMMARY, author="Kenneth Reitz", home_page="https://requests.readthedocs.io",
         project_urls=TARGET_URLS,
     )
+
+
+def publish_copier(index_server, tmp_path) -> None:
+    """A two-day-old 'requestss' whose summary and source link are requests' own, respelt."""
+    publish(index_server, tmp_path, "requestss", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
+    index_server.set_project_info("requestss", summary="python http for humans",
+                                  project_urls={"Source": "https://github.com/psf/requests.git"})
 
 
 def screen(mirror, name: str) -> requests.Response:
@@ -100,12 +109,8 @@ def test_an_honest_sub_project_of_the_targets_owners_is_allowed_while_a_copy_is_
     publish(index_server, tmp_path, "requests-client", "1.0", owners={"psf-maint": "Owner", "helper": "Maintainer"})
     index_server.set_project_info("requests-client", summary=TARGET_SUMMARY, author="Kenneth Reitz",
                                   project_urls=TARGET_URLS)
-    publish(index_server, tmp_path, "requestss", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
-    index_server.set_project_info("requestss", summary="python http for humans",
-                                  project_urls={"Source": "https://github.com/psf/requests.git"})
-    # A site that lets name-only resemblances through and acts on combined evidence only.
-    mirror = start_mirror(policy={"actions": {"typosquat.medium": "allow", "typosquat.high": "allow",
-                                              "age.medium": "allow"}})
+    publish_copier(index_server, tmp_path)
+    mirror = start_mirror(policy=NAME_ONLY_ALLOWED)
 
     assert screen(mirror, "requests-client").status_code == 200
     state, findings, _ = stored(mirror, "requests-client")
@@ -140,12 +145,9 @@ def test_a_re_audit_compares_with_the_target_again_and_keeps_the_finding_open(
     start_mirror, index_server, tmp_path
 ) -> None:
     serve_target(index_server, tmp_path)
-    publish(index_server, tmp_path, "requestss", "1.0", age=YOUNG, owners={"newcomer": "Owner"})
-    index_server.set_project_info("requestss", summary="python http for humans",
-                                  project_urls={"Source": "https://github.com/psf/requests.git"})
+    publish_copier(index_server, tmp_path)
     # Name-only findings let through: only the impersonation finding keeps the project out.
-    mirror = start_mirror(policy={"actions": {"typosquat.medium": "allow", "typosquat.high": "allow",
-                                              "age.medium": "allow"}})
+    mirror = start_mirror(policy=NAME_ONLY_ALLOWED)
     assert screen(mirror, "requestss").status_code == 403
 
     audit(mirror)
