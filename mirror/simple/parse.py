@@ -64,6 +64,10 @@ _HEX_LENGTHS = {
 _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # URLs are resolved and fetched; whitespace, controls and backslashes are
 # where URL parsers disagree with each other, so refuse them outright.
+# An absolute URL that urlsplit and urlunsplit give back unchanged: lower-case http(s)
+# scheme, a lower-case host name (no user, port or IP literal), no query.  A page's
+# tens of thousands of links are nearly all of this shape; the rest take the general path.
+_PLAIN_URL = re.compile(r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?:/[^?#]*)?(?:#.*)?", re.ASCII | re.DOTALL)
 _BAD_URL_CHARS = re.compile("[\x00-\x20\x7f-\x9f\\\\\ud800-\udfff]")
 # Real distribution filenames are plain ASCII; anything else (path
 # separators, spaces, unicode look-alikes) is refused before packaging sees it.
@@ -644,6 +648,14 @@ def _file_url(raw: str, base_url: str) -> tuple[str, str]:
         raise _Skip(
             "URL is too long or has whitespace, control characters or backslashes"
         )
+    if _PLAIN_URL.fullmatch(raw):  # nearly every link: what the general path would give back
+        url, _, fragment = raw.partition("#")
+        return url, fragment
+    return _resolved_url(raw, base_url)
+
+
+def _resolved_url(raw: str, base_url: str) -> tuple[str, str]:
+    """``_file_url`` for any URL: parsed, resolved if relative, checked and put together again."""
     try:
         parts = urlsplit(raw)
         if not parts.scheme:
