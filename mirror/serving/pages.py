@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +31,7 @@ from mirror.screening.events import record_event
 from mirror.serving.pagebuild import Pin, build_page, files_base_for
 from mirror.simple.model import ProjectPage
 from mirror.simple.parse import parse_project_json, parse_project_page
-from mirror.simple.render import render_project_html, render_project_json
+from mirror.simple.render import page_of_json, render_project_html, render_project_json
 from mirror.upstream.client import NOT_FOUND, NOT_MODIFIED, Fetched, UpstreamClient
 from mirror.upstream.errors import UpstreamError
 
@@ -57,6 +57,10 @@ class ServedPage:
     etag: str
     checked_at: datetime
     stale: bool = False
+
+
+# The HTML body of a page no HTML client has asked for yet.
+NO_HTML = b""
 
 
 class PageUnavailable(Exception):
@@ -211,6 +215,24 @@ class PageService:
         self.cache.put(project, self.monotonic(), stored)
         metrics.PAGE_HIT.inc()
         return stored
+
+    def with_html(self, page: ServedPage) -> ServedPage:
+        """``page`` with its HTML body: rendered from its JSON on the first HTML request, then kept.
+
+        Kept in the database row and the cache only while they still hold
+        this very page (same ETag): a page rebuilt meanwhile renders its own.
+        """
+        if page.html_gz != NO_HTML:
+            return page
+        done = replace(page, html_gz=html_of(page.json_gz))
+        with self.sessions.begin() as session:
+            session.execute(
+                update(Page).where(Page.project == page.project, Page.etag == page.etag).values(html_gz=done.html_gz)
+            )
+        cached = self.cache.get(page.project)
+        if cached is not None and cached[1].etag == page.etag and cached[1].html_gz == NO_HTML:
+            self.cache.put(page.project, cached[0], replace(cached[1], html_gz=done.html_gz))
+        return done
 
     def _is_fresh(self, page: ServedPage) -> bool:
         return self.clock() - page.checked_at < self.ttl
@@ -435,16 +457,26 @@ def _stored_upstream(row: Page) -> ProjectPage:
     return page if page.last_serial is not None else replace(page, last_serial=row.upstream_serial)
 
 
-def render_bodies(page: ProjectPage, checked_at: datetime | None = None) -> ServedPage:
-    """Render both formats once, compressed, with an ETag for the content."""
+def render_bodies(page: ProjectPage, checked_at: datetime | None = None, *, html: bool = False) -> ServedPage:
+    """The JSON body, compressed, with an ETag for the content; the HTML body too when ``html``.
+
+    Without it the HTML body is left empty (``NO_HTML``) until an HTML client
+    asks (``PageService.with_html``): pip and uv read JSON, and rendering and
+    compressing a big page's HTML costs as much as its JSON.
+    """
     json_body = render_project_json(page)
     return ServedPage(
         project=page.name,
         json_gz=gzip.compress(json_body, 6, mtime=0),
-        html_gz=gzip.compress(render_project_html(page), 6, mtime=0),
+        html_gz=gzip.compress(render_project_html(page), 6, mtime=0) if html else NO_HTML,
         etag=hashlib.sha256(json_body).hexdigest()[:32],
         checked_at=checked_at or datetime.min.replace(tzinfo=timezone.utc),
     )
+
+
+def html_of(json_gz: bytes) -> bytes:
+    """The compressed HTML body of the page whose compressed JSON body is ``json_gz``."""
+    return gzip.compress(render_project_html(page_of_json(gzip.decompress(json_gz))), 6, mtime=0)
 
 
 def _served(row: Page) -> ServedPage:

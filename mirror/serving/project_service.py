@@ -279,7 +279,7 @@ class ProjectService:
                 "the public index is never asked for internal names."
             )
         served = self._internal_served.get(project)
-        fresh = render_bodies(page, self.clock())
+        fresh = render_bodies(page, self.clock(), html=True)  # small, and kept until it changes
         if served is None or served.etag != fresh.etag:
             self._internal_served[project] = fresh
         return self._internal_served[project]

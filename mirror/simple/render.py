@@ -53,6 +53,26 @@ def render_project_html(page: ProjectPage) -> bytes:
     return _document(head, title, links, page.last_serial)
 
 
+def page_of_json(body: bytes) -> ProjectPage:
+    """The page ``render_project_json`` wrote, read back: the mirror's own bytes, not checked again.
+
+    A page's HTML is rendered from its JSON when an HTML client first asks
+    (pip and uv ask for JSON), so a cold page is rendered once, not twice.
+    """
+    doc = json.loads(body)
+    meta, status = doc["meta"], doc.get("project-status", {})
+    return ProjectPage(
+        name=doc["name"],
+        files=tuple(_file_of_json(entry) for entry in doc["files"]),
+        versions=tuple(doc["versions"]),
+        status=status.get("status"),
+        status_reason=status.get("reason"),
+        tracks=tuple(meta.get("tracks", ())),
+        alternate_locations=tuple(doc["alternate-locations"]),
+        last_serial=meta.get("_last-serial"),
+    )
+
+
 def render_list_json(projects: ProjectList) -> bytes:
     """The root index as ``application/vnd.pypi.simple.v1+json``."""
     meta: dict[str, Any] = {"api-version": API_VERSION}
@@ -100,6 +120,22 @@ def _file_json(f: DistFile) -> dict[str, Any]:
     if f.provenance is not None:
         entry["provenance"] = f.provenance
     return entry
+
+
+def _file_of_json(entry: dict[str, Any]) -> DistFile:
+    metadata = entry.get("core-metadata")
+    return DistFile(
+        filename=entry["filename"],
+        url=entry["url"],
+        hashes=entry["hashes"],
+        requires_python=entry.get("requires-python"),
+        yanked=entry["yanked"],
+        size=entry.get("size"),
+        upload_time=entry.get("upload-time"),
+        core_metadata=metadata if isinstance(metadata, dict) else bool(metadata),
+        gpg_sig=entry.get("gpg-sig"),
+        provenance=entry.get("provenance"),
+    )
 
 
 def _metadata_json(value: bool | Mapping[str, str]) -> bool | dict[str, str] | None:

@@ -13,7 +13,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from packaging.utils import InvalidName, canonicalize_name
 
-from mirror.serving.pages import ServedPage
+from mirror.serving.pages import NO_HTML, ServedPage
 from mirror.simple.model import ProjectList
 from mirror.simple.negotiate import choose_format
 from mirror.simple.render import render_list_html, render_list_json
@@ -62,7 +62,10 @@ async def project_page(name: str, request: Request) -> Response:
     media_type = _negotiate(request)
     if media_type is None:
         return _not_acceptable()
-    return _page_response(await served_page(request, canonical), media_type, request)
+    page = await served_page(request, canonical)
+    if media_type != JSON_TYPE and page.html_gz == NO_HTML:
+        page = await run_in_threadpool(request.app.state.services.pages.with_html, page)
+    return _page_response(page, media_type, request)
 
 
 async def served_page(request: Request, project: str) -> ServedPage:

@@ -14,6 +14,7 @@ from mirror.simple.parse import (
     parse_project_page,
 )
 from mirror.simple.render import (
+    page_of_json,
     render_list_html,
     render_list_json,
     render_project_html,
@@ -31,6 +32,13 @@ def test_json_round_trip(page: ProjectPage) -> None:
     parsed = parse_project_json(render_project_json(page), base_url=page_url(page.name))
     assert parsed == page
     assert parsed.skipped == ()
+
+
+@roundtrip
+@given(project_pages())
+def test_html_rendered_from_the_served_json_is_the_html_of_the_page(page: ProjectPage) -> None:
+    # A page's HTML is rendered from its JSON body when first asked for: it must be the same bytes.
+    assert render_project_html(page_of_json(render_project_json(page))) == render_project_html(page)
 
 
 @roundtrip
