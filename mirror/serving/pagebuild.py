@@ -103,13 +103,13 @@ def build_page(
             continue
         if pin.blocked_reason:
             continue
-        if version is not None and canonicalize_version(version) in hidden:
+        if hidden and version is not None and canonicalize_version(version) in hidden:
             continue
         kept.append(_rewrite(f, pin, files_base))
     listed = {f.filename for f in upstream.files}
     built.removed = sorted(name for name, pin in pins.items() if name not in listed and not pin.removed)
     built.relisted = sorted(name for name, pin in pins.items() if name in listed and pin.removed)
-    versions = tuple(v for v in upstream.versions if canonicalize_version(v) not in hidden)
+    versions = tuple(v for v in upstream.versions if canonicalize_version(v) not in hidden) if hidden else upstream.versions
     built.page = replace(upstream, files=tuple(kept), versions=versions)
     return built
 
@@ -121,13 +121,18 @@ def _rewrite(f: DistFile, pin: Pin, files_base: str) -> DistFile:
         core = {"sha256": pin.metadata_sha256}
     # PEP 740: point at the mirror's copy of the provenance, never at upstream.
     provenance = mirror_file_url(pin.sha256, f.filename + PROVENANCE_SUFFIX, files_base) if pin.provenance_url else None
-    return replace(
-        f,
+    return DistFile(  # not dataclasses.replace: a big page is tens of thousands of these
+        filename=f.filename,
         url=mirror_file_url(pin.sha256, f.filename, files_base),
         hashes={"sha256": pin.sha256},
+        requires_python=f.requires_python,
+        yanked=f.yanked,
+        size=f.size,
+        upload_time=f.upload_time,
         core_metadata=core,
         gpg_sig=None,
         provenance=provenance,
+        parsed_version=f.parsed_version,
     )
 
 

@@ -423,7 +423,7 @@ class PageService:
             files_base=files_base_for(self.public_url),
         )
         if built.new_pins:  # one executemany: a big project lists tens of thousands of files
-            session.execute(insert(PinnedFile), [_pin_values(project, pin, now) for pin in built.new_pins])
+            session.execute(insert(PinnedFile.__table__), [_pin_values(project, pin, now) for pin in built.new_pins])
         for changed in built.changed:
             _block_changed(session, project, changed.filename, changed.listed_sha256)
         if built.removed or built.relisted:
