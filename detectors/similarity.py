@@ -627,6 +627,10 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
     if "-" in target.token_key and cand.token_key == target.token_key:
         return Relation("reorder", "the same words reordered", 0, length)
 
+    if cand.digits_moved and cand.digits_moved == target.digits_moved:
+        # Before the one-edit explanations: a digit swapped with the letter
+        # beside it ('bot3o') is a version digit moved like any other.
+        return Relation("digit-moved", "the version digits moved", 0, length, "inner", ("digit",))
     if _one_edit_apart(cand.compact, target.compact):
         target_words = word_boundaries(target.canonical)
         cand_words = word_boundaries(cand.canonical)
@@ -648,8 +652,6 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
         turned = _rotation(cand.compact, target.compact)
         if turned is not None:
             return turned
-    if cand.digits_moved and cand.digits_moved == target.digits_moved:
-        return Relation("digit-moved", "the version digits moved", 0, length, "inner", ("digit",))
     cut = _truncation(cand, target)
     if cut is not None:
         return cut

@@ -24,7 +24,11 @@ def kind(candidate: str, target: str) -> str | None:
         ("h55py", "h5py", "repeat"),
         ("pyqt56", "pyqt5", "digit"),
         ("bo3to", "boto3", "digit-moved"),
-        ("bot3o", "boto3", "digit"),
+        # A digit swapped with the letter beside it is moved too, not a one-edit slip.
+        ("bot3o", "boto3", "digit-moved"),
+        ("zarr3o", "zarro3", "digit-moved"),
+        # Two digits swapped ('21' for '12') change the version, not where it stands.
+        ("pyqt21", "pyqt12", "digit"),
         # A digit on a name without one stays the weaker 'version' kind.
         ("colorama2", "colorama", "version"),
         # Halves of a glued name turned round, with a trailing digit kept in place.
