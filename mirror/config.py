@@ -96,12 +96,6 @@ class ServerSettings(Section):
     upstream_queue: int = Field(64, ge=0, le=100_000)
     # First screenings (never-seen names) one client may cause per minute; 0: no limit.
     screenings_per_client_per_minute: int = Field(120, ge=0)
-    # The requirements of a wheel a client has just been served (or read the PEP 658 metadata
-    # of) are the pages it asks for next: never-seen ones are screened and built in the
-    # background at once, through the same gate and the client's screening budget.  At most
-    # this many names wait or run at a time (more are not queued), on this many threads; 0: never.
-    warm_ahead: int = Field(16, ge=0, le=10_000)
-    warm_ahead_workers: int = Field(4, ge=1, le=64)
     # Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed;
     # empty: none, the client is the peer that connected.
     trusted_proxies: tuple[str, ...] = ()

@@ -89,8 +89,6 @@ class Services:
             screening_budget=ClientBudget(settings.server.screenings_per_client_per_minute, monotonic),
             clock=clock,
             monotonic=monotonic,
-            warm_ahead=settings.server.warm_ahead,
-            warm_ahead_workers=settings.server.warm_ahead_workers,
         )
         self.files = FileService(
             sessions=self.sessions,
@@ -98,12 +96,10 @@ class Services:
             screening=self.screening,
             content=self.content,
             provenance=provenance,
-            store=self.store,
             monotonic=monotonic,
         )
 
     def close(self) -> None:
-        self.projects.close()
         self.screening.close()
         if self.content is not None:
             self.content.close()

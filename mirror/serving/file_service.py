@@ -19,13 +19,10 @@ from mirror.errors import NotFound
 from mirror.memory import release_free_memory
 from mirror.screening.content import ContentScreening, FileToScan, file_to_scan
 from mirror.screening.screen import Screening
-from mirror.serving.dependencies import required_projects, wheel_metadata
 from mirror.serving.gate import Standing, check_file
 from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.pages import RECHECK_SECONDS
-from mirror.simple.metadata import MAX_METADATA_BYTES
 from mirror.serving.provenance import ProvenanceStore
-from mirror.serving.store import BlobStore
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
 UNFETCHED = "unfetched"  # a provenance upstream lists that the mirror has not fetched yet
@@ -77,11 +74,9 @@ class FileService:
         screening: Screening,
         content: ContentScreening | None,
         provenance: ProvenanceStore,
-        store: BlobStore,
         monotonic: Callable[[], float],
     ) -> None:
         self.sessions = sessions
-        self.store = store
         self.standing = standing
         self.screening = screening
         self.content = content
@@ -127,19 +122,6 @@ class FileService:
                 FileToScan(target.project, target.version, target.filename, target.sha256, target.upstream_url, target.size)
             )
             release_free_memory()  # a wheel's members were decompressed and scanned in memory
-
-    def requirements(self, target: FileTarget) -> list[str]:
-        """The projects a served wheel or core metadata file requires, read from the store ([] if not stored)."""
-        if not self.store.has(target.sha256):
-            return []
-        path = self.store.path(target.sha256)
-        if target.is_metadata and target.filename.endswith(METADATA_SUFFIX):
-            metadata = path.read_bytes() if path.stat().st_size <= MAX_METADATA_BYTES else None
-        elif not target.is_metadata and target.filename.endswith(".whl"):
-            metadata = wheel_metadata(path)
-        else:
-            return []
-        return required_projects(metadata) if metadata is not None else []
 
     def provenance_target(self, sha256: str, filename: str) -> FileTarget:
         """The mirror's copy of a file's provenance (fetched now if needed); raises like ``target``."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from packaging.utils import canonicalize_version
 

@@ -282,6 +282,11 @@ class PageService:
                 return (f.hashes.get("sha256") or "").lower() or None
         return None
 
+    def has_page(self, project: str) -> bool:
+        """Whether a page of ``project`` is stored (without reading it: a big one is MiBs to unpack)."""
+        with self.sessions() as session:
+            return session.scalar(select(Page.project).where(Page.project == project)) is not None
+
     def upstream_page(self, project: str) -> ProjectPage | None:
         """The last upstream page as fetched (unfiltered), for screening facts."""
         with self.sessions() as session:

@@ -8,10 +8,7 @@ one comes from the page cache.  Failures leave as domain errors
 
 from __future__ import annotations
 
-import logging
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -19,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mirror.clock import Clock
 from mirror.db.models import Page, PinnedFile, Project, Release
-from mirror.errors import MirrorError, NotFound, TooManyRequests, Unavailable
+from mirror.errors import NotFound, TooManyRequests, Unavailable
 from mirror.memory import release_free_memory
 from mirror.screening.content import ContentScreening
 from mirror.screening.screen import Screening
@@ -37,7 +34,6 @@ RETRY_AFTER_SECONDS = 2
 _MAX_REMEMBERED = 50_000
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 
 class ProjectService:
@@ -54,8 +50,6 @@ class ProjectService:
         screening_budget: ClientBudget,
         clock: Clock,
         monotonic: Callable[[], float],
-        warm_ahead: int = 0,
-        warm_ahead_workers: int = 4,
     ) -> None:
         self.sessions = sessions
         self.store = store
@@ -70,13 +64,6 @@ class ProjectService:
         # project -> when (monotonic) the slow path last found it public and allowed.
         self._allowed_at: dict[str, float] = {}
         self._internal_served: dict[str, ServedPage] = {}
-        self.warm_ahead_queue = warm_ahead  # [server] warm_ahead: names screened ahead at once
-        self._ahead: set[str] = set()  # queued or running
-        self._ahead_lock = threading.Lock()
-        self._ahead_pool = ThreadPoolExecutor(max_workers=warm_ahead_workers, thread_name_prefix="warm-ahead")
-
-    def close(self) -> None:
-        self._ahead_pool.shutdown(wait=False, cancel_futures=True)
 
     def standing(self, project: str) -> Standing:
         """What the gate needs to know of ``project`` now."""
@@ -165,37 +152,6 @@ class ProjectService:
         self._remember_allowed(project)
         return page
 
-    def warm_ahead(self, names: Iterable[str], request: Mapping[str, Any]) -> list[str]:
-        """Screen and build, in the background, the pages of never-seen projects a client will ask for next.
-
-        Each goes through ``page`` as the client's own request would, so the
-        gate, the client's screening budget and every decision rule apply
-        unchanged; what fails is left for the client's request to meet.
-        Bounded by ``warm_ahead`` names queued or running; returns those queued.
-        """
-        queued = []
-        for name in names:
-            if self.internal.is_internal(name) or self.screening.project_row(name) is not None or name in self.not_found:
-                continue
-            with self._ahead_lock:
-                if len(self._ahead) >= self.warm_ahead_queue or name in self._ahead:
-                    continue
-                self._ahead.add(name)
-            self._ahead_pool.submit(self._page_ahead, name, request)
-            queued.append(name)
-        return queued
-
-    def _page_ahead(self, project: str, request: Mapping[str, Any]) -> None:
-        try:
-            self.page(project, request)
-        except MirrorError:
-            pass  # refused, unknown, over budget or upstream down: the client's own request says so
-        except Exception:  # noqa: BLE001 - a background job must log, not die silently
-            log.exception("screening %s ahead of its client failed; it is screened when asked for", project)
-        finally:
-            with self._ahead_lock:
-                self._ahead.discard(project)
-
     def why(self, project: str, version: str | None = None) -> Explanation:
         """Why ``project`` (or one version of it) is or is not installable now."""
         with self.sessions() as session:
@@ -229,16 +185,14 @@ class ProjectService:
         """
         page: ServedPage | None = None
         with self.pages.single_flight(project):
-            stored = self.pages.upstream_page(project)
-            if stored is None:
+            if self.screening.project_row(project) is not None and self.pages.has_page(project):
+                pass  # another client's first screening, here or in another process, ended while this one waited
+            elif (stored := self.pages.upstream_page(project)) is None:
                 project_json = self.screening.prefetch(project)  # while the page is fetched
                 fetched = self._from_upstream(project, lambda: self.pages.fetch_new(project))
                 self.screening.screen(project, fetched.page, request, project_json)
                 page = self.pages.store_fetched(project, fetched)
-            elif self.screening.project_row(project) is None:
-                # Stored, with no decision standing (cleared since, or provisional and due): screen
-                # what was stored and build again.  Stored and decided is another thread's or
-                # process's first screening, finished while this one waited for the lock.
+            else:  # stored with no decision standing (cleared, or provisional and due): screen it, build again
                 self.screening.screen(project, stored, request)
                 self.pages.rebuild(project)
         release_free_memory()  # the parse and build of a big page were tens of MiB for a moment

@@ -15,7 +15,6 @@ from pathlib import Path
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Send
 
@@ -27,7 +26,6 @@ from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.fetcher import prime
 from mirror.serving.store import StoreError, VerificationError
 from mirror.upstream.errors import CircuitOpen, UpstreamError
-from mirror.web.client_info import request_info
 from mirror.web.errors import record_refusal
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -116,14 +114,13 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     # Size always, a re-hash when small or when the integrity mark is off; a corrupt
     # blob is quarantined and None sends us to upstream for a fresh, verified copy.
     path = await run_in_threadpool(services.store.verified_path, target.sha256, target.size)
-    then = _warm_ahead_after(services, target, request)
     if path is not None and target.needs_scan:
         # Stored, but not looked at with today's rules: scan, then ask the gate again.
         await request.app.state.upstream_room.run(services.files.screen, target)
         target = await run_in_threadpool(services.files.target, sha256, filename)
     if path is not None:
         metrics.FILE_HIT.inc()
-        return _blob_response(path, target, filename, background=then)
+        return _blob_response(path, target, filename)
     headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
     if target.size is not None:
         headers["Content-Length"] = str(target.size)
@@ -140,23 +137,7 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
             chunks, services, target, sha256,
             on_refused=lambda exc: record_refusal(refusals, request, exc) if refusals is not None else None,
         )
-    return StreamingResponse(chunks, media_type=_media_type(target, filename), headers=headers, background=then)
-
-
-def _warm_ahead_after(services: Services, target: FileTarget, request: Request) -> BackgroundTask | None:
-    """Once a first-scanned wheel or a core metadata file is sent, its requirements' pages are prepared.
-
-    Only on the cold path: a file the warm path answers was seen before, and so were its requirements.
-    """
-    if not (target.needs_scan or target.is_metadata) or not services.settings.server.warm_ahead:
-        return None
-    info = request_info(request, services.clock())
-    info["ahead_of"] = target.filename  # the reviewer sees what the screening was a guess from
-    return BackgroundTask(_warm_ahead, services, target, info)
-
-
-def _warm_ahead(services: Services, target: FileTarget, info: dict[str, object]) -> None:
-    services.projects.warm_ahead(services.files.requirements(target), info)
+    return StreamingResponse(chunks, media_type=_media_type(target, filename), headers=headers)
 
 
 def _scanned_before_the_last_byte(
@@ -201,9 +182,9 @@ def _first_bytes(services: Services, target: FileTarget, filename: str) -> Itera
         raise FetchFailed(f"could not fetch '{filename}' from upstream: {exc}") from None
 
 
-def _blob_response(path: Path, target: FileTarget, filename: str, background: BackgroundTask | None = None) -> Response:
+def _blob_response(path: Path, target: FileTarget, filename: str) -> Response:
     headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
-    return BlobResponse(path, media_type=_media_type(target, filename), headers=headers, filename=None, background=background)
+    return BlobResponse(path, media_type=_media_type(target, filename), headers=headers, filename=None)
 
 
 def _media_type(target: FileTarget, filename: str) -> str:

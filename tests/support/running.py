@@ -92,8 +92,6 @@ def mirror_settings(
         # No scans ahead of downloads unless a test asks: a test that reads a file's metadata
         # would otherwise race a background download of the file.
         "content": {"prefetch_queue": 0},
-        # Nor screenings ahead of clients: tests count the upstream requests a client causes.
-        "server": {"warm_ahead": 0},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
