@@ -62,7 +62,8 @@ class Page(Base):
     ``upstream_gz`` is the unfiltered upstream page (as upstream sent it,
     gzipped), so the served bodies can be rebuilt when a decision changes
     without asking upstream again.  ``json_gz``/``html_gz`` are the served bodies,
-    pre-rendered and pre-compressed so that a warm request renders nothing.
+    pre-rendered and pre-compressed so that a warm request renders nothing;
+    ``html_gz`` stays empty until an HTML client first asks for the page.
     """
 
     __tablename__ = "pages"

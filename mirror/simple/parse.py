@@ -64,11 +64,11 @@ _HEX_LENGTHS = {
 _BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 # URLs are resolved and fetched; whitespace, controls and backslashes are
 # where URL parsers disagree with each other, so refuse them outright.
+_BAD_URL_CHARS = re.compile("[\x00-\x20\x7f-\x9f\\\\\ud800-\udfff]")
 # An absolute URL that urlsplit and urlunsplit give back unchanged: lower-case http(s)
 # scheme, a lower-case host name (no user, port or IP literal), no query.  A page's
 # tens of thousands of links are nearly all of this shape; the rest take the general path.
 _PLAIN_URL = re.compile(r"https?://[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?:/[^?#]*)?(?:#.*)?", re.ASCII | re.DOTALL)
-_BAD_URL_CHARS = re.compile("[\x00-\x20\x7f-\x9f\\\\\ud800-\udfff]")
 # Real distribution filenames are plain ASCII; anything else (path
 # separators, spaces, unicode look-alikes) is refused before packaging sees it.
 _FILENAME_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+!-]*")
