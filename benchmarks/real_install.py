@@ -18,6 +18,9 @@ settings).  The mirror runs as ``indexguard serve``, one worker, with the
 embedded defaults plus a config that points storage at a temp directory
 and sets ``public_url`` to the address pip uses (as a deployment does).
 Medians, spread and the cold/direct and warm/direct ratios are the headline.
+Each run also reports pip's CPU seconds and the mirror's during it: a mirror
+busy for most of a cold run's seconds is what the client waits on (pip asks
+one thing at a time).
 With ``--peers``, every round also runs a fresh proxpi 1.3.1 (a caching
 proxy that screens nothing; ``benchmarks/peers.py``) cold and warm on the
 same workload, so the peer's ratios come from the same minutes.
@@ -45,6 +48,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -246,24 +250,34 @@ class PipRun:
     load_after: str
     files: list[str] = field(default_factory=list)
     bytes: int = 0
+    # CPU seconds during the run: pip's own, and the mirror's (None: direct, or a peer's).
+    # A mirror busy for most of the run's seconds is what holds the client up.
+    client_cpu: float = 0.0
+    server_cpu: float | None = None
 
 
-def pip_download(mode: str, round_no: int, index_url: str, work: Path) -> PipRun:
+def pip_download(mode: str, round_no: int, index_url: str, work: Path, server_pid: int | None = None) -> PipRun:
     dest = work / f"pip-{mode}-{round_no}"
     command = [sys.executable, "-m", "pip", "download", "--no-cache-dir", "--progress-bar", "off", "-q",
                "-d", str(dest), "--index-url", index_url, "-r", str(REQUIREMENTS)]
     before = load()
+    server_before = cpu_seconds(server_pid) if server_pid is not None else 0.0
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - began
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    server_cpu = cpu_seconds(server_pid) - server_before if server_pid is not None else None
     if done.returncode != 0:
         raise RuntimeError(f"pip download ({mode}, round {round_no}) failed:\n{done.stderr[-3000:]}")
     files = sorted(p.name for p in dest.iterdir())
     size = sum(p.stat().st_size for p in dest.iterdir())
     shutil.rmtree(dest)
-    run = PipRun(mode, round_no, seconds, before, load(), files, size)
+    run = PipRun(mode, round_no, seconds, before, load(), files, size, client_cpu, server_cpu)
+    busy = f"  mirror CPU {server_cpu:.1f} s" if server_cpu is not None else ""
     print(f"  round {round_no} {mode:11} {seconds:7.2f} s  {len(files)} files {size / MIB:.1f} MiB  "
-          f"load {run.load_before} -> {run.load_after}", flush=True)
+          f"pip CPU {client_cpu:.1f} s{busy}  load {run.load_before} -> {run.load_after}", flush=True)
     return run
 
 
@@ -296,7 +310,7 @@ def run_rounds(work: Path, rounds: int, expected: int,
         after_cold = 0.0
         for mode in round_order(round_no):
             url = public_index() if mode == "direct" else mirror.simple_url
-            run = pip_download(mode, round_no, url, work)
+            run = pip_download(mode, round_no, url, work, None if mode == "direct" else mirror.proc.pid)
             if len(run.files) != expected:
                 raise RuntimeError(f"{mode} round {round_no}: {len(run.files)} files, expected {expected}")
             if runs and run.files != runs[0].files:
@@ -501,9 +515,10 @@ def summarise(runs: Sequence[PipRun]) -> dict[str, dict[str, float]]:
 def report_rounds(runs: Sequence[PipRun], memory: Sequence[RoundMemory]) -> dict[str, dict[str, float]]:
     summary = summarise(runs)
     common.print_table(
-        "pip download, every run (seconds; load average 1/5/15 min before -> after)",
-        ["round", "mode", "seconds", "load before", "load after"],
-        [[r.round, r.mode, f"{r.seconds:.2f}", r.load_before, r.load_after] for r in runs],
+        "pip download, every run (seconds; CPU seconds of pip and of the mirror during it; load average 1/5/15 min before -> after)",
+        ["round", "mode", "seconds", "pip CPU", "mirror CPU", "load before", "load after"],
+        [[r.round, r.mode, f"{r.seconds:.2f}", f"{r.client_cpu:.1f}",
+          "-" if r.server_cpu is None else f"{r.server_cpu:.1f}", r.load_before, r.load_after] for r in runs],
     )
     common.print_table(
         "medians (ratio: median / median direct; paired: median of each round's own ratio)",
