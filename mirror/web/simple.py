@@ -63,7 +63,7 @@ async def project_page(name: str, request: Request) -> Response:
     if media_type is None:
         return _not_acceptable()
     page = await served_page(request, canonical)
-    if media_type != JSON_TYPE and page.html_gz == NO_HTML:
+    if html_unrendered(page, media_type):
         page = await run_in_threadpool(request.app.state.services.pages.with_html, page)
     return _page_response(page, media_type, request)
 
@@ -87,6 +87,11 @@ def _page_response(page: ServedPage, media_type: str, request: Request) -> Respo
     response = Response(body, status_code=status)
     response.headers.update(headers)
     return response
+
+
+def html_unrendered(page: ServedPage, media_type: str) -> bool:
+    """HTML is asked for and the page has none yet: it is rendered (off the event loop) before the reply."""
+    return media_type != JSON_TYPE and page.html_gz == NO_HTML
 
 
 def page_reply(

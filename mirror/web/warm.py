@@ -18,8 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mirror.serving.project_service import ProjectService
 from mirror.simple.negotiate import choose_format
-from mirror.serving.pages import NO_HTML
-from mirror.web.simple import JSON_TYPE, page_reply
+from mirror.web.simple import html_unrendered, page_reply
 
 PREFIX = "/simple/"
 # What metrics and the access log label these requests with: the route's own template.
@@ -69,6 +68,6 @@ class WarmPages:
                 return None  # anything unusual: the route's rules
             fmt = values[0].replace(" ", "+")
         media_type = choose_format(headers.get(b"accept"), fmt)
-        if media_type is None or (media_type != JSON_TYPE and page.html_gz == NO_HTML):
+        if media_type is None or html_unrendered(page, media_type):
             return None  # the route's 406, or the first HTML request: the route renders it
         return page_reply(page, media_type, headers.get(b"accept-encoding", ""), headers.get(b"if-none-match", ""))

@@ -95,7 +95,6 @@ WHEELS = [
     "sample-1.0-py2.py3-none-any.whl",
     "sample-1.0-py3--any.whl",  # empty component: refused by packaging
     "sample-1.0-3py-none-any.whl",  # interpreter not an identifier
-    "sample-1.0-py3-none-any.py2.whl".replace(".py2", ""),
     "sample-1.0-py3-none.whl",  # too few parts
     "a-b-c-d-e-f-g.whl",  # too many
     "sample-notaversion-py3-none-any.whl",
