@@ -1,4 +1,4 @@
-"""The values that go into the detectors and the findings that come out.
+"""The values that go into the detectors (the findings that come out: ``detectors.findings``).
 
 Detectors are pure functions of these values: everything they would otherwise
 fetch (upstream metadata, download counts, the clock) arrives here, so every
@@ -7,13 +7,13 @@ rule can be tested with plain data and replayed later from stored facts.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from detectors.corpus import NameIndex, PopularCorpus, Project
+from detectors.findings import Finding, Severity
 from detectors.names import canonical, canonical_pattern
 
 __all__ = [
@@ -25,57 +25,6 @@ __all__ = [
     "ReleaseFacts",
     "Severity",
 ]
-
-
-class Severity(enum.IntEnum):
-    """How bad a finding is; ordered so that policies can say "at least high"."""
-
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    def __str__(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        """'high' -> Severity.HIGH; raises ValueError naming the allowed words."""
-        try:
-            return cls[text.strip().upper()]
-        except KeyError:
-            allowed = ", ".join(str(s) for s in cls)
-            raise ValueError(f"unknown severity {text!r} (expected one of: {allowed})") from None
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing a detector noticed, with the evidence a reviewer needs.
-
-    ``target`` names the project being imitated or the internal name being
-    claimed; ``release`` is set when the finding concerns one release only (a
-    hold), so that a policy blocks that release rather than the project.
-    ``evidence`` must stay JSON-serialisable: it is stored next to the decision.
-    """
-
-    detector: str
-    severity: Severity
-    title: str
-    target: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
-    release: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form (severity as its lower-case word)."""
-        return {
-            "detector": self.detector,
-            "severity": str(self.severity),
-            "title": self.title,
-            "target": self.target,
-            "release": self.release,
-            "evidence": dict(self.evidence),
-        }
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,15 @@ class ContentSettings(Section):
     # and scanned in the background at once, so the download that follows finds it scanned.
     # At most this many such scans wait or run at a time (more are not queued); 0: never.
     prefetch_queue: int = Field(16, ge=0, le=10_000)
+    # Scans run in worker processes of their own: on another core than the server's pages, killed
+    # at max_seconds + scan_kill_grace, started on demand and stopped after scan_process_idle
+    # seconds without work (their memory goes back).  This many workers for scans a client waits
+    # for, plus one for background scans; 0: every scan runs inside the server.
+    scan_processes: int = Field(1, ge=0, le=64)
+    scan_process_idle: float = Field(30.0, gt=0)
+    scan_kill_grace: float = Field(30.0, gt=0)
+    # A worker's report (JSON) over this size ends its scan as incomplete.
+    max_report_bytes: int = Field(256 * 1024 * 1024, ge=1024)
     # A scan that hits one of these limits is a finding of its own (held), never a pass.
     max_archive_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     max_total_bytes: int = Field(2 * 1024 * 1024 * 1024, ge=1024)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from detectors.facts import Finding
 from mirror.clock import Clock, utcnow
 from mirror.config import Settings
+from mirror.content.rules import default_rules
 from mirror.db.session import make_engine, make_session_factory
 from mirror.notify import WebhookNotifier
 from mirror.sections import check_sections
@@ -26,6 +27,7 @@ from mirror.screening.detector_setup import DetectorSetup
 from mirror.screening.downloads import downloads_provider
 from mirror.screening.events import record_hash_mismatch
 from mirror.screening.policy import action_for
+from mirror.screening.scan_process import InProcessScans, ScanProcesses
 from mirror.screening.screen import Screening
 from mirror.serving.fetcher import FileFetcher
 from mirror.serving.file_service import FileService
@@ -186,6 +188,13 @@ def build_content(
     """Content screening with ``[content]``'s limits; None when it is switched off."""
     if not settings.content.enabled:
         return None
+    content = settings.content
+    rules = default_rules()
+    scans = (
+        ScanProcesses(rules, clients=content.scan_processes, idle_seconds=content.scan_process_idle,
+                      kill_grace=content.scan_kill_grace, max_report_bytes=content.max_report_bytes)
+        if content.scan_processes else InProcessScans(rules)
+    )
     return ContentScreening(
         sessions=sessions,
         clock=clock,
@@ -197,6 +206,8 @@ def build_content(
         workers=settings.content.workers,
         held_release_files=settings.content.held_release_files,
         prefetch_queue=settings.content.prefetch_queue,
+        rules=rules,
+        scans=scans,
     )
 
 

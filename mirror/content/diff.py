@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from detectors.facts import Finding, Severity
+from detectors.findings import Finding, Severity
 
 from mirror.content.evidence import finding
 from mirror.content.inventory import SEVERITY_ORDER, risk_of

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detectors.facts import Finding, Severity
+from detectors.findings import Finding, Severity
 
 __all__ = ["excerpt", "finding", "EXCERPT_CHARS"]
 

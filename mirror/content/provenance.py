@@ -22,8 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from detectors.facts import Finding, Severity
-from pydantic import ValidationError
+from detectors.findings import Finding, Severity
 
 from mirror.content.evidence import excerpt, finding
 
@@ -106,7 +105,8 @@ def verify_provenance(filename: str, sha256: str, provenance: bytes | str | Mapp
     """
     if provenance is None:
         return ProvenanceResult(filename=filename, present=False, verified=False)
-    from pypi_attestations import AttestationError, Distribution, Provenance  # slow import, only when needed
+    from pydantic import ValidationError  # with pypi-attestations (built on it): slow, only when needed
+    from pypi_attestations import AttestationError, Distribution, Provenance
 
     try:
         raw = json.dumps(provenance) if isinstance(provenance, Mapping) else provenance

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.facts import Finding, Severity
+from detectors.findings import Finding, Severity
 
 __all__ = ["ArtifactReport", "ReleaseReport"]
 

@@ -129,6 +129,11 @@ class RuleSet:
         return self._compiled
 
     @property
+    def sources(self) -> tuple[tuple[str, str], ...]:
+        """(file name, text) of every rule file: what a worker process compiles the same rules from."""
+        return self._sources
+
+    @property
     def compiled(self) -> bool:
         return self._compiled is not None
 

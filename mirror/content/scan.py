@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.facts import Finding, Severity
+from detectors.findings import Finding, Severity
 from packaging.utils import InvalidSdistFilename, InvalidWheelFilename, parse_sdist_filename, parse_wheel_filename
 
 from mirror.content import filetypes, hooks, pickles
@@ -312,15 +312,7 @@ def scan_artifact(
                                        previous_version)
         findings = structure + findings
 
-    inventory = {
-        "filename": artifact.filename,
-        "kind": kind,
-        "sha256": sha,
-        "pure": pure,
-        "complete": complete,
-        "files": walk.files,
-        "entry_points": points,
-    }
+    inventory = _artifact_inventory(artifact.filename, kind, sha, pure, complete, walk.files, points)
     return ArtifactReport(
         filename=artifact.filename, findings=tuple(findings), inventory=inventory, context=tuple(context),
         scanned_bytes=walk.scanned_bytes, files_scanned=walk.scanned, files_reused=walk.reused, complete=complete,
@@ -477,21 +469,52 @@ def scan_release(
             results.append(verify_provenance(artifact.filename, digest, artifact.provenance))
     previous_provenance = (previous_inventory or {}).get("provenance")
     findings += provenance_findings(results, previous_provenance, release=release, previous_version=previous_version)
-    summary = provenance_summary(results, previous_provenance) if results else dict(previous_provenance or {
-        "attested": False, "attested_ever": False, "publishers": [], "files": []})
+    summary = provenance_summary(results, previous_provenance) if results else dict(previous_provenance or _no_provenance())
 
-    inventory = {
-        "format": FORMAT,
-        "project": project,
-        "version": version,
-        "ruleset": rules.version,
-        "complete": all(r.complete for r in reports),
-        "has_pickles": bool(pickle_files) or had_pickles,
-        "artifacts": inventories,
-        "provenance": summary,
-    }
+    inventory = _release_inventory(project, version, rules.version, inventories,
+                                   has_pickles=bool(pickle_files) or had_pickles, provenance=summary)
     return ReleaseReport(
         findings=tuple(findings), inventory=inventory, ruleset_version=rules.version,
         scanned_bytes=sum(r.scanned_bytes for r in reports), seconds=budget.seconds,
         artifacts=tuple(reports), context=tuple(c for r in reports for c in r.context),
     )
+
+
+def stopped_release(
+    artifact: Artifact, previous_inventory: Mapping[str, Any] | None, reason: str, detail: str, *,
+    ruleset_version: str, seconds: float,
+) -> ReleaseReport:
+    """The report of a scan stopped from outside (its worker killed at the hard limit, or dead).
+
+    One ``content.scan-incomplete`` finding and nothing inventoried: like a
+    scan that hit a limit, it holds the release for a person.
+    """
+    project, version = _release_of(artifact.filename) or ("", "")
+    kind, _ = artifact_key(artifact.filename)
+    found = _incomplete_finding(ScanIncomplete(reason, detail), artifact.filename, version or None)
+    pure = kind == "wheel" and _is_pure_wheel(artifact.filename)
+    files = _artifact_inventory(artifact.filename, kind, artifact.sha256 or "", pure, False, {}, {})
+    previous = previous_inventory or {}
+    inventory = _release_inventory(project, version, ruleset_version, [files],
+                                   has_pickles=bool(previous.get("has_pickles")),
+                                   provenance=dict(previous.get("provenance") or _no_provenance()))
+    report = ArtifactReport(filename=artifact.filename, findings=(found,), inventory=files, complete=False)
+    return ReleaseReport(findings=(found,), inventory=inventory, ruleset_version=ruleset_version,
+                         scanned_bytes=0, seconds=seconds, artifacts=(report,))
+
+
+def _no_provenance() -> dict[str, Any]:
+    return {"attested": False, "attested_ever": False, "publishers": [], "files": []}
+
+
+def _artifact_inventory(filename: str, kind: str, sha256: str, pure: bool, complete: bool,
+                        files: dict[str, dict[str, Any]], entry_points: dict[str, dict[str, str]]) -> dict[str, Any]:
+    return {"filename": filename, "kind": kind, "sha256": sha256, "pure": pure, "complete": complete,
+            "files": files, "entry_points": entry_points}
+
+
+def _release_inventory(project: str, version: str, ruleset: str, artifacts: list[dict[str, Any]], *,
+                       has_pickles: bool, provenance: dict[str, Any]) -> dict[str, Any]:
+    return {"format": FORMAT, "project": project, "version": version, "ruleset": ruleset,
+            "complete": all(a["complete"] for a in artifacts), "has_pickles": has_pickles,
+            "artifacts": artifacts, "provenance": provenance}

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from detectors.facts import Finding, Severity
+from detectors.findings import Finding, Severity
 from packaging.metadata import parse_email
 from packaging.utils import (
     InvalidSdistFilename,

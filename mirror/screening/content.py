@@ -35,11 +35,12 @@ from detectors.facts import Finding, Severity
 from mirror.config import ContentSettings
 from mirror.content.config import ScanConfig
 from mirror.content.rules import RuleSet, default_rules
-from mirror.content.scan import Artifact, scan_release
+from mirror.content.scan import Artifact
 from mirror.db.models import ArtifactScan, FindingRow, PinnedFile, Release
 from mirror.memory import release_free_memory
 from mirror.screening.decisions import decide_release
 from mirror.screening.events import record_event
+from mirror.screening.scan_process import InProcessScans, ScanProcesses
 from mirror.states import ALLOWED, HELD, POLICY_ACTOR
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class ContentScreening:
         rules: RuleSet | None = None,
         held_release_files: str = "one",
         prefetch_queue: int = 16,
+        scans: InProcessScans | ScanProcesses | None = None,
     ) -> None:
         self.sessions = sessions
         self.held_release_files = held_release_files  # [content] held_release_files: "one" or "all"
@@ -159,6 +161,7 @@ class ContentScreening:
         self.notify = notify
         self.config = config or ScanConfig()
         self.rules = rules or default_rules()  # its version now; compiled on the first scan
+        self.scans = scans or InProcessScans(self.rules)  # where a scan runs: worker processes or here
         self._background = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="content-scan")
         # The provenance document is fetched while the file is: both wait on the upstream.
         self._beside = ThreadPoolExecutor(max_workers=4 + workers, thread_name_prefix="content-provenance")
@@ -173,6 +176,7 @@ class ContentScreening:
     def close(self) -> None:
         self._background.shutdown(wait=False, cancel_futures=True)
         self._beside.shutdown(wait=False, cancel_futures=True)
+        self.scans.close()
 
     # -- asking ------------------------------------------------------------
 
@@ -300,12 +304,15 @@ class ContentScreening:
     def _client_waiting(self) -> Iterator[None]:
         with self._lock:
             self._waiting_clients += 1
+            if self._waiting_clients == 1:
+                self.scans.clients_waiting(True)
         try:
             yield
         finally:
             with self._lock:
                 self._waiting_clients -= 1
                 if not self._waiting_clients:
+                    self.scans.clients_waiting(False)
                     self._no_client_waits.notify_all()
 
     def _wait_for_clients(self) -> None:
@@ -323,8 +330,8 @@ class ContentScreening:
             item.filename, path, sha256=item.sha256,
             provenance=provenance.document, provenance_known=provenance.known,
         )
-        report = scan_release([artifact], previous, self.config, rules=self.rules, pause=pause)
-        return self._store(item, report.to_dict(), list(report.findings), report.complete)
+        outcome = self.scans.scan(artifact, previous, self.config, pause=pause)
+        return self._store(item, outcome.report, outcome.findings, outcome.complete)
 
     def _file_lock(self, sha256: str) -> threading.Lock:
         with self._lock:
