@@ -206,10 +206,10 @@ class ContentSettings(Section):
     # and scanned in the background at once, so the download that follows finds it scanned.
     # At most this many such scans wait or run at a time (more are not queued); 0: never.
     prefetch_queue: int = Field(16, ge=0, le=10_000)
-    # Scans run in worker processes of their own: on another core than the server's pages, killed
-    # at max_seconds + scan_kill_grace, started on demand and stopped after scan_process_idle
-    # seconds without work (their memory goes back).  This many workers for scans a client waits
-    # for, plus one for background scans; 0: every scan runs inside the server.
+    # Scans run in worker processes of their own: killed at max_seconds + scan_kill_grace of
+    # running time, started on demand and stopped after scan_process_idle seconds without work
+    # (their memory goes back).  Each runs several scans at once, client ones first; 0: every
+    # scan runs inside the server.
     scan_processes: int = Field(1, ge=0, le=64)
     scan_process_idle: float = Field(30.0, gt=0)
     scan_kill_grace: float = Field(30.0, gt=0)

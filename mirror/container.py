@@ -191,7 +191,7 @@ def build_content(
     content = settings.content
     rules = default_rules()
     scans = (
-        ScanProcesses(rules, clients=content.scan_processes, idle_seconds=content.scan_process_idle,
+        ScanProcesses(rules, processes=content.scan_processes, idle_seconds=content.scan_process_idle,
                       kill_grace=content.scan_kill_grace, max_report_bytes=content.max_report_bytes)
         if content.scan_processes else InProcessScans(rules)
     )

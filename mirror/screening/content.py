@@ -304,15 +304,12 @@ class ContentScreening:
     def _client_waiting(self) -> Iterator[None]:
         with self._lock:
             self._waiting_clients += 1
-            if self._waiting_clients == 1:
-                self.scans.clients_waiting(True)
         try:
             yield
         finally:
             with self._lock:
                 self._waiting_clients -= 1
                 if not self._waiting_clients:
-                    self.scans.clients_waiting(False)
                     self._no_client_waits.notify_all()
 
     def _wait_for_clients(self) -> None:

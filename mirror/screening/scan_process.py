@@ -1,35 +1,42 @@
-"""Content scans in worker processes of their own.
+"""Content scans in a worker process of their own.
 
-A scan is CPU work on a stranger's archive.  Inside the server it holds the
-interpreter lock while page builds wait for it, it leaves yara-x and the heap
-it grew in the server for good, and a hang or a crash in native code would
-stop the server with it.  A worker process scans on another core, is killed
-at a hard time limit, starts on first use and exits when idle, so what it
-grew goes back to the system.
+A scan is CPU work on a stranger's archive.  Inside the server a hang or a
+crash in native code would stop the server with it, yara-x and the heap a
+scan grew would stay in the server for good, and a scan would hold the
+interpreter lock while pages wait.  A worker process is killed at a hard time
+limit, starts on first use and exits when idle, so what it grew goes back to
+the system.
 
-The parent sends jobs as pickles (it is the trusted side).  The worker
-answers in JSON only: a worker subverted by what it scans cannot make the
+One worker runs several scans at once, on threads, with the rule the server
+had: a background scan waits between members while a scan a client waits for
+runs.  The parent sends jobs as pickles (it is the trusted side); the worker
+answers in JSON only, so a worker subverted by what it scans cannot make the
 server unpickle anything.  It gets a bare environment (no tokens, no
 database URL) and dies with its parent.
 
-Run as ``python -m mirror.screening.scan_process``: the worker's side.
+A job that runs over its hard limit has its worker killed; the other jobs in
+that worker are sent again to a fresh one.  A job whose worker died under it
+twice, or whose answer is over ``max_report_bytes``, ends as an incomplete
+scan: a finding that holds the release, never a pass.
+
+Run as ``python -m mirror.screening.scan_process PARENT_PID``: the worker's side.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import pickle
-import queue
-import select
 import struct
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from detectors.findings import Finding
@@ -39,10 +46,12 @@ from mirror.content.scan import Artifact, scan_release, stopped_release
 
 log = logging.getLogger(__name__)
 
-_FRAME = struct.Struct(">I")
+_HEAD = struct.Struct(">QI")  # job id, payload bytes
 # What a worker inherits: enough to find Python and its packages, nothing secret.
 _KEPT_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
-_POLL = 0.25  # seconds between looks at a running worker
+_POLL = 0.1  # seconds between looks at a job's clock
+_CRASHES = 2  # a job whose worker died under it this often ends as incomplete
+_THREADS = 8  # scans a worker runs at once, per kind (client, background)
 
 
 @dataclass(frozen=True)
@@ -62,13 +71,27 @@ def outcome_of(report: Mapping[str, Any]) -> ScanOutcome:
 # -- the parent's side ---------------------------------------------------------
 
 
+@dataclass
+class _Job:
+    id: int
+    artifact: Artifact
+    previous: Mapping[str, Any] | None
+    config: ScanConfig
+    background: bool
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: dict[str, Any] | None = None
+    stopped: tuple[str, str] | None = None  # (reason, detail): ended as incomplete
+    crashes: int = 0
+    proc: subprocess.Popen[bytes] | None = None  # the worker it was last sent to
+
+
 class ScanProcess:
-    """One worker process and the one job it runs at a time.
+    """One worker process and the scans running in it.
 
     Started on the first job; stopped after ``idle_seconds`` without one.  A
-    job whose worker runs longer than the scan's own ``max_seconds`` plus
-    ``kill_grace`` (time paused not counted), dies, or answers with more than
-    ``max_report_bytes`` ends as an incomplete scan: a finding, never a pass.
+    job's hard limit is its scan's ``max_seconds`` plus ``kill_grace``; a
+    background job's clock stops while a client's job runs beside it (it
+    waits then, as in the server).
     """
 
     def __init__(self, rules: RuleSet, *, idle_seconds: float, kill_grace: float, max_report_bytes: int,
@@ -78,70 +101,135 @@ class ScanProcess:
         self.kill_grace = kill_grace
         self.max_report_bytes = max_report_bytes
         self.name = name
-        self._job = threading.Lock()  # one job at a time
-        self._state = threading.Lock()  # the process handle, the pause flag, the idle timer
+        self._lock = threading.Lock()  # the process, the jobs in it, the idle timer
         self._write = threading.Lock()  # one frame at a time into the worker's pipe
         self._proc: subprocess.Popen[bytes] | None = None
-        self._paused = False
+        self._jobs: dict[int, _Job] = {}
+        self._ids = itertools.count(1)
         self._idle: threading.Timer | None = None
+        self._closed = False
 
     @property
     def pid(self) -> int | None:
-        with self._state:
+        with self._lock:
             return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
-    def scan(self, artifact: Artifact, previous: Mapping[str, Any] | None, config: ScanConfig) -> ScanOutcome:
-        with self._job:
-            started = time.monotonic()
-            try:
-                proc = self._started()
-                self._send(proc, {"scan": (artifact, previous, config)})
-                answer = self._answer(proc, config.max_seconds + self.kill_grace)
-            except _Stopped as stopped:
-                self._kill()
-                log.warning("content scan of %s in %s stopped: %s", artifact.filename, self.name, stopped.detail)
-                report = stopped_release(artifact, previous, stopped.reason, stopped.detail,
-                                         ruleset_version=self.rules.version, seconds=time.monotonic() - started)
-                return outcome_of(report.to_dict())
-            finally:
-                self._arm_idle_timer()
-        if "error" in answer:
-            raise RuntimeError(f"content scan of {artifact.filename} failed in {self.name}: {answer['error']}")
-        return outcome_of(answer["report"])
+    @property
+    def load(self) -> int:
+        with self._lock:
+            return len(self._jobs)
 
-    def pause(self, paused: bool) -> None:
-        """Hold the running scan between members (a client waits for another scan), or let it go on."""
-        with self._state:
-            self._paused = paused
-            proc = self._proc
-        if proc is not None and proc.poll() is None:
-            try:
-                self._send(proc, {"pause": paused})
-            except _Stopped:
-                pass  # gone: the job waiting on it finds out
+    def scan(self, artifact: Artifact, previous: Mapping[str, Any] | None, config: ScanConfig,
+             background: bool) -> ScanOutcome:
+        job = _Job(next(self._ids), artifact, previous, config, background)
+        started = time.monotonic()
+        self._submit(job)
+        limit, spent = config.max_seconds + self.kill_grace, 0.0
+        while True:
+            before = time.monotonic()
+            if job.done.wait(_POLL):
+                break
+            if not (background and self._client_running()):
+                spent += time.monotonic() - before
+            if spent > limit:
+                self._kill_for(job, f"the scan ran over {limit:g} s and its process was killed")
+        if job.stopped is not None:
+            reason, detail = job.stopped
+            log.warning("content scan of %s in %s stopped: %s", artifact.filename, self.name, detail)
+            report = stopped_release(artifact, previous, reason, detail, ruleset_version=self.rules.version,
+                                     seconds=time.monotonic() - started)
+            return outcome_of(report.to_dict())
+        assert job.answer is not None
+        if "error" in job.answer:
+            raise RuntimeError(f"content scan of {artifact.filename} failed in {self.name}: {job.answer['error']}")
+        return outcome_of(job.answer["report"])
 
     def close(self) -> None:
-        with self._state:
+        with self._lock:
+            self._closed = True
             if self._idle is not None:
                 self._idle.cancel()
-        self._kill()
+            proc, self._proc = self._proc, None
+        _kill(proc)
 
-    def _started(self) -> subprocess.Popen[bytes]:
-        with self._state:
+    # -- the jobs
+
+    def _client_running(self) -> bool:
+        with self._lock:
+            return any(not j.background for j in self._jobs.values())
+
+    def _submit(self, job: _Job) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the mirror is shutting down")
             if self._idle is not None:
                 self._idle.cancel()
                 self._idle = None
-            if self._proc is not None and self._proc.poll() is None:
-                return self._proc
-            env = {k: os.environ[k] for k in _KEPT_ENV if k in os.environ}
-            self._proc = subprocess.Popen(
-                [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                env=env, close_fds=True,
-            )
-            proc, paused = self._proc, self._paused
+            self._jobs[job.id] = job
+        self._send_job(job)
+
+    def _send_job(self, job: _Job) -> None:
+        with self._lock:
+            if job.id not in self._jobs:
+                return
+            job.proc = self._started()
+        self._send(job.proc, {"id": job.id, "scan": (job.artifact, job.previous, job.config),
+                              "background": job.background})
+
+    def _end(self, job: _Job, *, answer: dict[str, Any] | None = None, stopped: tuple[str, str] | None = None) -> None:
+        """Take ``job`` out (if it still is in) and wake its caller; arm the idle timer when none is left."""
+        with self._lock:
+            if self._jobs.pop(job.id, None) is None:
+                return
+            job.answer, job.stopped = answer, stopped
+            if not self._jobs:
+                self._idle = threading.Timer(self.idle_seconds, self._stop_if_idle)
+                self._idle.daemon = True
+                self._idle.start()
+        job.done.set()
+
+    def _kill_for(self, job: _Job, detail: str) -> None:
+        """Kill the worker that runs ``job`` over its limit; the others in it start again in a fresh one."""
+        self._end(job, stopped=("time", detail))
+        with self._lock:
+            proc = self._proc
+        _kill(proc)  # its reader sees the end and sends the others again
+
+    def _worker_ended(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+            left = [j for j in self._jobs.values() if j.proc is proc]
+            closed = self._closed
+        status = proc.wait()
+        for job in left:
+            job.crashes += 1
+            if closed:  # nothing is stored: the file is scanned when next asked for
+                self._end(job, answer={"error": "the mirror is shutting down"})
+            elif job.crashes >= _CRASHES:
+                self._end(job, stopped=("crashed", f"the scan's process ended (status {status}) under it twice"))
+            else:
+                self._send_job(job)
+
+    def _stop_if_idle(self) -> None:
+        with self._lock:
+            if self._jobs:
+                return
+            proc, self._proc = self._proc, None
+        _kill(proc)
+
+    # -- the process
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        """The live worker, started if there is none (called holding ``_lock``)."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        env = {k: os.environ[k] for k in _KEPT_ENV if k in os.environ}
+        proc = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env, close_fds=True)
+        self._proc = proc
+        threading.Thread(target=self._read, args=(proc,), name=f"{self.name} reader", daemon=True).start()
         self._send(proc, {"rules": self.rules.sources, "version": self.rules.version})
-        if paused:
-            self._send(proc, {"pause": True})
         return proc
 
     def _send(self, proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
@@ -149,123 +237,80 @@ class ScanProcess:
         assert proc.stdin is not None
         try:
             with self._write:
-                proc.stdin.write(_FRAME.pack(len(data)) + data)
+                proc.stdin.write(_HEAD.pack(message.get("id", 0), len(data)) + data)
                 proc.stdin.flush()
-        except (BrokenPipeError, OSError) as exc:
-            raise _Stopped("crashed", f"the scan process is gone ({exc})") from None
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # gone: its reader sees the end and sends the jobs again
 
-    def _answer(self, proc: subprocess.Popen[bytes], limit: float) -> dict[str, Any]:
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        """Answers from one worker until it ends; then what was running in it is sent again."""
         assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        spent = 0.0
+        stream = proc.stdout
+        try:
+            while (head := _read_exactly(stream, _HEAD.size)) is not None:
+                job_id, size = _HEAD.unpack(head)
+                with self._lock:
+                    job = self._jobs.get(job_id)
+                if size > self.max_report_bytes:
+                    if not _skip(stream, size):
+                        break
+                    if job is not None:
+                        self._end(job, stopped=("report-size", f"the scan's report is {size} bytes, "
+                                                               f"over {self.max_report_bytes}"))
+                    continue
+                payload = _read_exactly(stream, size)
+                if payload is None:
+                    break
+                answer = json.loads(payload)
+                if job is not None:
+                    self._end(job, answer=answer if isinstance(answer, dict) else {"error": "not a report"})
+        except (OSError, ValueError):
+            pass
+        self._worker_ended(proc)
 
-        def wait_readable() -> None:
-            nonlocal spent
-            while True:
-                before = time.monotonic()
-                ready, _, _ = select.select([fd], [], [], _POLL)
-                with self._state:
-                    paused = self._paused
-                if not paused:
-                    spent += time.monotonic() - before
-                if ready:
-                    return
-                if proc.poll() is not None:
-                    raise _Stopped("crashed", f"the scan process ended with status {proc.returncode}")
-                if spent > limit:
-                    raise _Stopped("time", f"the scan process ran over {limit:g} s and was killed")
 
-        def read(count: int) -> bytes:
-            chunks, left = [], count
-            while left:
-                wait_readable()
-                chunk = os.read(fd, min(left, 1 << 20))
-                if not chunk:
-                    raise _Stopped("crashed", f"the scan process ended with status {proc.wait()}")
-                chunks.append(chunk)
-                left -= len(chunk)
-            return b"".join(chunks)
-
-        (size,) = _FRAME.unpack(read(_FRAME.size))
-        if size > self.max_report_bytes:
-            raise _Stopped("report-size", f"the scan's report is {size} bytes, over {self.max_report_bytes}")
-        answer = json.loads(read(size))
-        if not isinstance(answer, dict):
-            raise _Stopped("crashed", "the scan process sent something that is not a report")
-        return answer
-
-    def _arm_idle_timer(self) -> None:
-        with self._state:
-            if self._idle is not None:
-                self._idle.cancel()
-            self._idle = threading.Timer(self.idle_seconds, self._stop_if_idle)
-            self._idle.daemon = True
-            self._idle.start()
-
-    def _stop_if_idle(self) -> None:
-        if self._job.acquire(blocking=False):  # a job started meanwhile keeps it
-            try:
-                self._kill()
-            finally:
-                self._job.release()
-
-    def _kill(self) -> None:
-        with self._state:
-            proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.kill()
+def _kill(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
         proc.wait()
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
 
 
-class _Stopped(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(detail)
-        self.reason, self.detail = reason, detail
+def _read_exactly(stream: IO[bytes], count: int) -> bytes | None:
+    data = stream.read(count)
+    return data if len(data) == count else None
+
+
+def _skip(stream: IO[bytes], count: int) -> bool:
+    while count:
+        chunk = stream.read(min(count, 1 << 20))
+        if not chunk:
+            return False
+        count -= len(chunk)
+    return True
 
 
 class ScanProcesses:
-    """Scans in worker processes: ``clients`` for scans a client waits on, one more for background scans.
+    """Scans in ``processes`` worker processes, each job in the least busy one."""
 
-    The background worker is paused between members while any client
-    waits for a scan, as an in-process background scan is.
-    """
-
-    def __init__(self, rules: RuleSet, *, clients: int, idle_seconds: float, kill_grace: float,
+    def __init__(self, rules: RuleSet, *, processes: int, idle_seconds: float, kill_grace: float,
                  max_report_bytes: int) -> None:
-        def worker(name: str) -> ScanProcess:
-            return ScanProcess(rules, idle_seconds=idle_seconds, kill_grace=kill_grace,
-                               max_report_bytes=max_report_bytes, name=name)
-
-        self.client_workers = [worker(f"scan worker {i + 1}") for i in range(clients)]
-        self.background = worker("background scan worker")
-        self._free: queue.SimpleQueue[ScanProcess] = queue.SimpleQueue()
-        for w in self.client_workers:
-            self._free.put(w)
+        self.workers = [
+            ScanProcess(rules, idle_seconds=idle_seconds, kill_grace=kill_grace, max_report_bytes=max_report_bytes,
+                        name=f"scan worker {i + 1}")
+            for i in range(processes)
+        ]
 
     def scan(self, artifact: Artifact, previous: Mapping[str, Any] | None, config: ScanConfig, *,
              pause: Callable[[], None] | None) -> ScanOutcome:
-        """``pause`` None: a client waits for this scan; otherwise it is a background one."""
-        if pause is not None:
-            return self.background.scan(artifact, previous, config)
-        worker = self._free.get()
-        try:
-            return worker.scan(artifact, previous, config)
-        finally:
-            self._free.put(worker)
-
-    def clients_waiting(self, waiting: bool) -> None:
-        self.background.pause(waiting)
+        """``pause`` None: a client waits for this scan; otherwise it is a background one (it waits in the worker)."""
+        worker = min(self.workers, key=lambda w: w.load)
+        return worker.scan(artifact, previous, config, background=pause is not None)
 
     def pids(self) -> list[int]:
-        return [pid for w in [*self.client_workers, self.background] if (pid := w.pid) is not None]
+        return [pid for w in self.workers if (pid := w.pid) is not None]
 
     def close(self) -> None:
-        for w in [*self.client_workers, self.background]:
+        for w in self.workers:
             w.close()
 
 
@@ -280,9 +325,6 @@ class InProcessScans:
         report = scan_release([artifact], previous, config, rules=self.rules, pause=pause)
         return ScanOutcome(report.to_dict(), list(report.findings), report.complete)
 
-    def clients_waiting(self, waiting: bool) -> None:
-        return None  # ``pause`` does it
-
     def pids(self) -> list[int]:
         return []
 
@@ -291,15 +333,6 @@ class InProcessScans:
 
 
 # -- the worker's side ---------------------------------------------------------
-
-
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    head = stream.read(_FRAME.size)
-    if len(head) < _FRAME.size:
-        return None
-    (size,) = _FRAME.unpack(head)
-    data = stream.read(size)
-    return data if len(data) == size else None
 
 
 def _die_with_parent(parent: int) -> None:
@@ -316,39 +349,53 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
-    may_run = threading.Event()
-    may_run.set()
-    jobs: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+class _Worker:
+    """Runs the jobs that come in, client ones first: background ones wait between members while any runs."""
 
-    def read() -> None:
-        while (frame := _read_frame(incoming)) is not None:
-            message = pickle.loads(frame)
-            if "pause" in message:
-                (may_run.clear if message["pause"] else may_run.set)()
-            else:
-                jobs.put(message)
-        os._exit(0)  # the parent closed the pipe or is gone
+    def __init__(self, outgoing: IO[bytes]) -> None:
+        self.outgoing = outgoing
+        self.write = threading.Lock()
+        self.clients = 0
+        self.no_clients = threading.Condition()
+        self.rules: RuleSet | None = None
+        self.pools = {kind: ThreadPoolExecutor(_THREADS, thread_name_prefix=f"scan-{kind}")
+                      for kind in ("client", "background")}
 
-    threading.Thread(target=read, name="scan-worker-reader", daemon=True).start()
-    rules: RuleSet | None = None
-    while True:
-        job = jobs.get()
-        if "rules" in job:
-            rules = RuleSet(job["rules"])
-            if rules.version != job["version"]:
+    def take(self, message: dict[str, Any]) -> None:
+        if "rules" in message:
+            self.rules = RuleSet(message["rules"])
+            if self.rules.version != message["version"]:
                 raise SystemExit("scan worker: the rules changed under the server")
-            continue
-        assert rules is not None, "rules come first"
-        artifact, previous, config = job["scan"]
+            return
+        background = bool(message["background"])
+        if not background:
+            with self.no_clients:
+                self.clients += 1  # counted from now, so a background job queued behind it waits too
+        self.pools["background" if background else "client"].submit(self.run, message)
+
+    def run(self, message: dict[str, Any]) -> None:
+        artifact, previous, config = message["scan"]
+        background = bool(message["background"])
         try:
-            report = scan_release([artifact], previous, config, rules=rules, pause=may_run.wait)
+            assert self.rules is not None, "rules come first"
+            report = scan_release([artifact], previous, config, rules=self.rules,
+                                  pause=self.wait_for_clients if background else None)
             answer: dict[str, Any] = {"report": report.to_dict()}
-        except Exception as exc:  # noqa: BLE001 - told to the parent, which logs and fails the request
+        except Exception as exc:  # noqa: BLE001 - told to the parent, which logs it and fails the request
             answer = {"error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            if not background:
+                with self.no_clients:
+                    self.clients -= 1
+                    self.no_clients.notify_all()
         data = json.dumps(answer, separators=(",", ":")).encode()
-        outgoing.write(_FRAME.pack(len(data)) + data)
-        outgoing.flush()
+        with self.write:
+            self.outgoing.write(_HEAD.pack(message["id"], len(data)) + data)
+            self.outgoing.flush()
+
+    def wait_for_clients(self) -> None:
+        with self.no_clients:
+            self.no_clients.wait_for(lambda: self.clients == 0)
 
 
 def main() -> None:
@@ -356,7 +403,15 @@ def main() -> None:
     # The answers own the real stdout; anything a library prints goes to stderr.
     outgoing = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    _worker(sys.stdin.buffer, outgoing)
+    worker = _Worker(outgoing)
+    incoming = sys.stdin.buffer
+    while (head := _read_exactly(incoming, _HEAD.size)) is not None:
+        _, size = _HEAD.unpack(head)
+        payload = _read_exactly(incoming, size)
+        if payload is None:
+            break
+        worker.take(pickle.loads(payload))
+    os._exit(0)  # the parent closed the pipe or is gone: running scans end with the process
 
 
 if __name__ == "__main__":

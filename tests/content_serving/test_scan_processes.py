@@ -1,4 +1,4 @@
-"""Content scans in worker processes: same answers as in the server, and every way a worker can fail is a finding.
+"""Content scans in a worker process: the server's answers, client scans first, and every failure a finding.
 
 Real worker processes (``python -m mirror.screening.scan_process``) and
 real wheels.  A hang is a real one: the "file" to scan is a FIFO with no
@@ -62,7 +62,7 @@ def _reasons(outcome) -> list[str]:  # noqa: ANN001
 def test_a_worker_finds_what_the_server_finds(tmp_path):
     artifact = _artifact(tmp_path, {"demo/__init__.py": b"VALUE = 1\n",
                                     "demo-startup.pth": b"import os; " + HARMLESS})
-    processes = ScanProcesses(default_rules(), clients=1, idle_seconds=60, kill_grace=5, max_report_bytes=1 << 24)
+    processes = ScanProcesses(default_rules(), processes=1, idle_seconds=60, kill_grace=5, max_report_bytes=1 << 24)
     try:
         there = processes.scan(artifact, None, ScanConfig(), pause=None)
         [pid] = processes.pids()
@@ -80,24 +80,29 @@ def test_a_worker_finds_what_the_server_finds(tmp_path):
 def test_a_hung_worker_is_killed_at_the_hard_limit_and_the_scan_is_incomplete(tmp_path):
     worker = _worker()
     try:
-        outcome = worker.scan(_hanging(tmp_path), None, ScanConfig(max_seconds=0.2))
+        outcome = worker.scan(_hanging(tmp_path), None, ScanConfig(max_seconds=0.2), background=False)
         assert worker.pid is None  # killed
         assert not outcome.complete and _reasons(outcome) == ["time"]
         assert outcome.report["complete"] is False and outcome.report["inventory"]["artifacts"][0]["files"] == {}
         # The next job gets a fresh worker.
-        again = worker.scan(_artifact(tmp_path), None, ScanConfig())
+        again = worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False)
         assert again.complete and worker.pid is not None
     finally:
         worker.close()
 
 
-def test_a_worker_that_dies_mid_scan_is_an_incomplete_scan_not_an_error(tmp_path):
+def test_a_scan_whose_worker_dies_runs_again_and_a_second_death_is_an_incomplete_scan(tmp_path):
     worker = _worker(kill_grace=WAIT)
     results: list[object] = []
     try:
-        thread = threading.Thread(target=lambda: results.append(worker.scan(_hanging(tmp_path), None, ScanConfig())))
+        thread = threading.Thread(target=lambda: results.append(
+            worker.scan(_hanging(tmp_path), None, ScanConfig(), background=False)))
         thread.start()
         _until(lambda: worker.pid is not None, "the worker to start")
+        first = worker.pid
+        os.kill(first, 9)  # type: ignore[arg-type]
+        _until(lambda: worker.pid not in (None, first), "the scan to start again in a fresh worker")
+        assert thread.is_alive() and not results
         os.kill(worker.pid, 9)  # type: ignore[arg-type]
         thread.join(WAIT)
         assert not thread.is_alive()
@@ -111,43 +116,89 @@ def test_a_report_over_the_size_limit_ends_the_scan_as_incomplete(tmp_path):
     many = {f"demo/m{i}.py": b"VALUE = %d\n" % i for i in range(200)}
     worker = _worker(max_report_bytes=4096)
     try:
-        outcome = worker.scan(_artifact(tmp_path, many), None, ScanConfig())
+        outcome = worker.scan(_artifact(tmp_path, many), None, ScanConfig(), background=False)
         assert _reasons(outcome) == ["report-size"] and not outcome.complete
         bigger = _worker(max_report_bytes=1 << 24)
         try:
-            assert bigger.scan(_artifact(tmp_path, many), None, ScanConfig()).complete
+            assert bigger.scan(_artifact(tmp_path, many), None, ScanConfig(), background=False).complete
         finally:
             bigger.close()
     finally:
         worker.close()
 
 
-def test_time_paused_for_clients_does_not_count_against_the_hard_limit(tmp_path):
+def test_a_background_scan_waits_for_a_clients_and_starts_again_when_that_one_is_killed(tmp_path):
+    """The client's scan hangs; the background one beside it waits, its clock stopped, past its own limit.
+
+    Killing the worker at the client's hard limit ends the client's scan as
+    incomplete; the background scan, innocent, runs again in a fresh worker.
+    """
     worker = _worker(kill_grace=0.2)
-    artifact = _artifact(tmp_path)
-    results: list[object] = []
+    results: dict[str, object] = {}
     try:
-        worker.pause(True)
-        thread = threading.Thread(target=lambda: results.append(worker.scan(artifact, None, ScanConfig(max_seconds=0.3))))
-        thread.start()
+        client = threading.Thread(target=lambda: results.update(client=worker.scan(
+            _hanging(tmp_path), None, ScanConfig(max_seconds=1.5), background=False)))
+        client.start()
         _until(lambda: worker.pid is not None, "the worker to start")
-        thread.join(1.5)  # three times the hard limit, paused before its first member
-        assert thread.is_alive(), "a paused scan finished or was killed"
-        worker.pause(False)
-        thread.join(WAIT)
-        [outcome] = results
-        assert outcome.complete and not _reasons(outcome)  # type: ignore[attr-defined]
+        first_pid = worker.pid
+        background = worker.scan(_artifact(tmp_path), None, ScanConfig(max_seconds=0.3), background=True)
+        client.join(WAIT)
+        assert not client.is_alive()
+        assert _reasons(results["client"]) == ["time"]
+        assert background.complete and not _reasons(background)  # waited > 0.5 s, was not killed for it
+        assert worker.pid not in (None, first_pid)  # it ran again in a fresh worker
     finally:
-        worker.pause(False)
         worker.close()
+
+
+def test_a_client_scan_is_not_held_up_by_a_background_one(tmp_path):
+    worker = _worker(kill_grace=WAIT)
+    done: list[object] = []
+
+    def hung_background_scan() -> None:
+        try:
+            done.append(worker.scan(_hanging(tmp_path), None, ScanConfig(max_seconds=WAIT), background=True))
+        except RuntimeError as exc:  # the worker closed under it
+            done.append(exc)
+
+    try:
+        background = threading.Thread(target=hung_background_scan)
+        background.start()
+        _until(lambda: worker.pid is not None, "the worker to start")
+        assert worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False).complete
+        assert background.is_alive() and not done  # the hung background scan is still there
+    finally:
+        worker.close()
+        background.join(WAIT)
+    assert not background.is_alive() and isinstance(done[0], RuntimeError)
+
+
+def test_scans_running_when_the_mirror_shuts_down_fail_and_store_nothing(tmp_path):
+    worker = _worker(kill_grace=WAIT)
+    errors: list[BaseException] = []
+
+    def scan() -> None:
+        try:
+            worker.scan(_hanging(tmp_path), None, ScanConfig(max_seconds=WAIT), background=False)
+        except RuntimeError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=scan)
+    thread.start()
+    _until(lambda: worker.pid is not None, "the worker to start")
+    worker.close()
+    thread.join(WAIT)
+    assert not thread.is_alive() and "shutting down" in str(errors[0])
+    with pytest.raises(RuntimeError, match="shutting down"):
+        worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False)
 
 
 def test_an_idle_worker_exits_and_the_next_scan_starts_another(tmp_path):
     worker = _worker(idle_seconds=0.2)
     try:
-        assert worker.scan(_artifact(tmp_path), None, ScanConfig()).complete
+        assert worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False).complete
         _until(lambda: worker.pid is None, "the idle worker to exit")
-        assert worker.scan(_artifact(tmp_path), None, ScanConfig()).complete
+        assert worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False).complete
     finally:
         worker.close()
 
@@ -157,7 +208,7 @@ def test_a_worker_gets_no_secrets_from_the_servers_environment(tmp_path, monkeyp
     monkeypatch.setenv("INDEXGUARD_DATABASE_URL", "postgresql://user:password@db/mirror")
     worker = _worker()
     try:
-        worker.scan(_artifact(tmp_path), None, ScanConfig())
+        worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False)
         environ = Path(f"/proc/{worker.pid}/environ").read_bytes()
     finally:
         worker.close()
@@ -175,7 +226,7 @@ def test_a_worker_dies_with_its_server_even_mid_scan(tmp_path):
         from mirror.screening.scan_process import ScanProcess
         worker = ScanProcess(default_rules(), idle_seconds=60, kill_grace=60, max_report_bytes=1 << 20, name="w")
         job = Artifact("demo-1.0-py3-none-any.whl", {str(fifo)!r}, sha256="0" * 64, provenance_known=False)
-        threading.Thread(target=worker.scan, args=(job, None, ScanConfig()), daemon=True).start()
+        threading.Thread(target=worker.scan, args=(job, None, ScanConfig(), False), daemon=True).start()
         while worker.pid is None:
             pass
         print(worker.pid, flush=True)
