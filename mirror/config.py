@@ -173,6 +173,10 @@ class UpstreamSettings(Section):
     # and largest core-metadata (.metadata) file; reading stops at the cap.
     max_file_bytes: int = Field(4 * 1024 * 1024 * 1024, ge=1024)
     max_metadata_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # A wheel whose upstream serves no core-metadata file (PEP 658) gets one from the mirror,
+    # read out of the verified wheel when first asked for: pip and uv then resolve from the
+    # metadata and download afterwards, and the mirror scans the chosen wheels meanwhile.
+    derive_metadata: bool = True
     # Circuit breaker: after this many connection failures or timeouts in a
     # row, all within breaker_window seconds, requests to that upstream fail
     # at once for breaker_cooldown seconds (then one trial goes through).

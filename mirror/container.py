@@ -99,6 +99,10 @@ class Services:
             content=self.content,
             provenance=provenance,
             monotonic=monotonic,
+            store=self.store,
+            blob_path=self._stored_blob,
+            derive_metadata=settings.upstream.derive_metadata,
+            max_metadata_bytes=settings.upstream.max_metadata_bytes,
         )
 
     def close(self) -> None:
@@ -264,6 +268,7 @@ def build_pages(
         hold_removed=settings.upstream.on_removed == "hold",
         stale_timeout=min(settings.upstream.stale_refresh_timeout, settings.upstream.timeout),
         public_url=settings.server.public_url,
+        derive_metadata=settings.upstream.derive_metadata,
     )
 
 

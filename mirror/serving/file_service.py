@@ -8,10 +8,12 @@ the release's state at this moment.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from mirror.db.models import PinnedFile
@@ -23,9 +25,12 @@ from mirror.serving.gate import Standing, check_file
 from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.pages import RECHECK_SECONDS
 from mirror.serving.provenance import ProvenanceStore
+from mirror.serving.store import BlobStore
+from mirror.simple.metadata import wheel_metadata
 
 METADATA_SUFFIX = ".metadata"  # PEP 658: a file's core metadata beside it
 UNFETCHED = "unfetched"  # a provenance upstream lists that the mirror has not fetched yet
+UNDERIVED = "underived"  # core metadata the mirror reads out of the wheel, not read yet
 _MAX_REMEMBERED = 100_000
 
 
@@ -75,8 +80,17 @@ class FileService:
         content: ContentScreening | None,
         provenance: ProvenanceStore,
         monotonic: Callable[[], float],
+        store: BlobStore | None = None,
+        blob_path: Callable[[FileToScan], Path] | None = None,
+        derive_metadata: bool = False,
+        max_metadata_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.sessions = sessions
+        self.store = store
+        self.blob_path = blob_path  # the verified wheel, fetched into the store if needed
+        # [upstream] derive_metadata / max_metadata_bytes: core metadata read out of wheels upstream gives none for.
+        self.derive_metadata = derive_metadata and store is not None and blob_path is not None
+        self.max_metadata_bytes = max_metadata_bytes
         self.standing = standing
         self.screening = screening
         self.content = content
@@ -105,8 +119,8 @@ class FileService:
     def target(self, sha256: str, filename: str) -> FileTarget:
         """The blob to serve for a file URL; raises NotFound or Refused."""
         target = self._target(sha256, filename)
-        if target.needs_scan:
-            return target  # not for the warm path until it was looked at
+        if target.needs_scan or target.sha256 == UNDERIVED:
+            return target  # not for the warm path until it was looked at (or read out)
         if len(self._allowed) > _MAX_REMEMBERED:
             self._allowed.clear()
         self._allowed[(sha256, filename)] = (self.monotonic(), target)
@@ -130,6 +144,35 @@ class FileService:
         self.provenance.of(FileToScan(target.project, target.version, dist_name, sha256, target.upstream_url, None))
         return self._target(sha256, filename)
 
+    def derived_metadata_target(self, sha256: str, filename: str) -> FileTarget:
+        """The core metadata of a wheel upstream gives none for, read out of the verified wheel now.
+
+        Its hash is pinned as the file's metadata hash at the first read, so
+        later pages state it and every later copy must match it.  Raises
+        NotFound when the wheel holds no METADATA or one over the cap.
+        """
+        target = self.target(sha256, filename)
+        if target.sha256 != UNDERIVED:
+            return target  # another request read it out first
+        assert self.store is not None and self.blob_path is not None
+        wheel = self.blob_path(FileToScan(target.project, target.version, target.filename.removesuffix(METADATA_SUFFIX),
+                                          sha256, target.upstream_url, None))
+        try:
+            data = wheel_metadata(wheel, self.max_metadata_bytes, setting="[upstream] max_metadata_bytes")
+        except ValueError as exc:
+            raise NotFound(f"no core metadata for '{target.filename}': {exc}.") from None
+        if data is None:
+            raise NotFound(f"no core metadata for '{target.filename}': the wheel holds no METADATA.")
+        metadata_sha256, _ = self.store.put_stream(io.BytesIO(data))
+        with self.sessions.begin() as session:
+            session.execute(
+                update(PinnedFile)
+                .where(PinnedFile.sha256 == sha256, PinnedFile.filename == target.filename.removesuffix(METADATA_SUFFIX),
+                       PinnedFile.metadata_sha256.is_(None))
+                .values(metadata_sha256=metadata_sha256)
+            )
+        return self.target(sha256, filename)
+
     def _target(self, sha256: str, filename: str) -> FileTarget:
         is_metadata = filename.endswith(METADATA_SUFFIX)
         is_provenance = filename.endswith(PROVENANCE_SUFFIX)
@@ -140,19 +183,21 @@ class FileService:
             ).first()
             blob = sha256
             if pin is not None and is_metadata:
-                blob = pin.metadata_sha256
+                blob = pin.metadata_sha256 or (
+                    UNDERIVED if self.derive_metadata and pin.filename.endswith(".whl") else "")
             elif pin is not None and is_provenance:
                 blob = pin.provenance_sha256 or ("" if not pin.provenance_url else UNFETCHED)
             if pin is None or not blob:
                 raise NotFound("no such file.")
-            owner = session.scalars(first_owner(blob)).first()
+            owner = session.scalars(first_owner(blob)).first() if blob != UNDERIVED else None
         check_file(pin, self.standing(pin.project), self.screening.release_state(pin.project, pin.version), owner)
         version = pin.version or ""
         if is_provenance:  # read, never run; UNFETCHED until provenance_target fetched it
             return FileTarget(blob, pin.provenance_url or "", None, True, pin.project, filename, version)
         if is_metadata:  # core metadata is read, never run: it needs no content scan
-            if self.content is not None:
+            if self.content is not None and blob != UNDERIVED:  # reading it out fetches the wheel first
                 self.content.prefetch(file_to_scan(pin))
-            return FileTarget(blob, pin.upstream_url + METADATA_SUFFIX, None, True, pin.project, filename, version)
+            url = pin.upstream_url if blob == UNDERIVED else pin.upstream_url + METADATA_SUFFIX
+            return FileTarget(blob, url, None, True, pin.project, filename, version)
         needs_scan = self.content is not None and not self.content.has_scan(pin.sha256)
         return FileTarget(pin.sha256, pin.upstream_url, pin.size, False, pin.project, filename, version, needs_scan)

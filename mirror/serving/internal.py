@@ -15,7 +15,6 @@ import io
 import logging
 import threading
 import time
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.parser import BytesParser
@@ -33,6 +32,7 @@ from mirror.clock import Clock
 from mirror.db.models import PinnedFile
 from mirror.serving.pagebuild import mirror_file_url
 from mirror.simple.filenames import parse_dist_filename
+from mirror.simple.metadata import wheel_metadata
 from mirror.config import HttpUrlText, Section, section_from_mapping
 from mirror.screening.patterns import canonical_patterns, name_matches
 from mirror.simple.model import DistFile, ProjectPage
@@ -236,7 +236,8 @@ class InternalSources:
             return existing
         metadata_sha256 = None
         if filename.endswith(".whl"):
-            metadata = wheel_metadata(self.store.path(sha256), self.settings.max_metadata_bytes)
+            metadata = wheel_metadata(self.store.path(sha256), self.settings.max_metadata_bytes,
+                                      setting="[internal] max_metadata_bytes")
             if metadata is not None:
                 metadata_sha256 = hashlib.sha256(metadata).hexdigest()
                 self.store.put_stream(io.BytesIO(metadata))
@@ -349,31 +350,3 @@ def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def wheel_metadata(path: Path, limit: int) -> bytes | None:
-    """The wheel's ``*.dist-info/METADATA``, or None when it has none (or is no zip).
-
-    Reads at most ``limit`` uncompressed bytes whatever the archive declares:
-    a METADATA of a few kilobytes compressed can inflate to gigabytes.
-    Raises ValueError when it is larger than ``limit``.
-    """
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                parts = info.filename.split("/")
-                if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "METADATA":
-                    if info.file_size > limit:
-                        raise ValueError(_metadata_too_large(limit))
-                    with archive.open(info) as member:
-                        data = member.read(limit + 1)
-                    if len(data) > limit:
-                        raise ValueError(_metadata_too_large(limit))
-                    return data
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError):
-        return None
-    return None
-
-
-def _metadata_too_large(limit: int) -> str:
-    return f"the wheel's METADATA is larger than {limit} bytes uncompressed ([internal] max_metadata_bytes)"

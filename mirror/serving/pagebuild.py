@@ -75,8 +75,13 @@ def build_page(
     *,
     hidden_versions: Iterable[str] = (),
     files_base: str = FILES_PREFIX,
+    derive_metadata: bool = False,
 ) -> Built:
-    """Filter, pin and rewrite ``upstream``; ``pins`` maps filename -> Pin."""
+    """Filter, pin and rewrite ``upstream``; ``pins`` maps filename -> Pin.
+
+    ``derive_metadata``: a wheel upstream gives no core metadata for is said
+    to have it (``true``, its hash unknown until the mirror reads it out).
+    """
     hidden = {canonicalize_version(v) for v in hidden_versions}
     built = Built(page=upstream)
     kept: list[DistFile] = []
@@ -105,7 +110,7 @@ def build_page(
             continue
         if hidden and version is not None and canonicalize_version(version) in hidden:
             continue
-        kept.append(_rewrite(f, pin, files_base))
+        kept.append(_rewrite(f, pin, files_base, derive_metadata))
     listed = {f.filename for f in upstream.files}
     built.removed = sorted(name for name, pin in pins.items() if name not in listed and not pin.removed)
     built.relisted = sorted(name for name, pin in pins.items() if name in listed and pin.removed)
@@ -114,11 +119,14 @@ def build_page(
     return built
 
 
-def _rewrite(f: DistFile, pin: Pin, files_base: str) -> DistFile:
-    # Advertise core metadata only when we can verify it: with the pinned hash.
+def _rewrite(f: DistFile, pin: Pin, files_base: str, derive_metadata: bool) -> DistFile:
+    # Core metadata with its pinned hash; else, for a wheel, the mirror's own copy read out of
+    # the verified wheel (mirror.serving.file_service.FileService.derived_metadata_target).
     core: bool | Mapping[str, str] = False
     if pin.metadata_sha256:
         core = {"sha256": pin.metadata_sha256}
+    elif derive_metadata and f.filename.endswith(".whl"):
+        core = True
     # PEP 740: point at the mirror's copy of the provenance, never at upstream.
     provenance = mirror_file_url(pin.sha256, f.filename + PROVENANCE_SUFFIX, files_base) if pin.provenance_url else None
     return DistFile(  # not dataclasses.replace: a big page is tens of thousands of these

@@ -119,8 +119,10 @@ class PageService:
         hold_removed: bool = True,
         stale_timeout: float | None = None,
         public_url: str = "",
+        derive_metadata: bool = False,
     ) -> None:
         self.sessions = sessions
+        self.derive_metadata = derive_metadata  # [upstream] derive_metadata
         # Pages are written with file links under this URL ([server] public_url); a stored page
         # written under another one is rebuilt from its stored upstream copy when next read.
         self.public_url = public_url
@@ -426,6 +428,7 @@ class PageService:
             upstream_page, pins,
             hidden_versions=self.register_releases(session, project, upstream_page),
             files_base=files_base_for(self.public_url),
+            derive_metadata=self.derive_metadata,
         )
         if built.new_pins:  # one executemany: a big project lists tens of thousands of files
             session.execute(insert(PinnedFile.__table__), [_pin_values(project, pin, now) for pin in built.new_pins])

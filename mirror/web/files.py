@@ -20,7 +20,7 @@ from starlette.types import Send
 
 from mirror import metrics
 from mirror.container import Services
-from mirror.serving.file_service import UNFETCHED, FileTarget
+from mirror.serving.file_service import UNDERIVED, UNFETCHED, FileTarget
 from mirror.errors import FetchFailed, NotFound, Refused, Unavailable
 from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.fetcher import prime
@@ -107,6 +107,8 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
             return _blob_response(path, target, filename)
     else:
         target = await run_in_threadpool(services.files.target, sha256, filename)
+    if target.sha256 == UNDERIVED:  # core metadata the mirror reads out of the wheel (fetched now if need be)
+        target = await request.app.state.upstream_room.run(services.files.derived_metadata_target, sha256, filename)
     if target.sha256 == UNFETCHED:  # PEP 740 provenance the mirror has not fetched yet
         target = await request.app.state.upstream_room.run(services.files.provenance_target, sha256, filename)
         if target.sha256 == UNFETCHED:

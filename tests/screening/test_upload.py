@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from mirror.serving.internal import wheel_metadata
+from mirror.simple.metadata import wheel_metadata
 from tests.support.dists import build_wheel
 from tests.support.publish import publish
 
@@ -106,8 +106,8 @@ def test_a_wheel_whose_metadata_inflates_past_the_bound_is_refused(start_mirror,
 def test_wheel_metadata_reads_at_most_the_bound(tmp_path) -> None:
     wheel = build_wheel(tmp_path, "acme-meta", "1.0", description="0" * (1024 * 1024))
     with pytest.raises(ValueError, match="larger than 4096 bytes"):
-        wheel_metadata(wheel, 4096)
-    metadata = wheel_metadata(wheel, 2 * 1024 * 1024)
+        wheel_metadata(wheel, 4096, setting="[internal] max_metadata_bytes")
+    metadata = wheel_metadata(wheel, 2 * 1024 * 1024, setting="[internal] max_metadata_bytes")
     assert metadata is not None and b"Name: acme-meta" in metadata
 
 
