@@ -190,9 +190,9 @@ def build_content(
     notify: Callable[[str, dict[str, Any]], None],
 ) -> ContentScreening | None:
     """Content screening with ``[content]``'s limits; None when it is switched off."""
-    if not settings.content.enabled:
-        return None
     content = settings.content
+    if not content.enabled:
+        return None
     rules = default_rules()
     scans = (
         ScanProcesses(rules, processes=content.scan_processes, idle_seconds=content.scan_process_idle,
@@ -206,10 +206,10 @@ def build_content(
         provenance=provenance.of,
         action_for=action,
         notify=notify,
-        config=scan_config(settings.content),
-        workers=settings.content.workers,
-        held_release_files=settings.content.held_release_files,
-        prefetch_queue=settings.content.prefetch_queue,
+        config=scan_config(content),
+        workers=content.workers,
+        held_release_files=content.held_release_files,
+        prefetch_queue=content.prefetch_queue,
         rules=rules,
         scans=scans,
     )

@@ -40,7 +40,7 @@ from mirror.db.models import ArtifactScan, FindingRow, PinnedFile, Release
 from mirror.memory import release_free_memory
 from mirror.screening.decisions import decide_release
 from mirror.screening.events import record_event
-from mirror.screening.scan_process import InProcessScans, ScanProcesses
+from mirror.screening.scan_process import InProcessScans, Scans
 from mirror.states import ALLOWED, HELD, POLICY_ACTOR
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ class ContentScreening:
         rules: RuleSet | None = None,
         held_release_files: str = "one",
         prefetch_queue: int = 16,
-        scans: InProcessScans | ScanProcesses | None = None,
+        scans: Scans | None = None,
     ) -> None:
         self.sessions = sessions
         self.held_release_files = held_release_files  # [content] held_release_files: "one" or "all"

@@ -332,6 +332,9 @@ class InProcessScans:
         return None
 
 
+Scans = ScanProcesses | InProcessScans  # where content scans run: ``[content] scan_processes``
+
+
 # -- the worker's side ---------------------------------------------------------
 
 

@@ -80,16 +80,16 @@ class FileService:
         content: ContentScreening | None,
         provenance: ProvenanceStore,
         monotonic: Callable[[], float],
-        store: BlobStore | None = None,
-        blob_path: Callable[[FileToScan], Path] | None = None,
-        derive_metadata: bool = False,
-        max_metadata_bytes: int = 16 * 1024 * 1024,
+        store: BlobStore,
+        blob_path: Callable[[FileToScan], Path],
+        derive_metadata: bool,
+        max_metadata_bytes: int,
     ) -> None:
         self.sessions = sessions
         self.store = store
-        self.blob_path = blob_path  # the verified wheel, fetched into the store if needed
+        self.blob_path = blob_path  # the verified file, fetched into the store if needed
         # [upstream] derive_metadata / max_metadata_bytes: core metadata read out of wheels upstream gives none for.
-        self.derive_metadata = derive_metadata and store is not None and blob_path is not None
+        self.derive_metadata = derive_metadata
         self.max_metadata_bytes = max_metadata_bytes
         self.standing = standing
         self.screening = screening
@@ -154,9 +154,8 @@ class FileService:
         target = self.target(sha256, filename)
         if target.sha256 != UNDERIVED:
             return target  # another request read it out first
-        assert self.store is not None and self.blob_path is not None
-        wheel = self.blob_path(FileToScan(target.project, target.version, target.filename.removesuffix(METADATA_SUFFIX),
-                                          sha256, target.upstream_url, None))
+        dist_name = filename.removesuffix(METADATA_SUFFIX)
+        wheel = self.blob_path(FileToScan(target.project, target.version, dist_name, sha256, target.upstream_url, None))
         try:
             data = wheel_metadata(wheel, self.max_metadata_bytes, setting="[upstream] max_metadata_bytes")
         except ValueError as exc:
@@ -167,8 +166,7 @@ class FileService:
         with self.sessions.begin() as session:
             session.execute(
                 update(PinnedFile)
-                .where(PinnedFile.sha256 == sha256, PinnedFile.filename == target.filename.removesuffix(METADATA_SUFFIX),
-                       PinnedFile.metadata_sha256.is_(None))
+                .where(PinnedFile.sha256 == sha256, PinnedFile.filename == dist_name, PinnedFile.metadata_sha256.is_(None))
                 .values(metadata_sha256=metadata_sha256)
             )
         return self.target(sha256, filename)

@@ -137,15 +137,16 @@ def test_a_background_scan_waits_for_a_clients_and_starts_again_when_that_one_is
     results: dict[str, object] = {}
     try:
         client = threading.Thread(target=lambda: results.update(client=worker.scan(
-            _hanging(tmp_path), None, ScanConfig(max_seconds=1.5), background=False)))
+            _hanging(tmp_path), None, ScanConfig(max_seconds=6.0), background=False)))
         client.start()
         _until(lambda: worker.pid is not None, "the worker to start")
         first_pid = worker.pid
-        background = worker.scan(_artifact(tmp_path), None, ScanConfig(max_seconds=0.3), background=True)
+        # Its own limit (2.2 s) is far below the time it waits, and leaves room to start a fresh worker.
+        background = worker.scan(_artifact(tmp_path), None, ScanConfig(max_seconds=2.0), background=True)
         client.join(WAIT)
         assert not client.is_alive()
         assert _reasons(results["client"]) == ["time"]
-        assert background.complete and not _reasons(background)  # waited > 0.5 s, was not killed for it
+        assert background.complete and not _reasons(background)  # waited > 6 s, was not killed for it
         assert worker.pid not in (None, first_pid)  # it ran again in a fresh worker
     finally:
         worker.close()
