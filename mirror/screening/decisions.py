@@ -171,7 +171,16 @@ def release_blocked(row: Release, now: datetime) -> bool:
 
 
 def find_release(session: Session, project: str, version: str) -> Release | None:
-    """The release of ``project`` whose version equals ``version`` (PEP 440 normal forms)."""
+    """The release of ``project`` whose version equals ``version`` (PEP 440 normal forms).
+
+    Releases are registered once per normal form, and a file names its
+    version as its release does nearly always: so the exact spelling is one
+    indexed lookup, asked on every file request, and only another spelling
+    (``1.0`` for ``1.0.0``) reads the project's releases.
+    """
+    exact = session.scalars(select(Release).where(Release.project == project, Release.version == version)).first()
+    if exact is not None:
+        return exact
     wanted = canonicalize_version(version)
     for row in session.scalars(select(Release).where(Release.project == project)):
         if canonicalize_version(row.version) == wanted:
