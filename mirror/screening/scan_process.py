@@ -190,9 +190,8 @@ class ScanProcess:
 
     def _kill_for(self, job: _Job, detail: str) -> None:
         """Kill the worker that runs ``job`` over its limit; the others in it start again in a fresh one."""
+        proc = job.proc
         self._end(job, stopped=("time", detail))
-        with self._lock:
-            proc = self._proc
         _kill(proc)  # its reader sees the end and sends the others again
 
     def _worker_ended(self, proc: subprocess.Popen[bytes]) -> None:
@@ -265,7 +264,8 @@ class ScanProcess:
                 if job is not None:
                     self._end(job, answer=answer if isinstance(answer, dict) else {"error": "not a report"})
         except (OSError, ValueError):
-            pass
+            pass  # a broken frame: the worker is killed like a dead one
+        _kill(proc)
         self._worker_ended(proc)
 
 
