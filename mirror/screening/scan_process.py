@@ -94,6 +94,8 @@ class ScanProcess:
     waits then, as in the server).
     """
 
+    worker_module = __name__  # what ``python -m`` runs as the worker
+
     def __init__(self, rules: RuleSet, *, idle_seconds: float, kill_grace: float, max_report_bytes: int,
                  name: str) -> None:
         self.rules = rules
@@ -224,7 +226,7 @@ class ScanProcess:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         env = {k: os.environ[k] for k in _KEPT_ENV if k in os.environ}
-        proc = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", self.worker_module, str(os.getpid())], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, env=env, close_fds=True)
         self._proc = proc
         threading.Thread(target=self._read, args=(proc,), name=f"{self.name} reader", daemon=True).start()

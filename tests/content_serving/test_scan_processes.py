@@ -244,3 +244,16 @@ def test_a_worker_dies_with_its_server_even_mid_scan(tmp_path):
                "the worker to die with its server")
     finally:
         server.kill()
+
+
+def test_a_worker_that_answers_garbage_is_killed_and_the_scan_ends_incomplete(tmp_path):
+    class Garbling(ScanProcess):
+        worker_module = "tests.support.garbling_scan_worker"
+
+    worker = Garbling(default_rules(), idle_seconds=60, kill_grace=WAIT, max_report_bytes=1 << 20, name="garbling")
+    try:
+        outcome = worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False)
+        assert _reasons(outcome) == ["crashed"] and not outcome.complete
+        assert worker.pid is None  # killed, not left running
+    finally:
+        worker.close()
