@@ -234,7 +234,7 @@ def page_files(body: bytes, page_url: str) -> dict[str, str]:
 def phases(config: Path, names: Sequence[str]) -> dict[str, Any]:
     rss = {"imports": current_rss_mib_self()}
     settings = load_settings(config)
-    app = create_app(settings)
+    app = create_app(settings, server_process=True)  # as `serve` makes it
     services = app.state.services
     timer = PhaseTimer()
     missing: list[str] = []
@@ -311,7 +311,7 @@ def memory(config: Path, names: Sequence[str], filenames: Sequence[str], top: in
         raise SystemExit("run under python -X tracemalloc=N")
     stages = {"imports": _traced_mib()}
     settings = load_settings(config)
-    app = create_app(settings)
+    app = create_app(settings, server_process=True)  # as `serve` makes it
     services = app.state.services
     wanted = set(filenames)
     served_files = 0

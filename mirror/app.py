@@ -14,6 +14,7 @@ from mirror.audit import api as audit_api
 from mirror.audit.runner import audit_scheduler
 from mirror.config import Settings, load_settings
 from mirror.container import Services
+from mirror.memory import settle_after_start
 from mirror.metrics import MetricsMiddleware, metrics_endpoint
 from mirror.review import api as review_api, views as review_views
 from mirror.review.auth import ClientAuthMiddleware
@@ -25,7 +26,8 @@ from mirror.web.warm import WarmPages
 from mirror.web.bulkhead import Bulkhead
 from mirror.web.errors import install_error_handlers
 
-def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+def create_app(settings: Settings, *, services: Services | None = None, server_process: bool = False) -> FastAPI:
+    """The ASGI app; ``server_process``: the only app of a server process (``serve``), which settles its memory."""
     services = services or Services(settings)
     review_settings = ReviewSettings.from_settings(settings)
     # Who was refused a blocked project ("clients that asked"), counted in memory and written in batches.
@@ -38,7 +40,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.store.cleanup_stale_temps()
         # Load the detectors' corpus now, off the request path, not on the first screening.
-        threading.Thread(target=services.detectors.corpus, name="corpus-load", daemon=True).start()
+        threading.Thread(target=_load_corpus, args=(services, server_process), name="corpus-load", daemon=True).start()
         scheduler = audit_scheduler(services)  # re-audit once per interval across replicas
         app.state.audit_scheduler = scheduler
         scheduler.start()
@@ -89,4 +91,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
 def app_from_env() -> FastAPI:
     """Factory for uvicorn workers: settings come from ``$INDEXGUARD_CONFIG``."""
-    return create_app(load_settings())
+    return create_app(load_settings(), server_process=True)
+
+
+def _load_corpus(services: Services, server_process: bool) -> None:
+    services.detectors.corpus()
+    if server_process:
+        settle_after_start()

@@ -74,7 +74,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     else:
         from mirror.app import create_app  # the ASGI app only for `serve`, not for the other commands
 
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, server_process=True), **common)
     return 0
 
 

@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 
 _HEAD = struct.Struct(">QI")  # job id, payload bytes
 # What a worker inherits: enough to find Python and its packages, nothing secret.
-_KEPT_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+_KEPT_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "MALLOC_ARENA_MAX")
 _POLL = 0.1  # seconds between looks at a job's clock
 _CRASHES = 2  # a job whose worker died under it this often ends as incomplete
 _THREADS = 8  # scans a worker runs at once, per kind (client, background)
