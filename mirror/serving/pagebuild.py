@@ -145,7 +145,7 @@ def _rewrite(f: DistFile, pin: Pin, files_base: str, derive_metadata: bool) -> D
 
 
 def _metadata_sha256(f: DistFile) -> str | None:
-    if isinstance(f.core_metadata, Mapping):
+    if f.core_metadata is not True and f.core_metadata is not False:  # a Mapping (no ABC check per entry)
         value = f.core_metadata.get("sha256")
         return value.lower() if value else None
     return None
