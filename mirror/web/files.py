@@ -8,6 +8,7 @@ response is cut short, so no client ever completes an unverified file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -108,7 +109,7 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     else:
         target = await run_in_threadpool(services.files.target, sha256, filename)
     if target.sha256 == UNDERIVED:  # core metadata the mirror reads out of the wheel (fetched now if need be)
-        target = await request.app.state.upstream_room.run(services.files.derived_metadata_target, sha256, filename)
+        target = await request.app.state.upstream_room.run(_derived_metadata, services, sha256, filename)
     if target.sha256 == UNFETCHED:  # PEP 740 provenance the mirror has not fetched yet
         target = await request.app.state.upstream_room.run(services.files.provenance_target, sha256, filename)
         if target.sha256 == UNFETCHED:
@@ -170,12 +171,24 @@ def _scanned_before_the_last_byte(
 
 
 def _first_bytes(services: Services, target: FileTarget, filename: str) -> Iterator[bytes]:
-    try:
+    with _fetch_errors(filename):
         return prime(
             services.fetcher.stream(
                 target.sha256, target.upstream_url, size=target.size, metadata=target.is_metadata
             )
         )
+
+
+def _derived_metadata(services: Services, sha256: str, filename: str) -> FileTarget:
+    with _fetch_errors(filename):  # reading the metadata out may fetch the wheel first
+        return services.files.derived_metadata_target(sha256, filename)
+
+
+@contextlib.contextmanager
+def _fetch_errors(filename: str) -> Iterator[None]:
+    """A fetch from upstream that failed, as the mirror says it (502, or 503 while upstream is failing)."""
+    try:
+        yield
     except VerificationError:
         raise FetchFailed(f"upstream's bytes for '{filename}' do not match the pinned sha256.") from None
     except CircuitOpen as exc:

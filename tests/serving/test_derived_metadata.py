@@ -117,3 +117,12 @@ def test_switched_off_a_wheel_without_upstream_metadata_is_listed_without(start_
     assert not entry.get("core-metadata")
     assert requests.get(_url(mirror, "plain-otter", entry) + ".metadata", timeout=30).status_code == 404
     assert index_server.download_count(wheel.name) == 0
+
+
+def test_a_wheel_upstream_cannot_send_is_a_clear_502_and_nothing_is_pinned(mirror, index_server, tmp_path):
+    wheel = _publish_without_metadata(index_server, tmp_path, "gone-otter")
+    entry = _page(mirror, "gone-otter").json()["files"][0]
+    index_server.remove_file(wheel.name)  # the mirror still lists it (its page is fresh); upstream: 404
+    failed = requests.get(_url(mirror, "gone-otter", entry) + ".metadata", timeout=30)
+    assert failed.status_code == 502 and "could not fetch" in failed.text
+    assert _pin(mirror, wheel.name).metadata_sha256 is None
