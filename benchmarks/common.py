@@ -50,6 +50,14 @@ OLD_UPLOAD = timedelta(days=800)
 # -- processes -------------------------------------------------------------------
 
 
+def rounds_arg(text: str) -> int:
+    """An argparse type for ``--rounds``: a whole number, at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

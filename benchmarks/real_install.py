@@ -816,7 +816,7 @@ def run(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.real_install", description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of direct, cold and warm (default 3)")
+    p.add_argument("--rounds", type=common.rounds_arg, default=3, help="interleaved rounds of direct, cold and warm (default 3)")
     p.add_argument("--seconds", type=float, default=10.0, help="seconds per wrk run (default 10)")
     p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     p.add_argument("--no-wrk", action="store_true", help="skip the page-throughput phase")
@@ -828,10 +828,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.rounds < 1:
-        raise SystemExit("--rounds must be at least 1")
-    return run(args)
+    return run(parser().parse_args(argv))
 
 
 if __name__ == "__main__":

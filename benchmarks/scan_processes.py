@@ -128,16 +128,13 @@ def report(runs: Sequence[real_install.PipRun]) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.scan_processes", description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3, help="rounds, each running both modes (default 3)")
+    p.add_argument("--rounds", type=common.rounds_arg, default=3, help="rounds, each running both modes (default 3)")
     p.add_argument("--wheels", default="", help="a directory holding the workload's wheels (default: fetch them)")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.rounds < 1:
-        raise SystemExit("--rounds must be at least 1")
-    return run(args)
+    return run(parser().parse_args(argv))
 
 
 if __name__ == "__main__":
