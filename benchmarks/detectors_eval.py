@@ -30,9 +30,16 @@ Secondary (in sample): the shipped weights (``--fit`` writes them, fitted on
 every row) scored on the very rows they were fitted on.
 
 Also measured with the built-in corpus and shipped weights (nothing here was
-fitted on them): the hand-written ML squat set frozen in
-``tests/detectors/ml_squats.csv`` before tuning, and the real ML projects of
-``tests/detectors/ml_lookalikes.txt`` that must all be allowed.
+fitted on them): three hand-written ML squat sets and the real ML projects
+of ``tests/detectors/ml_lookalikes.txt`` that must all be allowed.  The
+first set (``ml_squats.csv``) was frozen before tuning and then developed
+against; the second (``ml_squats_second.csv``) and the lock box
+(``ml_squats_lockbox.csv``) were written on 2026-12-01 by writers who never
+saw the detector or its output, each told only the kinds and a list of
+targets.  The second's misses were then looked at, so it is a development
+set too; the lock box's misses are never printed, and its recall is the
+ML goal's figure.  It was scored three times (after each of the last
+changes), as totals and per kind only.
 
 Experiment (off by default): ``--synthetic-kinds decoration,generic,separator``
 adds attacks made by issue 14's mechanisms from the top popular names to
@@ -93,7 +100,15 @@ GOALS = {
 FOLDS = 4
 LOCK_BOX = 0
 TESTS = Path(__file__).resolve().parent.parent / "tests" / "detectors"
-ML_SQUATS = TESTS / "ml_squats.csv"
+# (label, file, whether its misses may be printed).  The first set was written by hand before the
+# detector was tuned on it; the second by a writer who never saw the detector, and its misses were
+# then looked at, so both are development sets.  The lock box was written the same way, and only
+# its totals are ever printed: it is the set whose recall the goal is measured on.
+ML_SQUAT_SETS = (
+    ("first (development)", TESTS / "ml_squats.csv", True),
+    ("second (development)", TESTS / "ml_squats_second.csv", True),
+    ("lock box", TESTS / "ml_squats_lockbox.csv", False),
+)
 ML_LOOKALIKES = TESTS / "ml_lookalikes.txt"
 WEIGHTS_FILE = Path(__file__).resolve().parent.parent / "detectors" / "data" / "typosquat_weights.json"
 
@@ -557,13 +572,13 @@ def refit(
     return replace(config, intercept=intercept, weights=weights)
 
 
-def ml_sets(
-    config: TyposquatConfig, squats_file: Path = ML_SQUATS, lookalikes_file: Path = ML_LOOKALIKES
-) -> dict[str, float]:
-    """The frozen ML squat set and the ML look-alike list, with the built-in corpus and allowlist.
+def ml_sets(config: TyposquatConfig, *, misses: bool = False) -> dict[str, float]:
+    """The three ML squat sets and the ML look-alike list, with the built-in corpus and allowlist.
 
     ``config`` carries the weights measured (the shipped ones, or those
     ``--fit`` just wrote: the bundled weights are read once per process).
+    ``misses`` lists the misses of the two development sets; the lock box's
+    are never printed.
     """
     corpus = PopularCorpus.bundled()
     now = datetime(2026, 5, 1, tzinfo=timezone.utc)
@@ -573,24 +588,31 @@ def ml_sets(
         findings = run_name_detectors(ProjectFacts(name=name, now=now, corpus=corpus), detectors)
         return [f for f in findings if f.severity >= Severity.MEDIUM]
 
-    with open(squats_file, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    results = [(row, flagged(row["name"])) for row in rows]
-    caught = [(row, found) for row, found in results if found]
-    right = sum(1 for row, found in caught if found[0].target == row["target"])
-    print(f"\nML squat set ({squats_file.name}, {len(rows)} names written before tuning; built-in corpus):")
-    print(f"  recall {len(caught) / len(rows):.3f}  right target {right / max(len(caught), 1):.3f}")
-    total: Counter[str] = Counter(row["kind"] for row in rows)
-    hits: Counter[str] = Counter(row["kind"] for row, _ in caught)
-    for kind, count in total.most_common():
-        print(f"    {kind:<24} {hits[kind] / count:6.3f}  ({hits[kind]}/{count})")
-    lines = lookalikes_file.read_text(encoding="utf-8").splitlines()
+    recalls = {}
+    for label, squats_file, shown in ML_SQUAT_SETS:
+        with open(squats_file, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        results = [(row, flagged(row["name"])) for row in rows]
+        caught = [(row, found) for row, found in results if found]
+        right = sum(1 for row, found in caught if found[0].target == row["target"])
+        recalls[label] = len(caught) / len(rows)
+        print(f"\nML squat set, {label} ({squats_file.name}, {len(rows)} names; built-in corpus):")
+        print(f"  recall {len(caught) / len(rows):.3f}  right target {right / max(len(caught), 1):.3f}")
+        total: Counter[str] = Counter(row["kind"] for row in rows)
+        hits: Counter[str] = Counter(row["kind"] for row, _ in caught)
+        for kind, count in total.most_common():
+            print(f"    {kind:<24} {hits[kind] / count:6.3f}  ({hits[kind]}/{count})")
+        if misses and shown:
+            for row, found in results:
+                if not found:
+                    print(f"    missed: {row['name']} ({row['kind']}, {row['target']})")
+    lines = ML_LOOKALIKES.read_text(encoding="utf-8").splitlines()
     names = [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
     bad = [(name, found[0].title) for name in names if (found := flagged(name))]
-    print(f"ML look-alike list ({lookalikes_file.name}): {len(bad)} of {len(names)} real ML projects flagged")
+    print(f"\nML look-alike list ({ML_LOOKALIKES.name}): {len(bad)} of {len(names)} real ML projects flagged")
     for name, title in bad:
         print(f"    {name}: {title}")
-    return {"ml recall": len(caught) / len(rows), "ml flagged": float(len(bad))}
+    return {"ml recall": recalls["lock box"], "ml flagged": float(len(bad))}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -635,15 +657,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  honest types-*/*-stubs/pytest-*/django-*/digit-ending names flagged: {len(shaped)}"
           + "".join(f"\n    {name}: {words}" for name, words in shaped))
 
-    ml = ml_sets(config)
+    ml = ml_sets(config, misses=args.misses > 0)
     measured = headline or {}
     missed = [name for name, value in measured.items() if not GOALS[name](value)]
     if ml["ml recall"] < 0.95:
-        missed.append("ML squat recall")
+        missed.append("ML squat recall (lock box)")
     if ml["ml flagged"]:
         missed.append("ML look-alikes flagged")
     print("\ngoals (held out: recall >= 0.95, right target >= 0.95, false positives <= 0.5%; ML squat recall "
-          ">= 0.95; no ML look-alike flagged): " + ("met" if not missed else "missed (" + ", ".join(missed) + ")"))
+          "on the lock box >= 0.95; no ML look-alike flagged): "
+          + ("met" if not missed else "missed (" + ", ".join(missed) + ")"))
     return 1 if missed else 0
 
 

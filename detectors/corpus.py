@@ -52,7 +52,7 @@ from zlib import crc32
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from detectors.names import canonical, tokens
+from detectors.names import canonical, combo_word, tokens
 from detectors.packed import FILTER_SHIFT as _FILTER_SHIFT
 from detectors.packed import StringTable, pack, unpack
 from detectors.similarity import NameForms
@@ -450,7 +450,20 @@ class NameIndex:
             further.update(self._two_edit_candidates(compact))
         if len(compact) >= _MIN_TRUNCATED:
             further.update(self._longer_names(compact))
+        if "-" in forms.canonical:
+            further.update(self._curated_under_combo_word(forms.canonical))
         return near, further - near
+
+    def _curated_under_combo_word(self, name: str) -> list[int]:
+        """Ids of curated (ML) names that ``name`` is with a generic word added ('diffusers-utils')."""
+        found = []
+        for stem in (name.partition("-")[2], name.rpartition("-")[0]):
+            if combo_word(name, stem) is None:
+                continue
+            ident = self._by_name.first(stem)
+            if ident >= 0 and self.kind(ident) == "ml":
+                found.append(ident)
+        return found
 
     def _longer_names(self, compact: str) -> list[int]:
         """Ids of protected names that begin with ``compact`` and are longer (a few at most)."""
@@ -520,6 +533,10 @@ class NameIndex:
         if ident < 0:
             raise KeyError(name)
         return ident
+
+    def kind(self, ident: int) -> str:
+        """The ``Project.kind`` of a protected name's ``ident``, without making its ``Project``."""
+        return self._kinds[self._kind_codes[ident]]
 
     def lookup(self, name: str) -> int:
         """``ident`` of a canonical name, or -1 when it is not protected (no exception on the common miss)."""

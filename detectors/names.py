@@ -15,8 +15,10 @@ import re
 from packaging.utils import InvalidName, canonicalize_name
 
 __all__ = [
+    "COMBO_WORDS",
     "InvalidName",
     "canonical",
+    "combo_word",
     "compact",
     "core",
     "fold_lookalikes",
@@ -33,6 +35,16 @@ __all__ = [
 _PREFIX_WORDS = frozenset({"py", "python", "python3", "py3"})
 _SUFFIX_WORDS = frozenset(
     {"py", "py3", "python", "python3", "lib", "sdk", "client", "api", "dev"}
+)
+# Words added to a name that say nothing of a project of its own: the
+# suffixes above that ``core`` strips, and the commonest last words of
+# multi-word public project names (the env package list's 80 most frequent)
+# that name no function of their own ('-mcp', '-server', '-parser' do).  A
+# curated ML name with one of them on either end is a combosquat
+# ('diffusers-utils'); on other names they are how families are named.
+COMBO_WORDS = frozenset(
+    {"lib", "sdk", "client", "api", "dev", "cli", "core", "utils", "util", "tools", "tool", "toolkit", "kit",
+     "ai", "package", "engine", "framework", "common", "wrapper", "helper", "library", "base", "lite", "plus"}
 )
 _GLUED_PREFIXES = ("python3", "python", "py3", "py")
 _GLUED_SUFFIXES = ("python3", "python", "py3", "py")
@@ -114,6 +126,18 @@ def token_key(name: str) -> str:
         return name
     words = [w for w in name.split("-") if w not in _PREFIX_WORDS]
     return "-".join(sorted(words))
+
+
+def combo_word(name: str, stem: str) -> str | None:
+    """How canonical ``name`` is ``stem`` with a ``COMBO_WORDS`` word at one end ("suffix 'utils' added"); else None."""
+    extra = len(name) - len(stem) - 1
+    if extra < 2:
+        return None
+    if name[extra] == "-" and name.endswith(stem) and name[:extra] in COMBO_WORDS:
+        return f"prefix '{name[:extra]}' added"
+    if name[len(stem)] == "-" and name.startswith(stem) and name[len(stem) + 1 :] in COMBO_WORDS:
+        return f"suffix '{name[len(stem) + 1:]}' added"
+    return None
 
 
 def core(name: str) -> str:

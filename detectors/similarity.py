@@ -24,6 +24,7 @@ from rapidfuzz.distance import OSA
 
 from detectors.names import (
     canonical,
+    combo_word,
     compact,
     core,
     fold_lookalikes,
@@ -647,7 +648,7 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
             return turned
     # A glued candidate may turn a decorated name round whole ('clientqdrant'); one that keeps its
     # separators and moves a decoration ('python-ffmpeg' beside 'ffmpeg-python') names a binding.
-    if (cand.canonical == cand.compact != target.compact
+    if (cand.canonical == cand.compact != target.compact and len(cand.compact) == len(target.compact)
             and rotation_key(cand.compact) == rotation_key(target.compact) != ""):
         turned = _rotation(cand.compact, target.compact)
         if turned is not None:
@@ -656,6 +657,9 @@ def relate_closely(cand: NameForms, target: NameForms) -> Relation | None:
     if cut is not None:
         return cut
 
+    combo = combo_word(cand.canonical, target.canonical)
+    if combo is not None:
+        return Relation("affix", combo, 0, length)
     core_length = len(target.core)
     has_affix = cand.core != cand.compact or target.core != target.compact
     if has_affix and cand.folded_core == target.folded_core:

@@ -25,7 +25,9 @@ other half):
 * *How long the target is*: every short name has dozens of honest neighbours
   one edit away, so a short target needs a stronger kind of edit.
 * *How popular the target is*: an attacker's payoff grows with the target's
-  installs, so each tenfold of monthly downloads raises the odds.
+  installs, so each tenfold of monthly downloads raises the odds.  A
+  curated ML project counts as at least ``unknown_downloads``: it is
+  curated because attackers aim at it before its downloads say so.
 * *Whether the candidate is a word projects use*: 'unicorn' beside
   'gunicorn' or 'identity' beside 'identify' is a word many projects
   describe themselves with (``detectors.vocabulary``); 'reqeusts' is a
@@ -48,8 +50,19 @@ other half):
   something of their own are how families are named.  Decoration words are
   never counted as words of a project's own (``known_word``), and neither
   are the words of a candidate that is its target with the separators
-  moved ('safe-tensors').  On a curated ML project a decoration weighs as
-  much as moved separators (``ml_decoration``).
+  moved ('safe-tensors') or that cuts one of its words short
+  ('sentence-transform').  On a curated ML project a decoration weighs as
+  much as moved separators (``ml_decoration``), and so does a generic word
+  of ``names.COMBO_WORDS`` at either end ('diffusers-utils', found by
+  looking the name up without it).
+* *Slips on a curated ML project* (``ml_slip``): two slips on a name of
+  eight letters or more, a look-alike character, words or halves turned
+  round into no word of their own, or a cut after a whole word
+  ('opencv-pyth') - what a typing hand or a hazy memory makes of the
+  names attackers aim at most.  Over the env package list's 886,323
+  public names these, the generic words and the popularity floor below
+  flag 53 more than before (42 of them an ML name plus a generic word,
+  such as 'langchain-utils'); none of 693 real ML look-alikes.
 * *Relations the labelled set barely has* - separators moved, halves of a
   glued name swapped ('flowtensor'), version digits moved, a generic word
   added - carry weights set by hand (``HAND_SET_WEIGHTS``) and held fixed
@@ -81,7 +94,7 @@ from types import MappingProxyType
 
 from detectors.corpus import NameIndex, Project, trigrams
 from detectors.facts import Finding, ProjectFacts, Severity
-from detectors.names import tokens
+from detectors.names import COMBO_WORDS, tokens
 from detectors.similarity import (
     TYPO_RANK,
     NameForms,
@@ -115,7 +128,9 @@ DETECTOR = "typosquat"
 # much as moved separators: they too leave the very name a reader knows, on
 # the projects attackers aim at most, and the honest projects so named are
 # popular themselves (in the corpus, so reported at low severity at most).
-# The labelled set's corpus marks no project as curated, so no fit sees it.
+# Slips on a curated ML name (``ml_slip``, see ``_made_by_slips``) weigh a
+# little less: a typing hand makes them of honest names too.  The labelled
+# set's corpus marks no project as curated, so no fit sees either.
 HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
     {
         "kind:lookalike:inner": 4.0,
@@ -127,6 +142,7 @@ HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
         "generic_affix:long": 2.5,
         "generic_affix:short": 1.5,
         "ml_decoration": 4.0,
+        "ml_slip": 3.0,
     }
 )
 
@@ -153,12 +169,18 @@ _PY_AFFIX = re.compile(r"(prefix|suffix) '(py|py3|python|python3)' (added|droppe
 # Generic words glued to a popular name make a combosquat ('numpy-dev',
 # 'transformers-lib'): they say nothing of a project of its own.
 _GENERIC_AFFIX = re.compile(r"suffix '(lib|sdk|dev|api|client)' added")
+# On a curated ML name every word of ``COMBO_WORDS``, at either end, makes one.
+_ML_GENERIC_AFFIX = re.compile(r"(?:prefix|suffix) '(%s)' added" % "|".join(sorted(COMBO_WORDS)))
 # Words that decorate a name rather than name something: never evidence
 # that the candidate is a project of its own.
 _DECORATION_WORDS = frozenset({"py", "py3", "python", "python3", "lib", "sdk", "dev", "api", "client"})
 _STRONG_KINDS = frozenset({"repeat", "transposition", "omission", "doubling"})
 # Edits a typing hand makes: an explanation made only of these is all slips.
 _SLIPS = frozenset({"repeat", "transposition", "omission", "lookalike", "swap"})
+# On a curated ML name a lost plural 's' is misremembering too ('tranformer').
+_ML_SLIPS = _SLIPS | {"plural"}
+# A word cut short must keep this share of its letters to still be the word (as ``similarity`` cuts names).
+_MIN_KEPT_SHARE = 0.6
 # Edits that make a new name on purpose rather than by a slip.
 _DELIBERATE = frozenset({"version", "plural", "compound", "digit"})
 _TWO_EDIT_RELATIONS = ("two-edits", "affix-two-edits")
@@ -245,6 +267,32 @@ def _typo_level(edits: tuple[str, ...]) -> str:
     return "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
 
 
+# Two slips on a curated ML name count from this many letters (``_made_by_slips``).
+_MIN_TWO_SLIPS = 8
+
+
+def _made_by_slips(relation: Relation, target_forms: NameForms, cut_after_a_word: bool, word: float) -> bool:
+    """Whether ``relation`` is what a typing hand or a hazy memory makes of a name rather than a new name.
+
+    Two slips count on a target of ``_MIN_TWO_SLIPS`` letters or more only:
+    they leave six of its letters in place, while a shorter name has honest
+    neighbours two letters away by the dozen ('olla' beside 'ollama');
+    words or halves turned round only when the result is no word projects
+    describe themselves with ('graphlang' is); a name cut short only when
+    it keeps a whole word first ('opencv-pyth': 'tensor' names a word of
+    its own).  Look-alike characters leave the very name a reader knows.
+    """
+    if relation.kind == "truncated":
+        return cut_after_a_word
+    if relation.kind in ("rotation", "reorder"):
+        return word == 0.0
+    if relation.kind == "lookalike":
+        return True
+    if relation.distance < 2 or len(target_forms.compact) < _MIN_TWO_SLIPS:
+        return False
+    return bool(relation.edits) and all(edit in _ML_SLIPS for edit in relation.edits)
+
+
 def _is_short(target_forms: NameForms) -> bool:
     return min(len(target_forms.compact), len(target_forms.core)) <= 5
 
@@ -268,7 +316,8 @@ def features(
     found = _pair_features(seen, target, index.ident(target.name), target_forms, index, config)
     if relation.distance:
         found.update(_letter_features(seen, target_forms))
-    found.update(_relation_features(target_forms, index.ident(target_forms.canonical), relation, index, seen.word))
+    ident = index.ident(target_forms.canonical)
+    found.update(_relation_features(cand, target_forms, ident, relation, index, seen.word))
     return found
 
 
@@ -322,16 +371,28 @@ def _pair_features(
     }
     if target.kind != "internal":
         downloads = target.downloads if target.downloads is not None else config.unknown_downloads
+        if target.kind == "ml":
+            # Curated because attackers aim at it before its downloads say so: never weighed below a curated
+            # name without a count.
+            downloads = max(downloads, config.unknown_downloads)
         found["popularity"] = math.log10(max(downloads, 1)) - config.popularity_pivot
     if target.alias_of is not None:
         found["alias"] = 1.0
     target_words = target_forms.canonical.split("-")
     changed = [w for w in seen.own_words if w not in target_words]
-    # 'safe-tensors' is made of words projects use only because it spells 'safetensors':
-    # a candidate that is the target with its separators moved earns no honesty from its words.
-    if changed and seen.forms.compact != target_forms.compact and seen.all_known(changed, index):
+    # 'safe-tensors' is made of words projects use only because it spells 'safetensors', and
+    # 'sentence-transform' because it cuts 'transformers' short: a candidate that is the target
+    # with its separators moved, or with one of its words cut, earns no honesty from its words.
+    if (changed and seen.forms.compact != target_forms.compact and seen.all_known(changed, index)
+            and not any(_cut_from(w, t) for w in changed for t in target_words)):
         found["known_word"] = 1.0
     return found
+
+
+def _cut_from(word: str, target_word: str) -> bool:
+    """Whether ``word`` is ``target_word`` cut short and keeps most of it ('transform' of 'transformers')."""
+    return (len(word) < len(target_word) and target_word.startswith(word)
+            and len(word) >= _MIN_KEPT_SHARE * len(target_word))
 
 
 def _letter_features(seen: _Seen, target_forms: NameForms) -> dict[str, float]:
@@ -350,7 +411,7 @@ def _letter_features(seen: _Seen, target_forms: NameForms) -> dict[str, float]:
 
 
 def _relation_features(
-    target_forms: NameForms, ident: int, relation: Relation, index: NameIndex, word: float
+    cand: NameForms, target_forms: NameForms, ident: int, relation: Relation, index: NameIndex, word: float
 ) -> dict[str, float]:
     """The features of the relation itself: its kind, its edits, and what they broke (``ident``: the target's)."""
     found = {"kind:" + _kind_key(relation): 1.0}
@@ -359,11 +420,15 @@ def _relation_features(
         # Adding the decoration imitates the popular name; dropping it
         # ('pandoc' beside 'pypandoc') names the thing the binding wraps.
         found["py_affix" if py_affix[3] == "added" else "py_affix:dropped"] = 1.0
-    generic = relation.kind == "affix" and _GENERIC_AFFIX.search(relation.words) is not None
+    on_ml = index.kind(ident) == "ml"
+    generic_words = _ML_GENERIC_AFFIX if on_ml else _GENERIC_AFFIX
+    generic = relation.kind == "affix" and generic_words.search(relation.words) is not None
     if generic:
         found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
-    if (generic or (py_affix is not None and py_affix[3] == "added")) and index.projects[ident].kind == "ml":
+    if (generic or (py_affix is not None and py_affix[3] == "added")) and on_ml:
         found["ml_decoration"] = 1.0
+    if on_ml and _made_by_slips(relation, target_forms, "-" in cand.canonical, word):
+        found["ml_slip"] = 1.0
     if relation.kind in _STRONG_KINDS and relation.length <= 6:
         found["strong_short"] = 1.0
     if relation.distance == 0 and relation.kind in ("affix", "version"):
@@ -445,7 +510,7 @@ def find_matches(
             found = _pair_features(seen, target, ident, target_forms, index, config)
             if relation.distance:
                 found.update(_letter_features(seen, target_forms))
-        found.update(_relation_features(target_forms, ident, relation, index, seen.word))
+        found.update(_relation_features(cand, target_forms, ident, relation, index, seen.word))
         value = 1.0 / (1.0 + math.exp(-_logit(found, config)))
         if value >= minimum:
             matches.append(Match(target, relation, value, found))
@@ -474,6 +539,8 @@ def _two_edit_ceiling(
     by_length = config._length_weights
     best += max(by_length[min(max(flat, 4), 12)], by_length[min(max(core, 4), 12)])
     best += max(config.weights.get("broken_word", 0.0) * (index.word_weights[ident] - word), 0.0)
+    if index.kind(ident) == "ml":
+        best += max(config.weights.get("ml_slip", 0.0), 0.0)
     return best + _CEILING_SLACK
 
 

@@ -2,10 +2,12 @@
 
 ``ml_lookalikes.txt``: real ML projects whose names look like variants of
 other ML projects (built from the public package list by the rule in its
-header); every one must be allowed.  ``ml_squats.csv``: squats of ML
-projects written by hand and frozen before the detector was tuned (none
-taken from any evaluation set, none an existing public project); the
-benchmark (``benchmarks/detectors_eval.py``) reports its recall per kind.
+header); every one must be allowed.  ``ml_squats*.csv``: squats of ML
+projects written by hand and frozen (none taken from any evaluation set,
+none an existing public project): the first before the detector was tuned
+on it, the second and the lock box by a writer who never saw the detector.
+The benchmark (``benchmarks/detectors_eval.py``) reports their recall per
+kind; only the development sets' misses are ever printed.
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ import csv
 from collections import Counter
 from pathlib import Path
 
-
+import pytest
 
 from detectors import PopularCorpus, ProjectFacts, Severity, run_name_detectors
 from tests.detectors.conftest import NOW
 
 HERE = Path(__file__).parent
-# The frozen set scored 0.55 when this test was written and 0.82 once
-# decorations of curated ML names and separator-only copies were weighed
-# (the benchmark reports it per kind; issue 14's goal is 0.95); a fall below
-# this floor is a regression.
-ML_SQUAT_RECALL_FLOOR = 0.8
+# Recall floors of the two development sets, a fall below which is a regression.  The first set
+# scored 0.55 when this test was written, 0.82 once decorations of curated ML names and
+# separator-only copies were weighed, and 0.93 once slips, generic words and reordered words on
+# them were (the second, written by someone who never saw the detector: 0.67 -> 0.79).  The lock
+# box is scored by the benchmark only (``benchmarks/detectors_eval.py``): a test that printed its
+# misses would make it one more development set.
+ML_SQUAT_RECALL_FLOOR = {"ml_squats.csv": 0.9, "ml_squats_second.csv": 0.75}
+SQUAT_SETS = ("ml_squats.csv", "ml_squats_second.csv", "ml_squats_lockbox.csv")
 
 
 def lookalikes() -> list[str]:
@@ -32,8 +37,8 @@ def lookalikes() -> list[str]:
     return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
 
 
-def squats() -> list[dict[str, str]]:
-    with open(HERE / "ml_squats.csv", newline="", encoding="utf-8") as handle:
+def squats(file: str = "ml_squats.csv") -> list[dict[str, str]]:
+    with open(HERE / file, newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
 
 
@@ -57,17 +62,28 @@ def test_every_real_ml_lookalike_is_allowed_with_the_built_in_corpus(bundled: Po
     assert flagged == {}
 
 
-def test_the_frozen_squat_set_covers_every_kind_and_imitates_protected_names(bundled: PopularCorpus) -> None:
-    rows = squats()
-    assert len(rows) >= 150
+@pytest.mark.parametrize("file", SQUAT_SETS)
+def test_each_frozen_squat_set_covers_every_kind_and_imitates_protected_names(
+    file: str, bundled: PopularCorpus
+) -> None:
+    rows = squats(file)
+    assert len(rows) >= 150 and len({row["name"] for row in rows}) == len(rows)
     kinds = Counter(row["kind"] for row in rows)
     assert set(kinds) >= {"affix", "separator", "digit", "two-edits", "short", "three-edits", "swap", "combo"}
     for row in rows:
-        assert bundled.get(row["target"]) is not None, row
         assert bundled.get(row["name"]) is None, row
+    # The first set was written against the built-in corpus; the others name some targets it lacks.
+    protected = sum(1 for row in rows if bundled.get(row["target"]) is not None)
+    assert protected == len(rows) if file == "ml_squats.csv" else protected / len(rows) >= 0.99
 
 
-def test_the_frozen_squat_set_stays_caught(bundled: PopularCorpus) -> None:
-    rows = squats()
+def test_the_frozen_squat_sets_share_no_name() -> None:
+    names = [set(row["name"] for row in squats(file)) for file in SQUAT_SETS]
+    assert not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+
+
+@pytest.mark.parametrize("file", sorted(ML_SQUAT_RECALL_FLOOR))
+def test_the_development_squat_sets_stay_caught(file: str, bundled: PopularCorpus) -> None:
+    rows = squats(file)
     caught = sum(1 for row in rows if blocking(row["name"], bundled))
-    assert caught / len(rows) >= ML_SQUAT_RECALL_FLOOR
+    assert caught / len(rows) >= ML_SQUAT_RECALL_FLOOR[file]

@@ -131,3 +131,64 @@ def test_a_threshold_prunes_two_typo_explanations_but_changes_no_finding(bundled
         fast = [(m.target.name, round(m.score, 9)) for m in find_matches(name, bundled, CONFIG, minimum=threshold)]
         full = [(m.target.name, round(m.score, 9)) for m in find_matches(name, bundled, CONFIG) if m.score >= threshold]
         assert fast == full, name
+
+
+# Curated ML names (issue 14): the relations a typing hand or a hazy memory makes of them weigh
+# like a decoration (``ml_slip``), and a generic word on either end is a combosquat.
+
+
+def _top(name: str, corpus: PopularCorpus):
+    matches = find_matches(name, corpus, CONFIG)
+    return matches[0] if matches else None
+
+
+@pytest.mark.parametrize(
+    ("candidate", "target"),
+    [
+        ("tensrflw", "tensorflow"),  # two letters dropped from a long ML name
+        ("transformr", "transformers"),  # a letter and the plural 's' lost
+        ("pytorch-lightni", "pytorch-lightning"),  # cut short after a whole word
+        ("l1tellm", "litellm"),  # a look-alike character
+        ("accelerate-toolkit", "accelerate"),  # generic words at either end
+        ("toolkit-accelerate", "accelerate"),
+    ],
+)
+def test_slips_and_generic_words_on_curated_ml_names_are_reported(
+    candidate: str, target: str, bundled: PopularCorpus
+) -> None:
+    top = _top(candidate, bundled)
+    assert top is not None and top.target.meant == target
+    assert top.score >= CONFIG.threshold, (candidate, top.relation.words, top.score)
+
+
+def test_ml_slips_keep_their_limits(bundled: PopularCorpus) -> None:
+    # Two slips on a short ML name: honest names two letters away are too many to weigh them up.
+    short = [m for m in find_matches("wndab", bundled, CONFIG) if m.target.meant == "wandb"]
+    assert all("ml_slip" not in m.features for m in short)
+    # A glued name cut short names a word of its own ('tensor'); only a cut after a whole word counts.
+    glued = [m for m in find_matches("tensorfl", bundled, CONFIG) if m.target.meant == "tensorflow"]
+    assert glued and all("ml_slip" not in m.features for m in glued)
+    cut = [m for m in find_matches("pytorch-lightni", bundled, CONFIG) if m.target.meant == "pytorch-lightning"]
+    assert cut and "ml_slip" in cut[0].features
+
+
+def test_generic_words_beyond_the_stripped_suffixes_count_on_curated_ml_names_only(bundled: PopularCorpus) -> None:
+    # 'numpy' is popular, not curated: a word added to it is how honest families are named.
+    assert all(m.target.meant != "numpy" for m in find_matches("numpy-toolkit", bundled, CONFIG))
+    top = _top("xgboost-framework", bundled)
+    assert top is not None and top.relation.words == "suffix 'framework' added"
+    assert top.features.get("ml_decoration") == 1.0
+
+
+def test_a_word_cut_from_the_target_earns_no_honesty(bundled: PopularCorpus) -> None:
+    cut = [m for m in find_matches("langchain-commu", bundled, CONFIG) if m.target.meant == "langchain-community"]
+    assert cut and "known_word" not in cut[0].features
+
+
+def test_a_curated_ml_name_weighs_at_least_as_much_as_one_without_a_count() -> None:
+    # Curated because attackers aim at it before its downloads say so ('flashattn' for 'flash-attn').
+    corpus = PopularCorpus.from_rows([("quill-attn", 1_000), ("quill-other", 1_000)], extra=["quill-attn"])
+    [curated] = [m for m in find_matches("quillattn", corpus, CONFIG) if m.target.meant == "quill-attn"]
+    [plain] = [m for m in find_matches("quillother", corpus, CONFIG) if m.target.meant == "quill-other"]
+    assert curated.features["popularity"] == pytest.approx(0.0)  # log10(unknown_downloads) - pivot
+    assert plain.features["popularity"] == pytest.approx(3.0 - CONFIG.popularity_pivot)
