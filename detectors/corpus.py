@@ -398,7 +398,7 @@ class NameIndex:
                 name,
                 None if downloads == _UNKNOWN else downloads,
                 None if rank == _UNKNOWN else rank,
-                self._kinds[self._kind_codes[ident]],
+                self.kind(ident),
                 self._alias(ident),
             )
             entry = (project, NameForms.of(name, with_keys=False))

@@ -36,6 +36,7 @@ __all__ = [
     "Edit",
     "NameForms",
     "Relation",
+    "cut_short",
     "relate",
     "relate_by_two_edits",
     "relate_closely",
@@ -532,6 +533,11 @@ _MIN_KEPT = 6
 _MIN_KEPT_SHARE = 0.6
 
 
+def cut_short(kept: str, full: str) -> bool:
+    """Whether ``kept`` is ``full`` cut short and keeps most of it ('transform' of 'transformers')."""
+    return len(kept) < len(full) and full.startswith(kept) and len(kept) >= _MIN_KEPT_SHARE * len(full)
+
+
 def _truncation(cand: NameForms, target: NameForms) -> Relation | None:
     """``cand`` as ``target`` cut short inside a word ('charset-normal'), else None.
 
@@ -539,9 +545,7 @@ def _truncation(cand: NameForms, target: NameForms) -> Relation | None:
     names the family's base project, so only a cut inside a word counts.
     """
     kept, full = cand.compact, target.compact
-    if not (_MIN_KEPT <= len(kept) < len(full) and full.startswith(kept)):
-        return None
-    if len(kept) < _MIN_KEPT_SHARE * len(full) or len(kept) in word_boundaries(target.canonical)[1]:
+    if len(kept) < _MIN_KEPT or not cut_short(kept, full) or len(kept) in word_boundaries(target.canonical)[1]:
         return None
     words = f"cut short by {len(full) - len(kept)} letters ('{full[len(kept):]}' dropped)"
     return Relation("truncated", words, len(full) - len(kept), len(full), "end")

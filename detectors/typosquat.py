@@ -99,6 +99,7 @@ from detectors.similarity import (
     TYPO_RANK,
     NameForms,
     Relation,
+    cut_short,
     relate_by_two_edits,
     relate_closely,
     two_edits_apart,
@@ -179,8 +180,6 @@ _STRONG_KINDS = frozenset({"repeat", "transposition", "omission", "doubling"})
 _SLIPS = frozenset({"repeat", "transposition", "omission", "lookalike", "swap"})
 # On a curated ML name a lost plural 's' is misremembering too ('tranformer').
 _ML_SLIPS = _SLIPS | {"plural"}
-# A word cut short must keep this share of its letters to still be the word (as ``similarity`` cuts names).
-_MIN_KEPT_SHARE = 0.6
 # Edits that make a new name on purpose rather than by a slip.
 _DELIBERATE = frozenset({"version", "plural", "compound", "digit"})
 _TWO_EDIT_RELATIONS = ("two-edits", "affix-two-edits")
@@ -384,15 +383,9 @@ def _pair_features(
     # 'sentence-transform' because it cuts 'transformers' short: a candidate that is the target
     # with its separators moved, or with one of its words cut, earns no honesty from its words.
     if (changed and seen.forms.compact != target_forms.compact and seen.all_known(changed, index)
-            and not any(_cut_from(w, t) for w in changed for t in target_words)):
+            and not any(cut_short(w, t) for w in changed for t in target_words)):
         found["known_word"] = 1.0
     return found
-
-
-def _cut_from(word: str, target_word: str) -> bool:
-    """Whether ``word`` is ``target_word`` cut short and keeps most of it ('transform' of 'transformers')."""
-    return (len(word) < len(target_word) and target_word.startswith(word)
-            and len(word) >= _MIN_KEPT_SHARE * len(target_word))
 
 
 def _letter_features(seen: _Seen, target_forms: NameForms) -> dict[str, float]:

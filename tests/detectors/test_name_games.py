@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from detectors.corpus import NameIndex, PopularCorpus, Project
-from detectors.similarity import NameForms, digit_key, relate, rotation_key
+from detectors.names import combo_word
+from detectors.similarity import NameForms, cut_short, digit_key, relate, rotation_key
 from detectors.typosquat import TyposquatConfig, features, find_matches
 
 CONFIG = TyposquatConfig(allowlist=frozenset())
@@ -192,3 +193,28 @@ def test_a_curated_ml_name_weighs_at_least_as_much_as_one_without_a_count() -> N
     [plain] = [m for m in find_matches("quillother", corpus, CONFIG) if m.target.meant == "quill-other"]
     assert curated.features["popularity"] == pytest.approx(0.0)  # log10(unknown_downloads) - pivot
     assert plain.features["popularity"] == pytest.approx(3.0 - CONFIG.popularity_pivot)
+
+
+@pytest.mark.parametrize(
+    ("name", "stem", "expected"),
+    [
+        ("diffusers-utils", "diffusers", "suffix 'utils' added"),
+        ("toolkit-diffusers", "diffusers", "prefix 'toolkit' added"),
+        ("lib-lib", "lib", "prefix 'lib' added"),
+        ("diffusers-server", "diffusers", None),  # a word that names a function of its own
+        ("diffusersutils", "diffusers", None),  # glued: no word was added
+        ("diffusers-x-utils", "diffusers", None),  # more than one word
+        ("diffusers", "diffusers", None),
+        ("utils", "diffusers", None),  # the stem longer than the name
+        ("diffusers-", "diffusers", None),
+    ],
+)
+def test_combo_word_names_one_generic_word_at_one_end_only(name: str, stem: str, expected: str | None) -> None:
+    assert combo_word(name, stem) == expected
+
+
+def test_cut_short_keeps_most_of_the_word() -> None:
+    assert cut_short("transform", "transformers")
+    assert not cut_short("safe", "safetensors")  # 4 of 11 letters: a word of its own
+    assert not cut_short("transformers", "transformers")
+    assert not cut_short("transformed", "transformers")
