@@ -19,10 +19,11 @@ embedded defaults plus a config that points storage at a temp directory
 and sets ``public_url`` to the address pip uses (as a deployment does).
 Medians, spread and the cold/direct and warm/direct ratios are the headline.
 Each run also reports pip's CPU seconds and the mirror's during it (its
-process and its content-scan workers): a mirror busy for most of a cold
-run's seconds is what the client waits on (pip asks one thing at a time).
-Memory is the server's own, its live scan workers' (they exit when idle),
-and both together at their peak, sampled during the runs.
+process and its workers, the page process and the content-scan workers): a
+mirror busy for most of a cold run's seconds is what the client waits on
+(pip asks one thing at a time).  Memory is the server's own, its live
+workers' (they exit when idle), and both together at their peak, sampled
+during the runs.
 With ``--peers``, every round also runs a fresh proxpi 1.3.1 (a caching
 proxy that screens nothing; ``benchmarks/peers.py``) cold and warm on the
 same workload, so the peer's ratios come from the same minutes.
@@ -212,7 +213,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """The live child processes of ``pid`` (the mirror's content-scan workers)."""
+    """The live child processes of ``pid`` (the mirror's page process and content-scan workers)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
@@ -245,7 +246,7 @@ def children_rss_mib(pid: int) -> float:
 
 
 class PeakSampler:
-    """The largest resident memory of the mirror and its scan workers together, sampled every 0.1 s.
+    """The largest resident memory of the mirror and its workers together, sampled every 0.1 s.
 
     A worker that exits takes its ``VmHWM`` with it, so the sum of the
     tree's peaks can only be watched, not read afterwards.
@@ -322,8 +323,8 @@ class PipRun:
     # CPU seconds during the run: pip's own, and the mirror's (None: direct, or a peer's).
     # A mirror busy for most of the run's seconds is what holds the client up.
     client_cpu: float = 0.0
-    server_cpu: float | None = None  # the mirror's process and its scan workers
-    tree_peak_mib: float = 0.0  # the mirror and its scan workers together, sampled
+    server_cpu: float | None = None  # the mirror's process and its workers
+    tree_peak_mib: float = 0.0  # the mirror and its workers together, sampled
 
 
 def pip_download(mode: str, round_no: int, index_url: str, work: Path, server_pid: int | None = None) -> PipRun:
@@ -366,7 +367,7 @@ class RoundMemory:
     after_cold_mib: float
     after_warm_mib: float
     peak_mib: float  # the server's VmHWM
-    workers_after_cold_mib: float = 0.0  # its live scan workers, when the cold run ended
+    workers_after_cold_mib: float = 0.0  # its live workers (page, scan), when the cold run ended
     workers_after_warm_mib: float = 0.0
     peak_tree_mib: float = 0.0  # server and workers together, sampled during the runs
 
@@ -607,7 +608,7 @@ def report_rounds(runs: Sequence[PipRun], memory: Sequence[RoundMemory]) -> dict
     )
     common.print_table(
         "mirror memory per round (MiB): the server idle after start (corpus loaded), after cold, after warm, "
-        "its peak VmHWM; its live scan workers after cold and warm (they exit when idle); "
+        "its peak VmHWM; its live workers (page process, scan workers) after cold and warm (they exit when idle); "
         "server and workers together at their peak (sampled every 0.1 s)",
         ["round", "idle", "after cold", "after warm", "peak", "workers cold", "workers warm", "peak with workers"],
         [[m.round, f"{m.idle_mib:.0f}", f"{m.after_cold_mib:.0f}", f"{m.after_warm_mib:.0f}", f"{m.peak_mib:.0f}",
@@ -746,7 +747,7 @@ def report_issue_table(summary: dict[str, dict[str, float]], memory: Sequence[Ro
          f"{summary['cold']['ratio']:.2f}x ({summary['cold']['median']:.1f} s)", f"<= {GOAL_COLD}x", peer("cold")],
         ["warm (everything cached)", f"1.0x ({summary['direct']['median']:.1f} s)",
          f"{summary['warm']['ratio']:.2f}x ({summary['warm']['median']:.1f} s)", f"<= {GOAL_WARM}x", peer("warm")],
-        ["server RSS after the run, + live scan workers (peaks)", "-",
+        ["server RSS after the run, + live workers (peaks)", "-",
          f"{max(m.after_warm_mib for m in memory):.0f} + {max(m.workers_after_warm_mib for m in memory):.0f} MiB "
          f"(server VmHWM {peak:.0f}, {peak_after_load:.0f} after the page load; with workers "
          f"{max(m.peak_tree_mib for m in memory):.0f})", f"<= {GOAL_RSS_MIB:.0f} MiB", "-"],

@@ -215,6 +215,15 @@ def stored_state(services: Any, project: str) -> str:
     return getattr(row, "state", "none") if row is not None else "none"
 
 
+def pages_here(settings: Any) -> Any:
+    """``settings`` with ``[server] page_process`` off: the pages are built in this process, where they are observed.
+
+    What is measured is then the page process's work and memory (``serve``
+    runs it in a worker); the server's own memory is ``real_install``'s.
+    """
+    return settings.model_copy(update={"server": settings.server.model_copy(update={"page_process": False})})
+
+
 def wait_for_corpus(services: Any) -> float:
     """Seconds until the detectors' corpus is loaded (the lifespan started loading it)."""
     began = time.perf_counter()
@@ -233,8 +242,8 @@ def page_files(body: bytes, page_url: str) -> dict[str, str]:
 
 def phases(config: Path, names: Sequence[str]) -> dict[str, Any]:
     rss = {"imports": current_rss_mib_self()}
-    settings = load_settings(config)
-    app = create_app(settings, server_process=True)  # as `serve` makes it
+    settings = pages_here(load_settings(config))
+    app = create_app(settings, server_process=True)  # as `serve` makes it, but for the page process
     services = app.state.services
     timer = PhaseTimer()
     missing: list[str] = []
@@ -310,8 +319,8 @@ def memory(config: Path, names: Sequence[str], filenames: Sequence[str], top: in
     if not tracemalloc.is_tracing():
         raise SystemExit("run under python -X tracemalloc=N")
     stages = {"imports": _traced_mib()}
-    settings = load_settings(config)
-    app = create_app(settings, server_process=True)  # as `serve` makes it
+    settings = pages_here(load_settings(config))
+    app = create_app(settings, server_process=True)  # as `serve` makes it, but for the page process
     services = app.state.services
     wanted = set(filenames)
     served_files = 0

@@ -20,6 +20,7 @@ from mirror.review import api as review_api, views as review_views
 from mirror.review.auth import ClientAuthMiddleware
 from mirror.review.refusals import RefusalRecorder
 from mirror.review.settings import ReviewSettings
+from mirror.serving.page_process import PageProcess
 from mirror.web import api_docs, files, health, json_api, limits, simple, upload, why
 from mirror.web.accesslog import JsonAccessLog
 from mirror.web.warm import WarmPages
@@ -29,6 +30,11 @@ from mirror.web.errors import install_error_handlers
 def create_app(settings: Settings, *, services: Services | None = None, server_process: bool = False) -> FastAPI:
     """The ASGI app; ``server_process``: the only app of a server process (``serve``), which settles its memory."""
     services = services or Services(settings)
+    if server_process and settings.server.page_process:
+        services.projects.use_builder(PageProcess(
+            settings, idle_seconds=settings.server.page_process_idle, timeout=settings.server.page_process_timeout,
+            start_timeout=settings.server.page_process_start_timeout,
+        ))
     review_settings = ReviewSettings.from_settings(settings)
     # Who was refused a blocked project ("clients that asked"), counted in memory and written in batches.
     refusals = RefusalRecorder(
@@ -39,6 +45,7 @@ def create_app(settings: Settings, *, services: Services | None = None, server_p
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services.store.cleanup_stale_temps()
+        services.projects.builder.start()  # the page process pays its start-up now, not on the first page
         # Load the detectors' corpus now, off the request path, not on the first screening.
         threading.Thread(target=_load_corpus, args=(services, server_process), name="corpus-load", daemon=True).start()
         scheduler = audit_scheduler(services)  # re-audit once per interval across replicas

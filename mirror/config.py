@@ -96,6 +96,15 @@ class ServerSettings(Section):
     upstream_queue: int = Field(64, ge=0, le=100_000)
     # First screenings (never-seen names) one client may cause per minute; 0: no limit.
     screenings_per_client_per_minute: int = Field(120, ge=0)
+    # `serve` fetches, screens and builds pages in a worker process of its own (a big page's
+    # build would leave the server's heap tens of MiB bigger for good): started with the server,
+    # stopped after page_process_idle seconds without a build; a worker not up within
+    # page_process_start_timeout, or a build running past page_process_timeout, has the worker
+    # killed (its clients get 503 and retry).  Off: pages are built in the server.
+    page_process: bool = True
+    page_process_idle: float = Field(120.0, gt=0)
+    page_process_timeout: float = Field(300.0, gt=0)
+    page_process_start_timeout: float = Field(60.0, gt=0)
     # Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed;
     # empty: none, the client is the peer that connected.
     trusted_proxies: tuple[str, ...] = ()

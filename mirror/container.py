@@ -106,6 +106,7 @@ class Services:
         )
 
     def close(self) -> None:
+        self.projects.close()
         self.screening.close()
         if self.content is not None:
             self.content.close()
@@ -123,7 +124,7 @@ class Services:
         self.projects.forget(project)
         self.files.forget(project)
         self.screening.forget(project)
-        self.pages.rebuild(project)
+        self.projects.rebuild(project)
 
     def forget_internal(self, project: str) -> None:
         """An internal upload changed ``project``: its page and files are answered afresh."""

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import threading
@@ -41,14 +40,15 @@ from typing import IO, Any
 
 from detectors.findings import Finding
 from mirror.content.config import ScanConfig
+from mirror.frames import HEAD, kill, read_exactly
 from mirror.content.rules import RuleSet
 from mirror.content.scan import Artifact, scan_release, stopped_release
 
 log = logging.getLogger(__name__)
 
-_HEAD = struct.Struct(">QI")  # job id, payload bytes
 # What a worker inherits: enough to find Python and its packages, nothing secret.
-_KEPT_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "MALLOC_ARENA_MAX")
+_KEPT_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "MALLOC_ARENA_MAX",
+             "MALLOC_MMAP_THRESHOLD_")
 _POLL = 0.1  # seconds between looks at a job's clock
 _CRASHES = 2  # a job whose worker died under it this often ends as incomplete
 _THREADS = 8  # scans a worker runs at once, per kind (client, background)
@@ -152,7 +152,7 @@ class ScanProcess:
             if self._idle is not None:
                 self._idle.cancel()
             proc, self._proc = self._proc, None
-        _kill(proc)
+        kill(proc)
 
     # -- the jobs
 
@@ -194,7 +194,7 @@ class ScanProcess:
         """Kill the worker that runs ``job`` over its limit; the others in it start again in a fresh one."""
         proc = job.proc
         self._end(job, stopped=("time", detail))
-        _kill(proc)  # its reader sees the end and sends the others again
+        kill(proc)  # its reader sees the end and sends the others again
 
     def _worker_ended(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
@@ -217,7 +217,7 @@ class ScanProcess:
             if self._jobs:
                 return
             proc, self._proc = self._proc, None
-        _kill(proc)
+        kill(proc)
 
     # -- the process
 
@@ -238,7 +238,7 @@ class ScanProcess:
         assert proc.stdin is not None
         try:
             with self._write:
-                proc.stdin.write(_HEAD.pack(message.get("id", 0), len(data)) + data)
+                proc.stdin.write(HEAD.pack(message.get("id", 0), len(data)) + data)
                 proc.stdin.flush()
         except (BrokenPipeError, OSError, ValueError):
             pass  # gone: its reader sees the end and sends the jobs again
@@ -248,8 +248,8 @@ class ScanProcess:
         assert proc.stdout is not None
         stream = proc.stdout
         try:
-            while (head := _read_exactly(stream, _HEAD.size)) is not None:
-                job_id, size = _HEAD.unpack(head)
+            while (head := read_exactly(stream, HEAD.size)) is not None:
+                job_id, size = HEAD.unpack(head)
                 with self._lock:
                     job = self._jobs.get(job_id)
                 if size > self.max_report_bytes:
@@ -259,7 +259,7 @@ class ScanProcess:
                         self._end(job, stopped=("report-size", f"the scan's report is {size} bytes, "
                                                                f"over {self.max_report_bytes}"))
                     continue
-                payload = _read_exactly(stream, size)
+                payload = read_exactly(stream, size)
                 if payload is None:
                     break
                 answer = json.loads(payload)
@@ -267,19 +267,8 @@ class ScanProcess:
                     self._end(job, answer=answer if isinstance(answer, dict) else {"error": "not a report"})
         except (OSError, ValueError):
             pass  # a broken frame: the worker is killed like a dead one
-        _kill(proc)
+        kill(proc)
         self._worker_ended(proc)
-
-
-def _kill(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.kill()
-        proc.wait()
-
-
-def _read_exactly(stream: IO[bytes], count: int) -> bytes | None:
-    data = stream.read(count)
-    return data if len(data) == count else None
 
 
 def _skip(stream: IO[bytes], count: int) -> bool:
@@ -395,7 +384,7 @@ class _Worker:
                     self.no_clients.notify_all()
         data = json.dumps(answer, separators=(",", ":")).encode()
         with self.write:
-            self.outgoing.write(_HEAD.pack(message["id"], len(data)) + data)
+            self.outgoing.write(HEAD.pack(message["id"], len(data)) + data)
             self.outgoing.flush()
 
     def wait_for_clients(self) -> None:
@@ -410,9 +399,9 @@ def main() -> None:
     os.dup2(2, 1)
     worker = _Worker(outgoing)
     incoming = sys.stdin.buffer
-    while (head := _read_exactly(incoming, _HEAD.size)) is not None:
-        _, size = _HEAD.unpack(head)
-        payload = _read_exactly(incoming, size)
+    while (head := read_exactly(incoming, HEAD.size)) is not None:
+        _, size = HEAD.unpack(head)
+        payload = read_exactly(incoming, size)
         if payload is None:
             break
         worker.take(pickle.loads(payload))

@@ -207,11 +207,11 @@ class PageService:
         return page
 
     def fresh(self, project: str) -> ServedPage | None:
-        """The page if memory or the database holds a fresh one, else None; never asks upstream."""
+        """The page if memory or the database holds a fresh one, else None; never asks upstream, never builds."""
         hit = self.cached(project)
         if hit is not None:
             return hit
-        stored = self._load(project)
+        stored = self._load(project, rebuild=False)
         if stored is None or not self._is_fresh(stored):
             return None
         self.cache.put(project, self.monotonic(), stored)
@@ -272,6 +272,10 @@ class PageService:
 
     def forget(self, project: str) -> None:
         self.cache.discard(project)
+
+    def remember(self, project: str, page: ServedPage) -> None:
+        """Keep ``page`` (built here or in the page process) as this process's copy."""
+        self.cache.put(project, self.monotonic(), page)
 
     def listed_sha256(self, project: str, filename: str) -> str | None:
         """What the last upstream page lists as ``filename``'s sha256 (None: not listed).
@@ -347,13 +351,16 @@ class PageService:
                 lock = self._locks[project] = threading.Lock()
             return lock
 
-    def _load(self, project: str) -> ServedPage | None:
+    def _load(self, project: str, *, rebuild: bool = True) -> ServedPage | None:
+        """The stored page; one written under another public URL is built again first (or None, not ``rebuild``)."""
         with self.sessions() as session:
             row = session.get(Page, project)
             if row is None:
                 return None
             if (row.public_url or "") == self.public_url:
                 return _served(row)
+        if not rebuild:
+            return None
         self.rebuild(project)
         with self.sessions() as session:
             row = session.get(Page, project)

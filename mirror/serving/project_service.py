@@ -17,11 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from mirror.clock import Clock
 from mirror.db.models import Page, PinnedFile, Project, Release
 from mirror.errors import NotFound, TooManyRequests, Unavailable
-from mirror.memory import release_free_memory
 from mirror.screening.content import ContentScreening
 from mirror.screening.screen import Screening
 from mirror.serving.gate import Standing, check_page, project_refusal
 from mirror.serving.internal import InternalSources
+from mirror.serving.page_builder import Builder, PageBuilder
 from mirror.serving.pages import RECHECK_SECONDS, PageService, PageUnavailable, ServedPage, render_bodies
 from mirror.serving.store import BlobStore
 from mirror.serving.throttle import ClientBudget, NotFoundCache
@@ -61,9 +61,18 @@ class ProjectService:
         self.screening_budget = screening_budget
         self.clock = clock
         self.monotonic = monotonic
+        # Where pages are fetched, screened and built: here, or a PageProcess (``use_builder``).
+        self.builder: Builder = PageBuilder(pages=pages, screening=screening)
         # project -> when (monotonic) the slow path last found it public and allowed.
         self._allowed_at: dict[str, float] = {}
         self._internal_served: dict[str, ServedPage] = {}
+
+    def use_builder(self, builder: Builder) -> None:
+        """Build pages with ``builder`` from now on (a PageProcess: pages built in a process of their own)."""
+        self.builder = builder
+
+    def close(self) -> None:
+        self.builder.close()
 
     def standing(self, project: str) -> Standing:
         """What the gate needs to know of ``project`` now."""
@@ -178,33 +187,25 @@ class ProjectService:
         self._allowed_at[project] = self.monotonic()
 
     def _screen_first(self, project: str, request: Mapping[str, Any]) -> ServedPage:
-        """The cold path of a never-seen project: fetch its upstream page and JSON together, screen, then build.
-
-        Screening comes before the first build, so the first page served
-        already applies the decision and the release holds.
-        """
-        page: ServedPage | None = None
-        with self.pages.single_flight(project):
-            if self.screening.project_row(project) is not None and self.pages.has_page(project):
-                pass  # another client's first screening, here or in another process, ended while this one waited
-            elif (stored := self.pages.upstream_page(project)) is None:
-                project_json = self.screening.prefetch(project)  # while the page is fetched
-                fetched = self._from_upstream(project, lambda: self.pages.fetch_new(project))
-                self.screening.screen(project, fetched.page, request, project_json)
-                page = self.pages.store_fetched(project, fetched)
-            else:  # stored with no decision standing (cleared, or provisional and due): screen it, build again
-                self.screening.screen(project, stored, request)
-                self.pages.rebuild(project)
-        release_free_memory()  # the parse and build of a big page were tens of MiB for a moment
-        if page is None:
-            return self._stored_page(project)  # outside the lock: a stale page may need its refresh
-        self._look_inside_new_releases(project)
+        page = self._from_upstream(project, lambda: self.builder.first(project, request))
+        self._after_build(project, page)
         return page
 
     def _stored_page(self, project: str) -> ServedPage:
-        page = self._from_upstream(project, lambda: self.pages.get(project))
-        self._look_inside_new_releases(project)
+        page = self._from_upstream(project, lambda: self.builder.current(project))
+        self._after_build(project, page)
         return page
+
+    def rebuild(self, project: str) -> None:
+        """Build ``project``'s stored page again (a decision changed what it may list); drop the copy in memory."""
+        self.builder.rebuild(project)
+        self.pages.forget(project)
+
+    def _after_build(self, project: str, page: ServedPage) -> None:
+        """What this process does once a page was built, maybe in the page process, which this one never saw."""
+        self.screening.forget(project)
+        self.pages.remember(project, page)
+        self._look_inside_new_releases(project)
 
     def _look_inside_new_releases(self, project: str) -> None:
         """New releases appear when a page is built: queue their content scans now."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pickle
 import sys
 
-from mirror.screening.scan_process import _HEAD
+from mirror.frames import HEAD
 
 if __name__ == "__main__":
     incoming, outgoing = sys.stdin.buffer, sys.stdout.buffer
-    while len(head := incoming.read(_HEAD.size)) == _HEAD.size:
-        job_id, size = _HEAD.unpack(head)
+    while len(head := incoming.read(HEAD.size)) == HEAD.size:
+        job_id, size = HEAD.unpack(head)
         if "scan" in pickle.loads(incoming.read(size)):
-            outgoing.write(_HEAD.pack(job_id, 5) + b"\x80\x04not")
+            outgoing.write(HEAD.pack(job_id, 5) + b"\x80\x04not")
             outgoing.flush()

@@ -1,0 +1,39 @@
+"""What the mirror's worker processes share: length-prefixed frames over a child's pipes, and stopping it.
+
+A frame is a job id and a payload size (``HEAD``), then the payload: the
+reader always knows where one answer ends, whatever the answer holds.
+"""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from typing import IO
+
+HEAD = struct.Struct(">QI")  # job id, payload bytes
+
+
+def frame(job_id: int, payload: bytes) -> bytes:
+    return HEAD.pack(job_id, len(payload)) + payload
+
+
+def read_exactly(stream: IO[bytes], count: int) -> bytes | None:
+    """``count`` bytes, or None when the stream ends first."""
+    data = stream.read(count)
+    return data if len(data) == count else None
+
+
+def read_frame(stream: IO[bytes]) -> tuple[int, bytes] | None:
+    """The next (job id, payload), or None when the stream ends."""
+    head = read_exactly(stream, HEAD.size)
+    if head is None:
+        return None
+    job_id, size = HEAD.unpack(head)
+    payload = read_exactly(stream, size)
+    return None if payload is None else (job_id, payload)
+
+
+def kill(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()

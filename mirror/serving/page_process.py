@@ -1,0 +1,309 @@
+"""Project pages fetched, screened, built and stored in a worker process of its own.
+
+Building a big project's page (tens of thousands of files: parse, screen,
+pin, render) makes tens of MiB of small objects for a moment.  Freed, they
+leave the server's heap fragmented, and a server that built the 43 pages of
+an ML stack stayed about 50 MiB bigger for good.  The worker does that work
+on its own copy of the services (same settings, same database and store);
+the server gets back the stored page's bytes and keeps nothing else.  The
+worker also takes the parsing off the server's interpreter lock, so warm
+requests do not wait behind a cold page.
+
+The worker starts with the server (``start``), runs several builds at once
+on threads, and exits after ``idle_seconds`` without one, so its memory goes
+back; the next build starts it again.  A worker not up within
+``start_timeout`` seconds, or a build that runs over ``timeout`` seconds
+once it is, has the worker killed; every build in it then fails as
+``PageUnavailable`` (the client is told to retry), as it does when the
+worker dies.  The parent sends its settings once (a pickle: the parent is
+the trusted side) and jobs as JSON; answers are JSON plus the page's bytes,
+so the server never unpickles anything.
+
+Run as ``python -m mirror.serving.page_process``: the worker's side.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import pickle
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+from mirror.config import Settings
+from mirror.container import Services
+from mirror.frames import frame, kill, read_frame
+from mirror.serving.page_builder import PageBuilder
+from mirror.serving.pages import PageUnavailable, ServedPage
+
+log = logging.getLogger(__name__)
+
+_LENGTH = 4  # bytes of the JSON header's length in an answer
+
+
+@dataclass
+class _Call:
+    id: int
+    message: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    page: ServedPage | None = None
+    failure: str | None = None  # why no answer came: raised as PageUnavailable
+    error: str | None = None  # the worker raised something else: raised as RuntimeError
+    proc: subprocess.Popen[bytes] | None = None  # the worker it was sent to
+
+
+class PageProcess:
+    """The ``Builder`` methods (``mirror.serving.page_builder``), answered by the worker process."""
+
+    worker_module = __name__  # what ``python -m`` runs as the worker
+
+    def __init__(self, settings: Settings, *, idle_seconds: float, timeout: float, start_timeout: float) -> None:
+        self.settings = settings
+        self.idle_seconds = idle_seconds
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self._lock = threading.Lock()  # the process, the calls in it, the idle timer
+        self._write = threading.Lock()  # one frame at a time into the worker's pipe
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._calls: dict[int, _Call] = {}
+        self._ready: dict[subprocess.Popen[bytes], threading.Event] = {}  # set once the worker's services are up
+        self._ids = itertools.count(1)
+        self._idle: threading.Timer | None = None
+        self._closed = False
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def start(self) -> None:
+        """Start the worker now (it pays its imports before the first cold page, not during it)."""
+        with self._lock:
+            if not self._closed:
+                self._started()
+                self._arm_idle()
+
+    def first(self, project: str, request: Mapping[str, Any]) -> ServedPage | None:
+        return self._call({"op": "first", "project": project, "request": dict(request)})
+
+    def current(self, project: str) -> ServedPage | None:
+        return self._call({"op": "current", "project": project})
+
+    def rebuild(self, project: str) -> None:
+        self._call({"op": "rebuild", "project": project})
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            if self._idle is not None:
+                self._idle.cancel()
+            proc, self._proc = self._proc, None
+        _stop(proc)
+
+    # -- the calls
+
+    def _call(self, message: dict[str, Any]) -> ServedPage | None:
+        call = _Call(next(self._ids), message)
+        with self._lock:
+            if self._closed:
+                raise PageUnavailable("the mirror is shutting down")
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
+            proc = call.proc = self._started()
+            ready = self._ready[proc]
+            self._calls[call.id] = call
+        self._send(proc, call.id, json.dumps(message).encode())
+        # The clock of a build starts once its worker is up (a fresh one first pays its imports).
+        if not ready.wait(self.start_timeout):
+            log.warning("page process: not ready after %g s; killing it", self.start_timeout)
+            self._end(call, failure=f"the page process did not start within {self.start_timeout:g} s")
+            kill(proc)
+        elif not call.done.wait(self.timeout):
+            log.warning("page process: %s of %s ran over %g s; killing the worker",
+                        message["op"], message["project"], self.timeout)
+            self._end(call, failure=f"building the page took over {self.timeout:g} s and was stopped")
+            kill(proc)  # its reader sees the end and fails the other calls in it
+        if call.failure is not None:
+            raise PageUnavailable(call.failure)
+        if call.error is not None:
+            raise RuntimeError(f"page process: {message['op']} of {message['project']} failed: {call.error}")
+        return call.page
+
+    def _end(self, call: _Call, **outcome: Any) -> None:
+        with self._lock:
+            if self._calls.pop(call.id, None) is None:
+                return
+            for key, value in outcome.items():
+                setattr(call, key, value)
+            if not self._calls:
+                self._arm_idle()
+        call.done.set()
+
+    def _arm_idle(self) -> None:
+        """(Holding ``_lock``.)  Stop the worker once ``idle_seconds`` pass without a call."""
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = threading.Timer(self.idle_seconds, self._stop_if_idle)
+        self._idle.daemon = True
+        self._idle.start()
+
+    def _stop_if_idle(self) -> None:
+        with self._lock:
+            if self._calls or self._closed:
+                return
+            proc, self._proc = self._proc, None
+        _stop(proc)
+
+    # -- the process
+
+    def _started(self) -> subprocess.Popen[bytes]:
+        """The live worker, started if there is none (called holding ``_lock``)."""
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        # It inherits the server's environment and stderr (its log lines join the server's).
+        proc = subprocess.Popen([sys.executable, "-m", self.worker_module], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, close_fds=True)
+        self._proc = proc
+        self._ready[proc] = threading.Event()
+        threading.Thread(target=self._read, args=(proc,), name="page process reader", daemon=True).start()
+        self._send(proc, 0, pickle.dumps(self.settings, protocol=pickle.HIGHEST_PROTOCOL))
+        return proc
+
+    def _send(self, proc: subprocess.Popen[bytes], call_id: int, payload: bytes) -> None:
+        assert proc.stdin is not None
+        try:
+            with self._write:
+                proc.stdin.write(frame(call_id, payload))
+                proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            pass  # gone: its reader sees the end and fails the calls in it
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        """Answers from one worker until it ends; then the calls still in it fail."""
+        assert proc.stdout is not None
+        try:
+            while (got := read_frame(proc.stdout)) is not None:
+                call_id, payload = got
+                if call_id == 0:  # the worker's services are up
+                    self._ready[proc].set()
+                    continue
+                with self._lock:
+                    call = self._calls.get(call_id)
+                if call is not None:
+                    self._end(call, **_outcome(payload))
+        except (OSError, ValueError, KeyError, TypeError):
+            log.exception("page process: a broken answer; killing the worker")
+        kill(proc)
+        with self._lock:
+            if self._proc is proc:
+                self._proc = None
+            self._ready.pop(proc).set()
+            left = [c for c in self._calls.values() if c.proc is proc]
+        status = proc.wait()
+        for call in left:
+            self._end(call, failure=f"the page process ended (status {status}) before it answered")
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    """Close the worker's input (it finishes what runs and exits); kill it if it lingers."""
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        kill(proc)
+
+
+# -- answers: a JSON header, then the page's bytes -------------------------------
+
+
+def encode_answer(*, page: ServedPage | None = None, failure: str | None = None, error: str | None = None) -> bytes:
+    header: dict[str, Any] = {"failure": failure, "error": error, "page": None}
+    body = b""
+    if page is not None:
+        header["page"] = {"project": page.project, "etag": page.etag, "checked_at": page.checked_at.isoformat(),
+                          "stale": page.stale, "json_gz": len(page.json_gz), "html_gz": len(page.html_gz)}
+        body = page.json_gz + page.html_gz
+    head = json.dumps(header).encode()
+    return len(head).to_bytes(_LENGTH, "big") + head + body
+
+
+def _outcome(payload: bytes) -> dict[str, Any]:
+    size = int.from_bytes(payload[:_LENGTH], "big")
+    header = json.loads(payload[_LENGTH:_LENGTH + size])
+    body = memoryview(payload)[_LENGTH + size:]
+    described = header["page"]
+    page = None
+    if described is not None:
+        json_end = described["json_gz"]
+        if json_end + described["html_gz"] != len(body):
+            raise ValueError("page bytes do not match their header")
+        page = ServedPage(project=str(described["project"]), json_gz=bytes(body[:json_end]),
+                          html_gz=bytes(body[json_end:]), etag=str(described["etag"]),
+                          checked_at=datetime.fromisoformat(described["checked_at"]), stale=bool(described["stale"]))
+    return {"page": page, "failure": header["failure"], "error": header["error"]}
+
+
+# -- the worker's side ------------------------------------------------------------
+
+
+def _serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
+
+    got = read_frame(incoming)
+    if got is None:
+        return
+    settings: Settings = pickle.loads(got[1])
+    services = Services(settings)
+    services.detectors.corpus()  # part of starting: a build's clock must not pay for it
+    builder = PageBuilder(pages=services.pages, screening=services.screening)
+    write = threading.Lock()
+    outgoing.write(frame(0, b""))  # ready: the parent's clocks start now
+    outgoing.flush()
+
+    def run(call_id: int, message: dict[str, Any]) -> None:
+        project = message["project"]
+        try:
+            if message["op"] == "first":
+                answer = encode_answer(page=builder.first(project, message["request"]))
+            elif message["op"] == "current":
+                answer = encode_answer(page=builder.current(project))
+            else:  # rebuild: a decision was taken in the server; this process's copies are old
+                services.screening.forget(project)
+                services.pages.forget(project)
+                builder.rebuild(project)
+                answer = encode_answer()
+        except PageUnavailable as exc:
+            answer = encode_answer(failure=str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported to the server, which answers 500
+            log.exception("page process: %s of %s failed", message["op"], project)
+            answer = encode_answer(error=f"{type(exc).__name__}: {exc}")
+        with write:
+            outgoing.write(frame(call_id, answer))
+            outgoing.flush()
+
+    with ThreadPoolExecutor(max_workers=settings.server.upstream_workers, thread_name_prefix="page") as pool:
+        while (got := read_frame(incoming)) is not None:
+            pool.submit(run, got[0], json.loads(got[1]))
+    services.close()  # the server closed the pipe: what ran has answered
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    incoming, outgoing = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a stray print must not break a frame
+    _serve(incoming, outgoing)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

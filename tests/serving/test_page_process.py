@@ -1,0 +1,172 @@
+"""Pages fetched, screened and built in the page process: answers, limits, deaths and idleness.
+
+The server side is the real ``ProjectService`` of a ``Services`` built from
+settings, told to build with a ``PageProcess`` as ``serve`` does; the worker
+is a real process on the same database and store, in front of the local upstream.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import threading
+import time
+from datetime import datetime, timezone
+
+import pytest
+
+from mirror.container import Services
+from mirror.errors import NotFound, Unavailable
+from mirror.serving.page_process import PageProcess, _outcome, encode_answer
+from mirror.serving.pages import ServedPage
+from tests.support.publish import publish
+from tests.support.running import mirror_settings
+
+REQUEST = {"time": "2026-01-01T00:00:00+00:00", "client": "127.0.0.1", "user_agent": "test", "path": "/simple/x/"}
+
+
+@pytest.fixture
+def make_services(index_server, database_url, tmp_path):
+    made: list[Services] = []
+
+    def make(*, idle: float = 60.0, timeout: float = 60.0, start_timeout: float = 60.0) -> tuple[Services, PageProcess]:
+        settings = mirror_settings(upstream_url=index_server.simple_url, database_url=database_url,
+                                   storage=tmp_path / "data", upstream={"timeout": 20.0})
+        services = Services(settings)
+        builder = PageProcess(settings, idle_seconds=idle, timeout=timeout, start_timeout=start_timeout)
+        services.projects.use_builder(builder)
+        made.append(services)
+        return services, builder
+
+    yield make
+    for services in made:
+        services.close()
+
+
+def wait_until(condition, timeout: float = 60.0) -> bool:
+    """Poll for an outcome that happens in another process (not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().split(") ", 1)[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def listed(page: ServedPage) -> dict[str, str]:
+    return {f["filename"]: f["hashes"]["sha256"] for f in json.loads(gzip.decompress(page.json_gz))["files"]}
+
+
+def test_a_first_page_is_screened_and_built_in_the_page_process(make_services, index_server, tmp_path) -> None:
+    registered = publish(index_server, tmp_path, "quiet-otter")
+    services, builder = make_services()
+    builder.start()
+    worker = builder.pid
+    assert worker is not None and worker != os.getpid()
+
+    page = services.projects.page("quiet-otter", REQUEST)
+
+    assert listed(page) == {registered[0].filename: registered[0].sha256}
+    assert builder.pid == worker  # one worker for every build
+    row = services.screening.project_row("quiet-otter")
+    assert row is not None and row.state == "allowed"  # decided and stored by the worker, read here
+    assert services.pages.cached("quiet-otter") == page  # the server keeps the bytes it was sent
+    assert services.projects.page("quiet-otter", REQUEST).etag == page.etag  # known now: read, not built again
+    services.projects.rebuild("quiet-otter")  # a decision's rebuild runs there too
+    assert services.pages.fresh("quiet-otter").etag == page.etag
+
+
+def test_unknown_and_refused_names_keep_their_errors(make_services) -> None:
+    services, _ = make_services()
+    with pytest.raises(NotFound):
+        services.projects.page("no-such-otter", REQUEST)
+
+
+def test_a_closed_page_process_answers_unavailable_not_a_local_build(make_services, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "late-otter")
+    services, builder = make_services()
+    builder.close()
+    with pytest.raises(Unavailable, match="shutting down"):
+        services.projects.page("late-otter", REQUEST)
+    assert services.screening.project_row("late-otter") is None
+
+
+def test_a_build_over_the_time_limit_kills_the_worker_and_the_next_one_starts_fresh(
+    make_services, index_server, tmp_path
+) -> None:
+    registered = publish(index_server, tmp_path, "slow-otter")
+    services, builder = make_services(timeout=1.5)
+    builder.start()
+    first = builder.pid
+    with index_server.fault("slow-otter", "hang", seconds=15):
+        with pytest.raises(Unavailable, match="over 1.5 s"):
+            services.projects.page("slow-otter", REQUEST)
+    assert wait_until(lambda: not alive(first))
+    page = services.projects.page("slow-otter", REQUEST)
+    assert list(listed(page)) == [registered[0].filename]
+    assert builder.pid not in (None, first)
+
+
+def test_a_worker_not_up_in_time_is_killed(make_services, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "early-otter")
+    services, builder = make_services(start_timeout=0.01)  # no interpreter imports the mirror that fast
+    with pytest.raises(Unavailable, match="did not start within 0.01 s"):
+        services.projects.page("early-otter", REQUEST)
+    assert services.screening.project_row("early-otter") is None
+
+
+def test_a_worker_that_dies_mid_build_fails_that_build_only(make_services, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "doomed-otter")
+    publish(index_server, tmp_path, "other-otter")
+    services, builder = make_services()
+    builder.start()
+    worker = builder.pid
+    failed: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            services.projects.page("doomed-otter", REQUEST)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            failed.append(exc)
+
+    with index_server.fault("doomed-otter", "hang", seconds=15) as hang:
+        thread = threading.Thread(target=ask)
+        thread.start()
+        assert wait_until(lambda: hang.hits > 0)
+        os.kill(worker, signal.SIGKILL)
+        thread.join(30)
+    assert len(failed) == 1 and isinstance(failed[0], Unavailable)
+    assert "ended" in str(failed[0])
+    assert listed(services.projects.page("other-otter", REQUEST))
+    assert builder.pid not in (None, worker)
+
+
+def test_an_idle_worker_exits_and_the_next_build_starts_another(make_services, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "first-otter")
+    publish(index_server, tmp_path, "second-otter")
+    services, builder = make_services(idle=0.5)
+    services.projects.page("first-otter", REQUEST)
+    worker = builder.pid
+    assert worker is not None
+    assert wait_until(lambda: builder.pid is None and not alive(worker))
+    services.projects.page("second-otter", REQUEST)
+    assert builder.pid not in (None, worker)
+
+
+def test_an_answer_carries_the_page_bytes_and_nothing_to_unpickle() -> None:
+    page = ServedPage("otter", b"\x1f\x8bjson", b"html", "e" * 32, datetime(2026, 1, 2, tzinfo=timezone.utc), True)
+    assert _outcome(encode_answer(page=page))["page"] == page
+    assert _outcome(encode_answer(failure="upstream is down")) == {"page": None, "failure": "upstream is down",
+                                                                   "error": None}
+    with pytest.raises(ValueError, match="do not match"):
+        _outcome(encode_answer(page=page)[:-1])
