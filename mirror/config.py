@@ -105,6 +105,12 @@ class ServerSettings(Section):
     page_process_idle: float = Field(120.0, gt=0)
     page_process_timeout: float = Field(300.0, gt=0)
     page_process_start_timeout: float = Field(60.0, gt=0)
+    # A client that reads a release's metadata has the never-seen projects it requires screened
+    # (and their pages built) at once, before it asks for them: at most screen_ahead of them per
+    # release, screen_ahead_queue waiting, screen_ahead_workers at a time.  0: off.
+    screen_ahead: int = Field(32, ge=0, le=1000)
+    screen_ahead_queue: int = Field(64, ge=1, le=100_000)
+    screen_ahead_workers: int = Field(2, ge=1, le=64)
     # Addresses or networks of reverse proxies whose X-Forwarded-For/-Proto are believed;
     # empty: none, the client is the peer that connected.
     trusted_proxies: tuple[str, ...] = ()

@@ -29,6 +29,7 @@ from mirror.screening.events import record_hash_mismatch
 from mirror.screening.policy import action_for
 from mirror.screening.scan_process import InProcessScans, ScanProcesses
 from mirror.screening.screen import Screening
+from mirror.serving.ahead import ScreenAhead
 from mirror.serving.fetcher import FileFetcher
 from mirror.serving.file_service import FileService
 from mirror.serving.internal import InternalSettings, InternalSources
@@ -92,6 +93,10 @@ class Services:
             clock=clock,
             monotonic=monotonic,
         )
+        self.ahead = ScreenAhead(
+            page=self.projects.page, known=self.projects.decided, per_release=settings.server.screen_ahead,
+            queue=settings.server.screen_ahead_queue, workers=settings.server.screen_ahead_workers,
+        ) if settings.server.screen_ahead else None
         self.files = FileService(
             sessions=self.sessions,
             standing=self.projects.standing,
@@ -106,6 +111,8 @@ class Services:
         )
 
     def close(self) -> None:
+        if self.ahead is not None:
+            self.ahead.close()
         self.projects.close()
         self.screening.close()
         if self.content is not None:

@@ -22,6 +22,8 @@ from mirror.serving.pages import PageService, ServedPage
 
 
 class Builder(Protocol):
+    remote: bool  # builds in another process, whose decisions and pages this one must read afresh
+
     def first(self, project: str, request: Mapping[str, Any]) -> ServedPage | None: ...
 
     def current(self, project: str) -> ServedPage | None: ...
@@ -35,6 +37,8 @@ class Builder(Protocol):
 
 class PageBuilder:
     """The page work, in this process."""
+
+    remote = False
 
     def __init__(self, *, pages: PageService, screening: Screening) -> None:
         self.pages = pages

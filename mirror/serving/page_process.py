@@ -63,6 +63,7 @@ class PageProcess:
     """The ``Builder`` methods (``mirror.serving.page_builder``), answered by the worker process."""
 
     worker_module = __name__  # what ``python -m`` runs as the worker
+    remote = True
 
     def __init__(self, settings: Settings, *, idle_seconds: float, timeout: float, start_timeout: float) -> None:
         self.settings = settings

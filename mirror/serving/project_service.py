@@ -83,6 +83,11 @@ class ProjectService:
             now=self.clock(),
         )
 
+    def decided(self, project: str) -> bool:
+        """Whether no first screening is due for ``project``: decided, internal, or known missing upstream."""
+        standing = self.standing(project)
+        return standing.internal or standing.row is not None or project in self.not_found
+
     def forget(self, project: str) -> None:
         """End the warm path for ``project`` at once (a decision was taken, an upload arrived)."""
         self._allowed_at.pop(project, None)
@@ -202,9 +207,10 @@ class ProjectService:
         self.pages.forget(project)
 
     def _after_build(self, project: str, page: ServedPage) -> None:
-        """What this process does once a page was built, maybe in the page process, which this one never saw."""
-        self.screening.forget(project)
-        self.pages.remember(project, page)
+        """What this process does once a page was built, here or in the page process."""
+        if self.builder.remote:  # this process saw none of it: its copies of the decision and page are old
+            self.screening.forget(project)
+            self.pages.remember(project, page)
         self._look_inside_new_releases(project)
 
     def _look_inside_new_releases(self, project: str) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from packaging.metadata import parse_email
-from packaging.utils import canonicalize_version
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name, canonicalize_version
 
 MAX_METADATA_BYTES = 4 * 1024 * 1024
 
@@ -25,6 +26,23 @@ def core_metadata_summary(data: bytes) -> dict[str, Any] | None:
         "requires_dist": list(raw.get("requires_dist", [])) or None,
         "requires_python": raw.get("requires_python"),
     }
+
+
+def dependency_names(data: bytes) -> list[str]:
+    """The canonical names a METADATA file requires, in its order, leaving out what only an extra brings in."""
+    summary = core_metadata_summary(data)
+    names: list[str] = []
+    for line in (summary or {}).get("requires_dist") or ():
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if requirement.marker is not None and "extra" in str(requirement.marker):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name not in names:
+            names.append(name)
+    return names
 
 
 def same_version(a: str, b: str) -> bool:

@@ -27,6 +27,7 @@ from mirror.serving.pagebuild import PROVENANCE_SUFFIX
 from mirror.serving.fetcher import prime
 from mirror.serving.store import StoreError, VerificationError
 from mirror.upstream.errors import CircuitOpen, UpstreamError
+from mirror.web.client_info import request_info
 from mirror.web.errors import record_refusal
 
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -121,8 +122,11 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
         # Stored, but not looked at with today's rules: scan, then ask the gate again.
         await request.app.state.upstream_room.run(services.files.screen, target)
         target = await run_in_threadpool(services.files.target, sha256, filename)
+    ahead = services.ahead if target.is_metadata else None  # a first read: its dependencies come next
     if path is not None:
         metrics.FILE_HIT.inc()
+        if ahead is not None:
+            ahead.stored(target.sha256, path, request_info(request, services.clock()))
         return _blob_response(path, target, filename)
     headers = {"ETag": f'"{target.sha256}"', "Cache-Control": IMMUTABLE}
     if target.size is not None:
@@ -134,6 +138,8 @@ async def get_file(sha256: str, filename: str, request: Request) -> Response:
     # before it (upstream down, slow, refused, disk full) becomes a clear 502,
     # not a cut 200.  A failure mid-stream makes the server cut the connection.
     chunks = await request.app.state.upstream_room.run(_first_bytes, services, target, filename)
+    if ahead is not None:
+        chunks = ahead.streamed(target.sha256, chunks, request_info(request, services.clock()))
     if target.needs_scan:
         refusals = getattr(request.app.state, "refusals", None)
         chunks = _scanned_before_the_last_byte(

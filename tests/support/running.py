@@ -92,6 +92,8 @@ def mirror_settings(
         # No scans ahead of downloads unless a test asks: a test that reads a file's metadata
         # would otherwise race a background download of the file.
         "content": {"prefetch_queue": 0},
+        # Nor screenings ahead of a request: a test that reads metadata would race them.
+        "server": {"screen_ahead": 0},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
