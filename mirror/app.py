@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from mirror import __version__
 from mirror.audit import api as audit_api
+from mirror.audit.process import run_audit_process
 from mirror.audit.runner import audit_scheduler
 from mirror.config import Settings, load_settings
 from mirror.container import Services
@@ -48,7 +49,9 @@ def create_app(settings: Settings, *, services: Services | None = None, server_p
         services.projects.builder.start()  # the page process pays its start-up now, not on the first page
         # Load the detectors' corpus now, off the request path, not on the first screening.
         threading.Thread(target=_load_corpus, args=(services, server_process), name="corpus-load", daemon=True).start()
-        scheduler = audit_scheduler(services)  # re-audit once per interval across replicas
+        # Re-audit once per interval across replicas; a server process audits in a child of its own.
+        run = (lambda holder: run_audit_process(settings, holder)) if server_process else None
+        scheduler = audit_scheduler(services, run=run)
         app.state.audit_scheduler = scheduler
         scheduler.start()
         refusals.start()

@@ -6,8 +6,10 @@ reader always knows where one answer ends, whatever the answer holds.
 
 from __future__ import annotations
 
+import os
 import struct
 import subprocess
+import sys
 from typing import IO
 
 HEAD = struct.Struct(">QI")  # job id, payload bytes
@@ -37,3 +39,17 @@ def kill(proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+def die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this worker if the server dies, even mid-job in native code."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent was gone before the call
+        os._exit(1)

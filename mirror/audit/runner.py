@@ -511,8 +511,14 @@ def interval(settings: AuditSettings) -> timedelta:
     return timedelta(hours=settings.interval_hours)
 
 
-def audit_scheduler(services: Any, settings: AuditSettings | None = None) -> IntervalScheduler:
-    """The background schedule for this server: one audit per interval across all replicas."""
+def audit_scheduler(
+    services: Any, settings: AuditSettings | None = None, *, run: Callable[[str], object] | None = None
+) -> IntervalScheduler:
+    """The background schedule for this server: one audit per interval across all replicas.
+
+    ``run`` runs one scheduled audit given the lease holder's name (``serve``:
+    ``mirror.audit.process``, a child process); by default it runs on the scheduler's thread.
+    """
     settings = settings or audit_settings(services.settings)
     auditor = Auditor(services, settings)
     scheduler = IntervalScheduler(
@@ -523,5 +529,8 @@ def audit_scheduler(services: Any, settings: AuditSettings | None = None) -> Int
         job=lambda: None,
         poll_seconds=settings.poll_seconds,
     )
-    scheduler.job = lambda: auditor.run(trigger="scheduled", holder=scheduler.holder)
+    if run is None:
+        scheduler.job = lambda: auditor.run(trigger="scheduled", holder=scheduler.holder)
+    else:
+        scheduler.job = lambda: run(scheduler.holder)
     return scheduler

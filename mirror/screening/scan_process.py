@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from detectors.findings import Finding
 from mirror.content.config import ScanConfig
-from mirror.frames import HEAD, kill, read_exactly
+from mirror.frames import HEAD, die_with_parent, kill, read_exactly
 from mirror.content.rules import RuleSet
 from mirror.content.scan import Artifact, scan_release, stopped_release
 
@@ -329,20 +329,6 @@ Scans = ScanProcesses | InProcessScans  # where content scans run: ``[content] s
 # -- the worker's side ---------------------------------------------------------
 
 
-def _die_with_parent(parent: int) -> None:
-    """Linux: the kernel kills this worker if the server dies, even mid-scan in native code."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:  # the parent was gone before the call
-        os._exit(1)
-
-
 class _Worker:
     """Runs the jobs that come in, client ones first: background ones wait between members while any runs."""
 
@@ -393,7 +379,7 @@ class _Worker:
 
 
 def main() -> None:
-    _die_with_parent(int(sys.argv[1]))
+    die_with_parent(int(sys.argv[1]))
     # The answers own the real stdout; anything a library prints goes to stderr.
     outgoing = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
