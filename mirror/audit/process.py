@@ -3,8 +3,8 @@
 A re-audit fetches and parses every cached project's page and JSON again and
 rebuilds the pages whose decisions changed: the work the page process keeps
 out of the server (``mirror.serving.page_process``), for every project at
-once.  Run on a thread of the server, the first audit left it tens of MiB
-bigger for good.  The child gets the server's settings (a pickle on its
+once; on a server thread it would leave the server's heap as big as
+building those pages there did.  The child gets the server's settings (a pickle on its
 input: the server is the trusted side), runs one audit under the lease the
 server's scheduler holds, and exits; the kernel kills it if the server dies.
 The scheduler's thread waits for it, so one audit per interval still holds.
