@@ -16,6 +16,7 @@ from mirror.db.models import ArtifactScan
 from tests.faults.checks import store_problems
 from tests.support.clients import pip
 from tests.support.publish import publish
+from tests.support.waiting import wait_until
 
 JSON = {"Accept": "application/vnd.pypi.simple.v1+json"}
 
@@ -31,15 +32,6 @@ def read_metadata(mirror, project: str) -> None:
 def scanned(mirror) -> set[str]:
     with mirror.services.sessions() as session:
         return set(session.scalars(select(ArtifactScan.filename)))
-
-
-def wait_until(condition, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def file_requests(index_server, wheel) -> int:

@@ -18,6 +18,7 @@ from tests.faults.serving import ServerProcess, write_config
 from tests.support.dists import build_large_wheel
 from tests.support.publish import ESTABLISHED
 from tests.support.running import RunningMirror, mirror_settings
+from tests.support.waiting import wait_until
 
 
 def publish_large(index_server, tmp_path: Path, name: str, size_mib: float):
@@ -31,16 +32,6 @@ def first_file_url(base_url: str, name: str) -> str:
     response = get_page(base_url, name)
     assert response.status_code == 200, response.text
     return file_url(base_url, name, response.json()["files"][0])
-
-
-def wait_until(condition, timeout: float = 60.0) -> bool:
-    """Poll for an outcome that happens in the background (not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # -- a client leaving mid-download -----------------------------------------------------

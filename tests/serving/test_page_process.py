@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import threading
-import time
 from datetime import datetime, timezone
 
 import pytest
@@ -23,6 +22,7 @@ from mirror.serving.page_process import PageProcess, _outcome, encode_answer
 from mirror.serving.pages import ServedPage
 from tests.support.publish import publish
 from tests.support.running import mirror_settings
+from tests.support.waiting import wait_until
 
 REQUEST = {"time": "2026-01-01T00:00:00+00:00", "client": "127.0.0.1", "user_agent": "test", "path": "/simple/x/"}
 
@@ -43,16 +43,6 @@ def make_services(index_server, database_url, tmp_path):
     yield make
     for services in made:
         services.close()
-
-
-def wait_until(condition, timeout: float = 60.0) -> bool:
-    """Poll for an outcome that happens in another process (not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def alive(pid: int) -> bool:

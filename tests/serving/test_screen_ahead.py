@@ -10,6 +10,7 @@ import requests
 from mirror.simple.metadata import dependency_names
 from tests.support.dists import build_wheel
 from tests.support.publish import ESTABLISHED, publish
+from tests.support.waiting import wait_until
 
 JSON = "application/vnd.pypi.simple.v1+json"
 DEPENDENCIES = ["dep-one", "dep-two", "dep-three"]
@@ -33,16 +34,6 @@ def read_metadata(mirror) -> None:
 
 def screened(mirror, name: str) -> bool:
     return mirror.services.screening.project_row(name) is not None
-
-
-def wait_until(condition, timeout: float = 60.0) -> bool:
-    """Poll for work done on the mirror's own threads (not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_reading_metadata_screens_the_dependencies_up_to_the_limit(start_mirror, index_server, tmp_path) -> None:
