@@ -10,13 +10,45 @@ import os
 import struct
 import subprocess
 import sys
-from typing import IO
+import threading
+from typing import IO, Callable
 
 HEAD = struct.Struct(">QI")  # job id, payload bytes
 
 
 def frame(job_id: int, payload: bytes) -> bytes:
     return HEAD.pack(job_id, len(payload)) + payload
+
+
+def send_frame(proc: subprocess.Popen[bytes], lock: threading.Lock, job_id: int, payload: bytes) -> None:
+    """Write one frame into ``proc``'s input; a worker gone meanwhile is left to its reader, which sees the end."""
+    assert proc.stdin is not None
+    try:
+        with lock:
+            proc.stdin.write(frame(job_id, payload))
+            proc.stdin.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+
+
+class IdleTimer:
+    """Calls ``stop`` once ``seconds`` pass after ``arm`` without a ``cancel``: how a worker ends when idle."""
+
+    def __init__(self, seconds: float, stop: Callable[[], None]) -> None:
+        self.seconds = seconds
+        self.stop = stop
+        self._timer: threading.Timer | None = None
+
+    def arm(self) -> None:
+        self.cancel()
+        self._timer = threading.Timer(self.seconds, self.stop)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def read_exactly(stream: IO[bytes], count: int) -> bytes | None:

@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from detectors.findings import Finding
 from mirror.content.config import ScanConfig
-from mirror.frames import HEAD, die_with_parent, kill, read_exactly
+from mirror.frames import HEAD, IdleTimer, die_with_parent, kill, read_exactly, send_frame
 from mirror.content.rules import RuleSet
 from mirror.content.scan import Artifact, scan_release, stopped_release
 
@@ -108,7 +108,7 @@ class ScanProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._jobs: dict[int, _Job] = {}
         self._ids = itertools.count(1)
-        self._idle: threading.Timer | None = None
+        self._idle = IdleTimer(idle_seconds, self._stop_if_idle)
         self._closed = False
 
     @property
@@ -149,8 +149,7 @@ class ScanProcess:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            if self._idle is not None:
-                self._idle.cancel()
+            self._idle.cancel()
             proc, self._proc = self._proc, None
         kill(proc)
 
@@ -164,9 +163,7 @@ class ScanProcess:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the mirror is shutting down")
-            if self._idle is not None:
-                self._idle.cancel()
-                self._idle = None
+            self._idle.cancel()
             self._jobs[job.id] = job
         self._send_job(job)
 
@@ -185,9 +182,7 @@ class ScanProcess:
                 return
             job.answer, job.stopped = answer, stopped
             if not self._jobs:
-                self._idle = threading.Timer(self.idle_seconds, self._stop_if_idle)
-                self._idle.daemon = True
-                self._idle.start()
+                self._idle.arm()
         job.done.set()
 
     def _kill_for(self, job: _Job, detail: str) -> None:
@@ -234,14 +229,8 @@ class ScanProcess:
         return proc
 
     def _send(self, proc: subprocess.Popen[bytes], message: dict[str, Any]) -> None:
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        assert proc.stdin is not None
-        try:
-            with self._write:
-                proc.stdin.write(HEAD.pack(message.get("id", 0), len(data)) + data)
-                proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass  # gone: its reader sees the end and sends the jobs again
+        # A worker gone meanwhile: its reader sees the end and sends the jobs again.
+        send_frame(proc, self._write, message.get("id", 0), pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         """Answers from one worker until it ends; then what was running in it is sent again."""

@@ -39,7 +39,7 @@ from typing import IO, Any
 
 from mirror.config import Settings
 from mirror.container import Services
-from mirror.frames import frame, kill, read_frame
+from mirror.frames import IdleTimer, frame, kill, read_frame, send_frame
 from mirror.serving.page_builder import PageBuilder
 from mirror.serving.pages import PageUnavailable, ServedPage
 
@@ -76,7 +76,7 @@ class PageProcess:
         self._calls: dict[int, _Call] = {}
         self._ready: dict[subprocess.Popen[bytes], threading.Event] = {}  # set once the worker's services are up
         self._ids = itertools.count(1)
-        self._idle: threading.Timer | None = None
+        self._idle = IdleTimer(idle_seconds, self._stop_if_idle)
         self._closed = False
 
     @property
@@ -89,7 +89,7 @@ class PageProcess:
         with self._lock:
             if not self._closed:
                 self._started()
-                self._arm_idle()
+                self._idle.arm()
 
     def first(self, project: str, request: Mapping[str, Any]) -> ServedPage | None:
         return self._call({"op": "first", "project": project, "request": dict(request)})
@@ -103,8 +103,7 @@ class PageProcess:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            if self._idle is not None:
-                self._idle.cancel()
+            self._idle.cancel()
             proc, self._proc = self._proc, None
         _stop(proc)
 
@@ -115,13 +114,11 @@ class PageProcess:
         with self._lock:
             if self._closed:
                 raise PageUnavailable("the mirror is shutting down")
-            if self._idle is not None:
-                self._idle.cancel()
-                self._idle = None
+            self._idle.cancel()
             proc = call.proc = self._started()
             ready = self._ready[proc]
             self._calls[call.id] = call
-        self._send(proc, call.id, json.dumps(message).encode())
+        send_frame(proc, self._write, call.id, json.dumps(message).encode())
         # The clock of a build starts once its worker is up (a fresh one first pays its imports).
         if not ready.wait(self.start_timeout):
             log.warning("page process: not ready after %g s; killing it", self.start_timeout)
@@ -145,16 +142,8 @@ class PageProcess:
             for key, value in outcome.items():
                 setattr(call, key, value)
             if not self._calls:
-                self._arm_idle()
+                self._idle.arm()
         call.done.set()
-
-    def _arm_idle(self) -> None:
-        """(Holding ``_lock``.)  Stop the worker once ``idle_seconds`` pass without a call."""
-        if self._idle is not None:
-            self._idle.cancel()
-        self._idle = threading.Timer(self.idle_seconds, self._stop_if_idle)
-        self._idle.daemon = True
-        self._idle.start()
 
     def _stop_if_idle(self) -> None:
         with self._lock:
@@ -175,17 +164,8 @@ class PageProcess:
         self._proc = proc
         self._ready[proc] = threading.Event()
         threading.Thread(target=self._read, args=(proc,), name="page process reader", daemon=True).start()
-        self._send(proc, 0, pickle.dumps(self.settings, protocol=pickle.HIGHEST_PROTOCOL))
+        send_frame(proc, self._write, 0, pickle.dumps(self.settings, protocol=pickle.HIGHEST_PROTOCOL))
         return proc
-
-    def _send(self, proc: subprocess.Popen[bytes], call_id: int, payload: bytes) -> None:
-        assert proc.stdin is not None
-        try:
-            with self._write:
-                proc.stdin.write(frame(call_id, payload))
-                proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass  # gone: its reader sees the end and fails the calls in it
 
     def _read(self, proc: subprocess.Popen[bytes]) -> None:
         """Answers from one worker until it ends; then the calls still in it fail."""
