@@ -64,7 +64,8 @@ class ScreenAhead:
         for chunk in chunks:
             seen.append(chunk)
             yield chunk
-        self._screen_dependencies(b"".join(seen), request)
+        metadata = b"".join(seen)  # off this thread: the client's response ends only when it returns
+        self._pool.submit(self._quietly, lambda: self._screen_dependencies(metadata, request))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
