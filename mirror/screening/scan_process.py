@@ -99,7 +99,6 @@ class ScanProcess:
     def __init__(self, rules: RuleSet, *, idle_seconds: float, kill_grace: float, max_report_bytes: int,
                  name: str) -> None:
         self.rules = rules
-        self.idle_seconds = idle_seconds
         self.kill_grace = kill_grace
         self.max_report_bytes = max_report_bytes
         self.name = name

@@ -67,7 +67,6 @@ class PageProcess:
 
     def __init__(self, settings: Settings, *, idle_seconds: float, timeout: float, start_timeout: float) -> None:
         self.settings = settings
-        self.idle_seconds = idle_seconds
         self.timeout = timeout
         self.start_timeout = start_timeout
         self._lock = threading.Lock()  # the process, the calls in it, the idle timer
