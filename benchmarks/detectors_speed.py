@@ -32,7 +32,6 @@ import csv
 import gc
 import os
 import random
-import importlib.util
 import resource
 import subprocess
 import sys
@@ -141,25 +140,13 @@ def one_name_against_everything(everything: list[str], probes: list[str]) -> Non
           f"prepared once in {prepare:.1f} s)")
 
 
-def check_module() -> str:
-    """The module that implements ``indexguard check`` (it is moving within ``mirror``)."""
-    for module in ("mirror.cli.check", "mirror.check"):
-        try:
-            if importlib.util.find_spec(module) is not None:
-                return module
-        except ModuleNotFoundError:
-            continue
-    raise SystemExit("no indexguard check module found")
-
-
 def cli_run(names: list[str], options: list[str]) -> tuple[float, float, float, tuple[float, float]]:
     """Run ``indexguard check --json -`` (plus ``options``) over ``names`` in a child; (CPU s, wall s, peak RSS MiB, load before/after)."""
-    module = check_module()
     text = "\n".join(names) + "\n"
     # The child reports its own high-water mark: a child's ru_maxrss also
     # counts the pages it shared with this (large) process before exec.
     wrapper = (
-        "import atexit, runpy, sys\n"
+        "import atexit, sys\n"
         "def peak():\n"
         "    try:\n"
         "        for line in open('/proc/self/status'):\n"
@@ -168,18 +155,23 @@ def cli_run(names: list[str], options: list[str]) -> tuple[float, float, float, 
         "    except OSError:\n"
         "        pass\n"
         "atexit.register(peak)\n"
-        f"sys.argv = [{module!r}, '--json', *{options!r}, '-']\n"
-        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)\n"
+        # What the ``indexguard`` console script runs: the whole command line, not the check module alone.
+        f"sys.argv = ['indexguard', 'check', '--json', *{options!r}, '-']\n"
+        "from mirror.cli.main import main\n"
+        "sys.exit(main())\n"
     )
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", wrapper], input=text, text=True,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT, check=False)
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, check=False)
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1, 2):
-        raise SystemExit(f"{module} failed with exit status {done.returncode}")
+        raise SystemExit(f"indexguard check failed with exit status {done.returncode}: {done.stderr[-2000:]}")
+    answered = done.stdout.count("\n")
+    if answered != len(names):
+        raise SystemExit(f"indexguard check answered {answered:,} of {len(names):,} names")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     peaks = [line.split()[1] for line in done.stderr.splitlines() if line.startswith("peak-kib ")]
     rss = int(peaks[-1]) / 1024 if peaks else after.ru_maxrss / 1024
@@ -194,7 +186,7 @@ def cli_speed(everything: list[str], count: int, rng: random.Random) -> bool:
         # The corpus cache as a user has it: built and written by the first run, memory-mapped by the next.
         for label, options in (("no cache", ["--no-cache"]), ("cache being built", ["--cache-dir", cache]),
                                ("cache read", ["--cache-dir", cache])):
-            print(f"\nindexguard check ({check_module()}, {label}) over {len(sample):,} public names from stdin, "
+            print(f"\nindexguard check ({label}) over {len(sample):,} public names from stdin, "
                   "one process:")
             cpu, wall, rss, (before, after) = cli_run(sample, options)
             startup_cpu, startup_wall, _, _ = cli_run(sample[:1], options if label != "cache being built" else

@@ -52,7 +52,7 @@ from zlib import crc32
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from detectors.names import canonical, combo_word, tokens
+from detectors.names import COMBO_WORDS, canonical, combo_word, tokens
 from detectors.packed import FILTER_SHIFT as _FILTER_SHIFT
 from detectors.packed import StringTable, pack, unpack
 from detectors.similarity import NameForms
@@ -456,8 +456,12 @@ class NameIndex:
 
     def _curated_under_combo_word(self, name: str) -> list[int]:
         """Ids of curated (ML) names that ``name`` is with a generic word added ('diffusers-utils')."""
-        found = []
-        for stem in (name.partition("-")[2], name.rpartition("-")[0]):
+        found: list[int] = []
+        first, _, rest = name.partition("-")
+        head, _, last = name.rpartition("-")
+        if first not in COMBO_WORDS and last not in COMBO_WORDS:
+            return found  # most names: neither end is a generic word
+        for stem in (rest, head):
             if combo_word(name, stem) is None:
                 continue
             ident = self._by_name.first(stem)

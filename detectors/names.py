@@ -52,6 +52,8 @@ _VERSION_WORD = re.compile(r"v?\d+")
 _GLUED_VERSION = re.compile(r"(?<=[a-z])v?\d+$")
 _REPEATS = re.compile(r"(.)\1+")
 _DOUBLE = re.compile(r"(.)\1")
+# A name already in PEP 503 form: lower-case words of letters and digits joined by single dashes.
+_CANONICAL = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 # A core shorter than this says too little to compare: "py-io" must not be
 # reduced to "io" and then match every two-letter project.
@@ -66,6 +68,8 @@ def canonical(name: str) -> str:
     """
     if name.isalnum() and name.isascii() and name.islower():
         return name  # one plain lower-case word (most names): valid and already canonical
+    if _CANONICAL.fullmatch(name) is not None:
+        return name  # already canonical (a checked name's forms canonicalise it a second time)
     return canonicalize_name(name, validate=True)
 
 

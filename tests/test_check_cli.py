@@ -14,7 +14,7 @@ def check(*args: str, stdin: str = "", cache: Path | None = None) -> subprocess.
     # No cache unless a test gives one: a test must not write into the user's cache directory.
     options = ["--cache-dir", str(cache)] if cache is not None else ["--no-cache"]
     return subprocess.run(
-        [sys.executable, "-m", "mirror.cli.check", *options, *args],
+        [sys.executable, "-m", "mirror.cli.main", "check", *options, *args],
         input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120,
     )
 
@@ -73,13 +73,29 @@ def test_readable_table_without_json() -> None:
     assert clean.split() == ["requests", "allow", "-"]
 
 
+def test_check_imports_the_detectors_and_not_the_server() -> None:
+    # Start-up is part of every run of a CI gate: the database layer and the web framework cost it 0.4 s.
+    probe = (
+        "import sys; sys.argv = ['indexguard', 'check', '--no-cache', 'six']\n"
+        "from mirror.cli.main import main\n"
+        "main()\n"
+        "print(sorted(m for m in ('sqlalchemy', 'fastapi', 'uvicorn', 'requests') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "[]"
+    everything = subprocess.run([sys.executable, "-m", "mirror.cli.main", "--help"], capture_output=True, text=True,
+                                cwd=ROOT, timeout=120)
+    assert all(command in everything.stdout for command in ("serve", "check", "review", "sbom", "why"))
+
+
 def test_add_parser_plugs_into_a_parent_parser() -> None:
     import argparse
 
     from mirror.cli import check as check_module
 
     parser = argparse.ArgumentParser(prog="indexguard")
-    check_module.add_parser(parser.add_subparsers(dest="command"))
+    check_module.add_parsers(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["check", "--json", "--internal", "acme-auth", "acmeauth"])
     assert args.json and args.internal == ["acme-auth"] and args.names == ["acmeauth"]
     assert args.handler is check_module.run

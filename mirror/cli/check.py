@@ -29,7 +29,7 @@ from detectors import (
 from detectors.names import InvalidName, canonical
 from mirror.screening.policy import PolicyConfig, decide
 
-__all__ = ["add_parser", "check_names", "main", "run"]
+__all__ = ["add_parsers", "check_names", "main", "run"]
 
 OUTPUT_BATCH = 1000  # lines written at once: one write per name cost more than the detectors on clean names
 DESCRIPTION = (
@@ -39,7 +39,7 @@ DESCRIPTION = (
 EPILOG = "exit status: 0 every name allowed, 1 at least one would be quarantined or denied, 2 bad input"
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_parsers(subparsers: Any) -> argparse.ArgumentParser:
     """Register the ``check`` sub-command on an ``argparse`` sub-parsers object."""
     parser = subparsers.add_parser(
         "check",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from mirror.config import CONFIG_ENV, Settings, load_settings
-from mirror.sections import check_sections
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2  # EXIT_USAGE is also a configuration error
 
@@ -21,6 +20,8 @@ def config_option(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """The settings a command runs with, every section checked before anything is created."""
+    from mirror.sections import check_sections  # the whole service: only commands that run it import it
+
     server = {k: getattr(args, k, None) for k in ("host", "port", "workers")}
     storage = {"path": getattr(args, "storage", None)}
     return check_sections(load_settings(args.config, overrides={"server": server, "storage": storage}))

@@ -20,7 +20,7 @@ DEFAULT_URL = "http://127.0.0.1:8080/"
 EXIT_INSTALLABLE, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 
 
-def add_parser(commands: argparse._SubParsersAction) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "why",
         help="say why a project or release is refused or held",
