@@ -21,6 +21,7 @@ DEFERRED_OK = {
     ("mirror.cli.serve", "mirror.db.migrate"),
     ("mirror.cli.admin", "mirror.db.migrate"),
     ("mirror.cli.serve", "mirror.app"),  # the ASGI app only for `serve`, not for `check` or `admin`
+    ("mirror.cli.common", "mirror.sections"),  # the whole service, for the commands that run it, not `check`
     # pip-audit imports pip (~15 MiB): a server loads it when an audit first checks vulnerabilities
     ("mirror.audit.runner", "mirror.audit.vulns"),
 }
