@@ -8,6 +8,7 @@ appear: a held release is left off the page and its files are refused.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -120,13 +121,63 @@ class Screening:
             self._cache.pop(project, None)  # another process may have decided meanwhile
             if self.project_row(project) is not None:
                 return  # decided meanwhile, here or in another process
-            facts, gaps, seen = self.gather(project, page, project_json)
+            on_page = project_json is not None and self._decides_on_page(project, page, project_json)
+            facts, gaps, seen = self.gather(project, page, project_json, with_json=not on_page)
             findings = detectors.run_all(facts, self.detector_config)
             findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
             findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
             outcome = policy_mod.decide(findings, self.policy, project=project)
             self._store_first_decision(project, facts, findings, outcome, request, gaps, seen)
             self._cache.pop(project, None)
+        if on_page:  # outside the locks: a document already here is recorded on this thread
+            project_json.add_done_callback(functools.partial(self._record_owners, facts))
+
+    def _decides_on_page(self, project: str, page: ProjectPage, project_json: Future[dict[str, Any] | None]) -> bool:
+        """Whether the first decision may be taken on the page while the project JSON is still on its way.
+
+        On first sight the project JSON changes the verdict only through a
+        name that resembles another project (the impersonation detector
+        compares their summaries) and through upload times a page without
+        PEP 700 times lacks.  The owners it lists are the baseline of later
+        comparisons, never a finding the first time.  Where neither applies,
+        waiting for it only delays the client by an upstream round trip, so
+        the decision is taken and the owners are recorded when the document
+        arrives (``_record_owners``).
+        """
+        if project_json.done() or not page.files or any(f.upload_time is None for f in page.files):
+            return False
+        if self._latest_snapshot(project) is not None:
+            return False  # screened before (a provisional decision): its owners are compared as usual
+        by_name = ProjectFacts(name=project, now=self.clock(), internal=self.internal_names(), corpus=self.corpus())
+        return not detectors.run_name_detectors(by_name, self.detector_config)
+
+    def _record_owners(self, facts: ProjectFacts, project_json: Future[dict[str, Any] | None]) -> None:
+        """Complete the snapshot of a project decided on its page, once its project JSON arrived.
+
+        Runs on the thread that fetched the document.  When the fetch failed,
+        the snapshot stays without owners and the next audit records them.
+        """
+        project = facts.name
+        if project_json.cancelled():
+            return
+        try:
+            data = project_json.result()
+        except UpstreamError as exc:
+            log.warning("project JSON unavailable for %s: %s; its owners are recorded at the next audit", project, exc)
+            return
+        self._remember_json(project, data)
+        owners = snapshot_facts(replace(facts, roles=ownership_roles(data), emails=_emails(data)))
+        if data is not None:
+            owners["upstream"] = stored_fields(extract(data))
+        try:
+            with self.sessions.begin() as session:
+                row = session.scalars(
+                    select(Snapshot).where(Snapshot.project == project).order_by(desc(Snapshot.taken_at)).limit(1)
+                ).first()
+                if row is not None and row.facts.get("roles") is None:
+                    row.facts = {**row.facts, **owners}
+        except Exception:  # a callback's exception would only be printed by the executor
+            log.exception("could not record the owners of %s", project)
 
     def forget(self, project: str) -> None:
         self._cache.pop(project, None)
@@ -149,7 +200,12 @@ class Screening:
         return replace(facts, target_metadata=found)
 
     def gather(
-        self, project: str, page: ProjectPage | None, project_json: Future[dict[str, Any] | None] | None = None
+        self,
+        project: str,
+        page: ProjectPage | None,
+        project_json: Future[dict[str, Any] | None] | None = None,
+        *,
+        with_json: bool = True,
     ) -> tuple[ProjectFacts, list[str], UpstreamInfo | None]:
         """Upstream facts, what could not be fetched (empty when nothing failed), and what upstream says.
 
@@ -158,18 +214,20 @@ class Screening:
         What upstream says (summary, authors, URLs) is None without a document;
         it is kept in the snapshot so the review page need not ask again.
         The projects the name resembles are asked too (``_with_targets``), so
-        a re-audit compares with them as the first screening did.
+        a re-audit compares with them as the first screening did.  Without
+        ``with_json`` the document is not waited for (``_decides_on_page``).
         """
         now = self.clock()
         data: dict[str, Any] | None = None
         gaps: list[str] = []
-        try:
-            data = project_json.result() if project_json is not None else self.upstream.fetch_project_json(project)
-        except UpstreamError as exc:
-            log.warning("project JSON unavailable for %s: %s", project, exc)
-            gaps.append(f"the upstream project JSON was unavailable ({exc})")
-        else:
-            self._remember_json(project, data)
+        if with_json:
+            try:
+                data = project_json.result() if project_json is not None else self.upstream.fetch_project_json(project)
+            except UpstreamError as exc:
+                log.warning("project JSON unavailable for %s: %s", project, exc)
+                gaps.append(f"the upstream project JSON was unavailable ({exc})")
+            else:
+                self._remember_json(project, data)
         release_uploads = release_upload_times(page, data)
         previous = self._latest_snapshot(project)
         roles = ownership_roles(data)

@@ -13,7 +13,7 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from mirror.db.models import Decision, FindingRow, Project, Release
+from mirror.db.models import Decision, FindingRow, Project, Release, Snapshot
 from mirror.screening.decisions import decide_project
 from tests.support.publish import publish
 
@@ -117,3 +117,13 @@ def test_a_reviewers_decision_on_a_provisional_project_is_final(mirror, index_se
     assert page(mirror, "quiet-otter").status_code == 403
     with mirror.services.sessions() as session:
         assert session.get(Project, "quiet-otter").state == "denied"
+
+
+def test_a_page_without_upload_times_waits_for_the_project_json(mirror, index_server, tmp_path) -> None:
+    # Only the JSON can date this page's files, so the decision is not taken before it arrives.
+    publish(index_server, tmp_path, "calm-osprey", "1.0", owners={"osprey-maint": "Owner"})
+    index_server.fault("/pypi/calm-osprey/", "hang", seconds=2.0, times=1)
+    assert page(mirror, "calm-osprey").status_code == 200
+    with mirror.services.sessions() as session:
+        kept = session.scalars(select(Snapshot).where(Snapshot.project == "calm-osprey")).one()
+    assert kept.facts["roles"] == {"osprey-maint": "Owner"}
