@@ -89,6 +89,19 @@ def test_check_imports_the_detectors_and_not_the_server() -> None:
     assert all(command in everything.stdout for command in ("serve", "check", "review", "sbom", "why"))
 
 
+def test_every_sub_command_is_found_by_its_name() -> None:
+    # The command line imports a command's module by its name: one left out of the table would be unknown.
+    import argparse
+
+    from mirror.cli.main import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(sub.choices) == set(COMMANDS)
+    for command, module in COMMANDS.items():
+        alone = next(a for a in build_parser(command)._actions if isinstance(a, argparse._SubParsersAction))
+        assert command in alone.choices, (command, module)
+
+
 def test_add_parser_plugs_into_a_parent_parser() -> None:
     import argparse
 
