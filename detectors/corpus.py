@@ -95,14 +95,6 @@ def trigrams(flat: str) -> list[str]:
     return [marked[i : i + 3] for i in range(len(marked) - 2)]
 
 
-def _merge_ids(table: dict[str, list[int]], key: str, ident: int) -> None:
-    have = table.get(key)
-    if have is None:
-        table[key] = [ident]
-    elif ident not in have:
-        have.append(ident)
-
-
 # Names sharing their first (last) letters beyond this many are bucketed by
 # one letter more ('py...', '...er'), up to four letters.
 _CROWDED_END = 120
@@ -207,8 +199,8 @@ def _build(
         by_folded.setdefault(forms.folded, [ident])
         words.update(tokens(forms.canonical))
         counts.update(set(trigrams(forms.compact)))
-        for key in forms.keys:
-            _merge_ids(keys, key, ident)
+        for key in forms.keys:  # a set: each key once per name, and each name is seen once
+            keys.setdefault(key, []).append(ident)
         protected.update((forms.compact, forms.core, forms.squeezed))
         compacts.append(forms.compact)
         eligible = len(forms.compact) >= two_edit_min_length and (
