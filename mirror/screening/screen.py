@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from packaging.utils import canonicalize_version
-from sqlalchemy import desc, insert, select
+from sqlalchemy import desc, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import detectors
@@ -121,16 +121,18 @@ class Screening:
             self._cache.pop(project, None)  # another process may have decided meanwhile
             if self.project_row(project) is not None:
                 return  # decided meanwhile, here or in another process
-            on_page = project_json is not None and self._decides_on_page(project, page, project_json)
+            # The row project_row just read: none at all, not a provisional decision due again.
+            never_decided = self._cache[project][1] is None
+            on_page = never_decided and project_json is not None and self._decides_on_page(project, page, project_json)
             facts, gaps, seen = self.gather(project, page, project_json, with_json=not on_page)
             findings = detectors.run_all(facts, self.detector_config)
             findings += facts_findings(facts, gaps, _versions_of(page) if page else [], self.policy.rescreen_incomplete)
             findings.sort(key=lambda f: (-f.severity, f.detector, f.title))
             outcome = policy_mod.decide(findings, self.policy, project=project)
-            self._store_first_decision(project, facts, findings, outcome, request, gaps, seen)
+            snapshot = self._store_first_decision(project, facts, findings, outcome, request, gaps, seen)
             self._cache.pop(project, None)
-        if on_page:  # outside the locks: a document already here is recorded on this thread
-            project_json.add_done_callback(functools.partial(self._record_owners, facts))
+        if on_page and snapshot is not None:  # outside the locks: a document already here is recorded on this thread
+            project_json.add_done_callback(functools.partial(self._record_owners, facts, *snapshot))
 
     def _decides_on_page(self, project: str, page: ProjectPage, project_json: Future[dict[str, Any] | None]) -> bool:
         """Whether the first decision may be taken on the page while the project JSON is still on its way.
@@ -146,16 +148,17 @@ class Screening:
         """
         if project_json.done() or not page.files or any(f.upload_time is None for f in page.files):
             return False
-        if self._latest_snapshot(project) is not None:
-            return False  # screened before (a provisional decision): its owners are compared as usual
         by_name = ProjectFacts(name=project, now=self.clock(), internal=self.internal_names(), corpus=self.corpus())
         return not detectors.run_name_detectors(by_name, self.detector_config)
 
-    def _record_owners(self, facts: ProjectFacts, project_json: Future[dict[str, Any] | None]) -> None:
-        """Complete the snapshot of a project decided on its page, once its project JSON arrived.
+    def _record_owners(
+        self, facts: ProjectFacts, snapshot_id: int, kept: dict[str, Any], project_json: Future[dict[str, Any] | None]
+    ) -> None:
+        """Complete the snapshot (``snapshot_id``, holding ``kept``) of a project decided on its page.
 
-        Runs on the thread that fetched the document.  When the fetch failed,
-        the snapshot stays without owners and the next audit records them.
+        Runs on the thread that fetched the project JSON, once it arrived.
+        When the fetch failed, the snapshot stays without owners and the
+        next audit records them.
         """
         project = facts.name
         if project_json.cancelled():
@@ -171,11 +174,7 @@ class Screening:
             owners["upstream"] = stored_fields(extract(data))
         try:
             with self.sessions.begin() as session:
-                row = session.scalars(
-                    select(Snapshot).where(Snapshot.project == project).order_by(desc(Snapshot.taken_at)).limit(1)
-                ).first()
-                if row is not None and row.facts.get("roles") is None:
-                    row.facts = {**row.facts, **owners}
+                session.execute(update(Snapshot).where(Snapshot.id == snapshot_id).values(facts={**kept, **owners}))
         except Exception:  # a callback's exception would only be printed by the executor
             log.exception("could not record the owners of %s", project)
 
@@ -409,12 +408,13 @@ class Screening:
         request: Mapping[str, Any],
         gaps: list[str] | None = None,
         seen: UpstreamInfo | None = None,
-    ) -> None:
+    ) -> tuple[int, dict[str, Any]] | None:
+        """Store the decision, its findings and the snapshot; the snapshot's id and facts (None: decided elsewhere)."""
         now = facts.now
         with self.sessions.begin() as session:
             existing = session.get(Project, project)
             if existing is not None and not self._rescreen_due(existing):
-                return  # another process decided first
+                return None  # another process decided first
             previous_state = existing.state if existing is not None else None
             if existing is not None:
                 _resolve_project_findings(session, project, now)
@@ -442,7 +442,10 @@ class Screening:
                 kept["incomplete"] = list(gaps)
             if seen is not None:
                 kept["upstream"] = stored_fields(seen)
-            session.add(Snapshot(project=project, taken_at=now, facts=kept))
+            snapshot = Snapshot(project=project, taken_at=now, facts=kept)
+            session.add(snapshot)
+            session.flush()  # its id, for completing it later (``_record_owners``)
+            stored = (snapshot.id, kept)
             for finding in findings:
                 if finding.severity >= Severity.CRITICAL:
                     record_event(
@@ -464,6 +467,7 @@ class Screening:
         for finding in findings:
             if finding.severity >= Severity.CRITICAL:
                 self.notify("critical-finding", {"project": project, "finding": finding.to_dict()})
+        return stored
 
     def _hold_release(
         self,
