@@ -14,11 +14,13 @@ import requests
 from sqlalchemy import desc, select
 
 from mirror.db.models import Project, Snapshot
+from tests.audit.support import audit
 from tests.support.publish import publish
 from tests.support.waiting import wait_until
 
 JSON = "application/vnd.pypi.simple.v1+json"
 LATE = 3.0  # seconds the JSON API keeps its answer: far longer than a page takes, within the read timeout (5 s)
+TOO_LATE = 7.0  # past the read timeout: the fetch fails
 
 
 def first_sight(mirror, name: str) -> requests.Response:
@@ -61,3 +63,20 @@ def test_a_look_alike_waits_for_its_project_json(mirror, index_server, tmp_path)
     first_sight(mirror, "requestss")
     # The JSON's facts (here its owners) were part of the decision, not recorded after it.
     assert snapshot(mirror, "requestss").get("roles") == {"newcomer": "Owner"}
+
+
+def test_when_the_late_project_json_fails_the_decision_stands_and_the_next_audit_records_the_owners(
+    mirror, index_server, tmp_path
+):
+    publish(index_server, tmp_path, "still-heron", "1.0", owners={"heron-maint": "Owner"})
+    held_back = index_server.fault("/pypi/still-heron/", "hang", seconds=TOO_LATE)
+    assert first_sight(mirror, "still-heron").status_code == 200
+    assert state(mirror, "still-heron") == "allowed"
+    # The fetch times out after the answer: no finding, no owners, the project stays served.
+    assert wait_until(lambda: held_back.hits >= 1, timeout=10)
+    assert not wait_until(lambda: snapshot(mirror, "still-heron").get("roles") is not None, timeout=TOO_LATE)
+    assert first_sight(mirror, "still-heron").status_code == 200
+    held_back.clear()
+    audit(mirror)
+    assert snapshot(mirror, "still-heron").get("roles") == {"heron-maint": "Owner"}
+
