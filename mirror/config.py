@@ -192,6 +192,11 @@ class UpstreamSettings(Section):
     # read out of the verified wheel when first asked for: pip and uv then resolve from the
     # metadata and download afterwards, and the mirror scans the chosen wheels meanwhile.
     derive_metadata: bool = True
+    # ... for wheels at least this big (a size the page does not state counts as big).  Each
+    # metadata file is one more request for the client, also on every warm install; a small
+    # wheel is scanned in moments, so the client loses less fetching it whole at once
+    # (figures in the README).
+    derive_metadata_min_bytes: int = Field(1024 * 1024, ge=0)
     # Circuit breaker: after this many connection failures or timeouts in a
     # row, all within breaker_window seconds, requests to that upstream fail
     # at once for breaker_cooldown seconds (then one trial goes through).

@@ -106,7 +106,7 @@ class Services:
             monotonic=monotonic,
             store=self.store,
             blob_path=self._stored_blob,
-            derive_metadata=settings.upstream.derive_metadata,
+            derive_metadata_from=derive_metadata_from(settings),
             max_metadata_bytes=settings.upstream.max_metadata_bytes,
         )
 
@@ -276,8 +276,13 @@ def build_pages(
         hold_removed=settings.upstream.on_removed == "hold",
         stale_timeout=min(settings.upstream.stale_refresh_timeout, settings.upstream.timeout),
         public_url=settings.server.public_url,
-        derive_metadata=settings.upstream.derive_metadata,
+        derive_metadata_from=derive_metadata_from(settings),
     )
+
+
+def derive_metadata_from(settings: Settings) -> int | None:
+    """The smallest wheel the mirror derives core metadata for (``derives_metadata``); None: none."""
+    return settings.upstream.derive_metadata_min_bytes if settings.upstream.derive_metadata else None
 
 
 def build_internal(

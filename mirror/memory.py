@@ -84,8 +84,11 @@ def release_free_memory() -> bool:
 def settle_after_start() -> None:
     """Take what start-up built (imports, the app, the corpus) out of the collector's walks, for good.
 
-    Called once by a server process when its corpus is loaded: those objects
-    live as long as the process, and every full collection walked them.
+    Called once by a server process, and by the page process, when its
+    corpus is loaded: those objects live as long as the process, and every
+    full collection walked them (the workload's 43 cold pages built in one
+    process from stored upstream copies, six runs each: median 4.73 s of CPU
+    without, 4.37 s with).
     Not for a process that starts many apps (the tests): what is frozen is
     never collected.
     """

@@ -22,7 +22,7 @@ from mirror.memory import release_free_memory
 from mirror.screening.content import ContentScreening, FileToScan, file_to_scan
 from mirror.screening.screen import Screening
 from mirror.serving.gate import Standing, check_file
-from mirror.serving.pagebuild import PROVENANCE_SUFFIX
+from mirror.serving.pagebuild import PROVENANCE_SUFFIX, derives_metadata
 from mirror.serving.pages import RECHECK_SECONDS
 from mirror.serving.provenance import ProvenanceStore
 from mirror.serving.store import BlobStore
@@ -82,14 +82,15 @@ class FileService:
         monotonic: Callable[[], float],
         store: BlobStore,
         blob_path: Callable[[FileToScan], Path],
-        derive_metadata: bool,
+        derive_metadata_from: int | None,
         max_metadata_bytes: int,
     ) -> None:
         self.sessions = sessions
         self.store = store
         self.blob_path = blob_path  # the verified file, fetched into the store if needed
-        # [upstream] derive_metadata / max_metadata_bytes: core metadata read out of wheels upstream gives none for.
-        self.derive_metadata = derive_metadata
+        # [upstream] derive_metadata(_min_bytes) / max_metadata_bytes: core metadata read out of
+        # wheels upstream gives none for (``derives_metadata``).
+        self.derive_metadata_from = derive_metadata_from
         self.max_metadata_bytes = max_metadata_bytes
         self.standing = standing
         self.screening = screening
@@ -182,7 +183,7 @@ class FileService:
             blob = sha256
             if pin is not None and is_metadata:
                 blob = pin.metadata_sha256 or (
-                    UNDERIVED if self.derive_metadata and pin.filename.endswith(".whl") else "")
+                    UNDERIVED if derives_metadata(pin.filename, pin.size, self.derive_metadata_from) else "")
             elif pin is not None and is_provenance:
                 blob = pin.provenance_sha256 or ("" if not pin.provenance_url else UNFETCHED)
             if pin is None or not blob:

@@ -40,6 +40,7 @@ from typing import IO, Any
 from mirror.config import Settings
 from mirror.container import Services
 from mirror.frames import IdleTimer, frame, kill, read_frame, send_frame
+from mirror.memory import settle_after_start
 from mirror.serving.page_builder import PageBuilder
 from mirror.serving.pages import PageUnavailable, ServedPage
 
@@ -245,6 +246,7 @@ def _serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
     settings: Settings = pickle.loads(got[1])
     services = Services(settings)
     services.detectors.corpus()  # part of starting: a build's clock must not pay for it
+    settle_after_start()  # every build makes tens of thousands of objects: walk only those
     builder = PageBuilder(pages=services.pages, screening=services.screening)
     write = threading.Lock()
     outgoing.write(frame(0, b""))  # ready: the parent's clocks start now

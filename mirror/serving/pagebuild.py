@@ -55,6 +55,17 @@ class Built:
     relisted: list[str] = field(default_factory=list)
 
 
+def derives_metadata(filename: str, size: int | None, min_bytes: int | None) -> bool:
+    """Whether the mirror offers core metadata of its own for a file upstream offers none for.
+
+    Only wheels hold a METADATA file the mirror can read out.  Each metadata
+    file costs the client one more request, so a wheel under ``min_bytes``
+    (``[upstream] derive_metadata_min_bytes``; None: never) goes without: it
+    is fetched and scanned in moments.  An unstated size counts as big.
+    """
+    return min_bytes is not None and filename.endswith(".whl") and (size is None or size >= min_bytes)
+
+
 def mirror_file_url(sha256: str, filename: str, files_base: str = FILES_PREFIX) -> str:
     return f"{files_base}{sha256}/{filename}"
 
@@ -75,12 +86,13 @@ def build_page(
     *,
     hidden_versions: Iterable[str] = (),
     files_base: str = FILES_PREFIX,
-    derive_metadata: bool = False,
+    derive_metadata_from: int | None = None,
 ) -> Built:
     """Filter, pin and rewrite ``upstream``; ``pins`` maps filename -> Pin.
 
-    ``derive_metadata``: a wheel upstream gives no core metadata for is said
-    to have it (``true``, its hash unknown until the mirror reads it out).
+    ``derive_metadata_from``: a wheel upstream gives no core metadata for is
+    said to have it (``true``, its hash unknown until the mirror reads it
+    out) when ``derives_metadata`` says so.
     """
     hidden = {canonicalize_version(v) for v in hidden_versions}
     built = Built(page=upstream)
@@ -110,7 +122,7 @@ def build_page(
             continue
         if hidden and version is not None and canonicalize_version(version) in hidden:
             continue
-        kept.append(_rewrite(f, pin, files_base, derive_metadata))
+        kept.append(_rewrite(f, pin, files_base, derive_metadata_from))
     listed = {f.filename for f in upstream.files}
     built.removed = sorted(name for name, pin in pins.items() if name not in listed and not pin.removed)
     built.relisted = sorted(name for name, pin in pins.items() if name in listed and pin.removed)
@@ -119,13 +131,13 @@ def build_page(
     return built
 
 
-def _rewrite(f: DistFile, pin: Pin, files_base: str, derive_metadata: bool) -> DistFile:
+def _rewrite(f: DistFile, pin: Pin, files_base: str, derive_metadata_from: int | None) -> DistFile:
     # Core metadata with its pinned hash; else, for a wheel, the mirror's own copy read out of
     # the verified wheel (mirror.serving.file_service.FileService.derived_metadata_target).
     core: bool | Mapping[str, str] = False
     if pin.metadata_sha256:
         core = {"sha256": pin.metadata_sha256}
-    elif derive_metadata and f.filename.endswith(".whl"):
+    elif derives_metadata(f.filename, f.size, derive_metadata_from):
         core = True
     # PEP 740: point at the mirror's copy of the provenance, never at upstream.
     provenance = mirror_file_url(pin.sha256, f.filename + PROVENANCE_SUFFIX, files_base) if pin.provenance_url else None

@@ -119,10 +119,10 @@ class PageService:
         hold_removed: bool = True,
         stale_timeout: float | None = None,
         public_url: str = "",
-        derive_metadata: bool = False,
+        derive_metadata_from: int | None = None,
     ) -> None:
         self.sessions = sessions
-        self.derive_metadata = derive_metadata  # [upstream] derive_metadata
+        self.derive_metadata_from = derive_metadata_from  # [upstream] derive_metadata(_min_bytes)
         # Pages are written with file links under this URL ([server] public_url); a stored page
         # written under another one is rebuilt from its stored upstream copy when next read.
         self.public_url = public_url
@@ -435,7 +435,7 @@ class PageService:
             upstream_page, pins,
             hidden_versions=self.register_releases(session, project, upstream_page),
             files_base=files_base_for(self.public_url),
-            derive_metadata=self.derive_metadata,
+            derive_metadata_from=self.derive_metadata_from,
         )
         if built.new_pins:  # one executemany: a big project lists tens of thousands of files
             session.execute(insert(PinnedFile.__table__), [_pin_values(project, pin, now) for pin in built.new_pins])

@@ -10,16 +10,24 @@ import io
 import zipfile
 from datetime import datetime, timezone
 
+import pytest
 import requests
 from sqlalchemy import select
 
 from mirror.db.models import PinnedFile
+from mirror.serving.pagebuild import derives_metadata
 from tests.content.helpers import raw_wheel
 from tests.support.clients import pip
 from tests.support.dists import build_sdist, build_wheel
 from tests.support.publish import ESTABLISHED
 
 JSON = "application/vnd.pypi.simple.v1+json"
+
+
+@pytest.fixture
+def mirror(start_mirror):
+    """A mirror that derives metadata for every wheel: the test wheels are a few KiB."""
+    return start_mirror(upstream={"derive_metadata_min_bytes": 0})
 
 
 def _page(mirror, name: str, accept: str = JSON) -> requests.Response:
@@ -98,7 +106,7 @@ def test_a_wheel_without_metadata_inside_gets_a_clear_404(mirror, index_server, 
 
 
 def test_a_metadata_over_the_cap_is_refused_naming_the_setting(start_mirror, index_server, tmp_path):
-    mirror = start_mirror(upstream={"max_metadata_bytes": 1024})
+    mirror = start_mirror(upstream={"max_metadata_bytes": 1024, "derive_metadata_min_bytes": 0})
     out = tmp_path / "dists"
     out.mkdir()
     wheel = build_wheel(out, "wordy-otter", "1.0", description="x" * 4096)
@@ -117,6 +125,43 @@ def test_switched_off_a_wheel_without_upstream_metadata_is_listed_without(start_
     assert not entry.get("core-metadata")
     assert requests.get(_url(mirror, "plain-otter", entry) + ".metadata", timeout=30).status_code == 404
     assert index_server.download_count(wheel.name) == 0
+
+
+def test_only_wheels_of_the_set_size_get_derived_metadata(start_mirror, index_server, tmp_path):
+    out = tmp_path / "dists"
+    out.mkdir()
+    when = datetime.now(timezone.utc) - ESTABLISHED
+    small = build_wheel(out, "sized-otter", "1.0")
+    big = build_wheel(out, "sized-otter", "2.0", description="x" * 8192)
+    for wheel in (small, big):
+        index_server.add_file("sized-otter", wheel, upload_time=when, metadata=False)
+    index_server.set_project_info("sized-otter", owners={"maintainer-one": "Owner"})
+    threshold = (small.stat().st_size + big.stat().st_size) // 2
+    assert small.stat().st_size < threshold <= big.stat().st_size
+    mirror = start_mirror(upstream={"derive_metadata_min_bytes": threshold})
+    files = {f["filename"]: f for f in _page(mirror, "sized-otter").json()["files"]}
+    assert files[big.name]["core-metadata"] is True
+    assert not files[small.name].get("core-metadata")
+    # The file URLs follow the listing: no metadata for the small one, read out of the big one.
+    assert requests.get(_url(mirror, "sized-otter", files[small.name]) + ".metadata", timeout=30).status_code == 404
+    served = requests.get(_url(mirror, "sized-otter", files[big.name]) + ".metadata", timeout=30)
+    assert served.status_code == 200 and b"Version: 2.0" in served.content
+    assert index_server.download_count(small.name) == 0
+
+
+@pytest.mark.parametrize(
+    ("filename", "size", "min_bytes", "derived"),
+    [
+        ("a-1.0-py3-none-any.whl", 100, 0, True),
+        ("a-1.0-py3-none-any.whl", 100, 101, False),
+        ("a-1.0-py3-none-any.whl", 101, 101, True),
+        ("a-1.0-py3-none-any.whl", None, 10**9, True),  # an unstated size counts as big
+        ("a-1.0.tar.gz", 10**9, 0, False),  # only wheels hold a METADATA file
+        ("a-1.0-py3-none-any.whl", 10**9, None, False),  # [upstream] derive_metadata = false
+    ],
+)
+def test_which_files_get_derived_metadata(filename, size, min_bytes, derived):
+    assert derives_metadata(filename, size, min_bytes) is derived
 
 
 def test_a_wheel_upstream_cannot_send_is_a_clear_502_and_nothing_is_pinned(mirror, index_server, tmp_path):

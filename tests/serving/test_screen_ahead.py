@@ -51,7 +51,7 @@ def test_reading_metadata_screens_the_dependencies_up_to_the_limit(start_mirror,
 
 def test_derived_metadata_screens_them_too(start_mirror, index_server, tmp_path) -> None:
     publish_root(index_server, tmp_path, metadata=False)  # the mirror reads METADATA out of the wheel
-    mirror = start_mirror(server={"screen_ahead": 8})
+    mirror = start_mirror(server={"screen_ahead": 8}, upstream={"derive_metadata_min_bytes": 0})
     read_metadata(mirror)
     assert wait_until(lambda: all(screened(mirror, name) for name in DEPENDENCIES))
     assert not screened(mirror, "dep-extra")
