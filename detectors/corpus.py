@@ -138,7 +138,7 @@ def _group(end: str, length: int) -> str:
     return end + _GROUP + chr(0x100 + length)
 
 
-def _crowding(keys: dict[str, list[int]], size: int) -> array:
+def _crowding(keys: dict[str, int | list[int]], size: int) -> array:
     """For each name, how many other protected names share a look-up key with it.
 
     A name in a crowded neighbourhood ('six', 'tach') has honest neighbours
@@ -147,7 +147,7 @@ def _crowding(keys: dict[str, list[int]], size: int) -> array:
     """
     neighbours: dict[int, set[int]] = {}
     for ids in keys.values():
-        if len(ids) > 1:
+        if isinstance(ids, list):  # shared by several names (a lone name's key holds its id alone)
             for ident in ids:
                 neighbours.setdefault(ident, set()).update(ids)
     counts = array("I", bytes(4 * size))
@@ -166,7 +166,7 @@ _CACHE_SIZE = 8192
 
 def _build(
     projects: Iterable[Project], two_edit_min_length: int, two_edit_min_downloads: int, vocabulary: Vocabulary
-) -> tuple[dict[str, bytes | array], dict[str, Any]]:
+) -> tuple[dict[str, bytes | bytearray | array], dict[str, Any]]:
     """Every table of the index, as sections and scalars for ``detectors.packed.pack``."""
     names: list[str] = []
     downloads = array("q")
@@ -174,9 +174,11 @@ def _build(
     kinds: list[str] = []
     kind_codes = array("B")
     alias_names: list[str] = []
-    by_name: dict[str, list[int]] = {}
-    by_folded: dict[str, list[int]] = {}
-    keys: dict[str, list[int]] = {}
+    by_name: dict[str, int] = {}
+    by_folded: dict[str, int] = {}
+    # A key of one name holds its id, a key several names share the list of their ids: a quarter
+    # of a million one-item lists were a fifth of the build's peak.
+    keys: dict[str, int | list[int]] = {}
     words: set[str] = set()
     protected: set[str] = set()
     compacts: list[str] = []
@@ -195,12 +197,17 @@ def _build(
             kinds.append(project.kind)
         kind_codes.append(kinds.index(project.kind))
         alias_names.append(project.alias_of or "")
-        by_name[forms.canonical] = [ident]
-        by_folded.setdefault(forms.folded, [ident])
+        by_name[forms.canonical] = ident
+        by_folded.setdefault(forms.folded, ident)
         words.update(tokens(forms.canonical))
         counts.update(set(trigrams(forms.compact)))
         for key in forms.keys:  # a set: each key once per name, and each name is seen once
-            keys.setdefault(key, []).append(ident)
+            held = keys.setdefault(key, ident)
+            if held is not ident:
+                if isinstance(held, list):
+                    held.append(ident)
+                else:
+                    keys[key] = [held, ident]
         protected.update((forms.compact, forms.core, forms.squeezed))
         compacts.append(forms.compact)
         eligible = len(forms.compact) >= two_edit_min_length and (
@@ -220,7 +227,7 @@ def _build(
         bucket_ids.extend(ident for _, ident in buckets[group])
         group_starts.append(len(bucket_ids))
     in_order = sorted((flat, ident) for ident, flat in enumerate(compacts))
-    sections: dict[str, bytes | array] = {
+    sections: dict[str, bytes | bytearray | array] = {
         **_texts("names", names),
         **_texts("alias_of", alias_names),
         "downloads": downloads,
