@@ -45,7 +45,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, BinaryIO, Self
 from itertools import compress
 from zlib import crc32
 
@@ -255,8 +255,9 @@ def _build(
         # score asks whether an edit made letters no project name has.
         "trigrams": {triple: (count,) for triple, count in counts.items()},
     }
+    del keys  # now held by ``tables`` alone, which hands each table over to be emptied
     for prefix, entries in tables.items():
-        sections.update(StringTable.build(entries, prefix, filtered=prefix == "keys"))
+        sections.update(StringTable.build(entries, prefix, filtered=prefix == "keys", consume=True))
     scalars = {"kinds": kinds, "crowded_ends": sorted(crowded)}
     return sections, scalars
 
@@ -320,6 +321,10 @@ class NameIndex:
     def to_bytes(self) -> bytes:
         """The buffer ``from_buffer`` reads (what a cache file holds)."""
         return bytes(self._buffer)
+
+    def write(self, out: BinaryIO) -> None:
+        """Write the buffer ``from_buffer`` reads to ``out``, without copying it first."""
+        out.write(self._buffer)
 
     def _attach(self, buffer: Any, vocabulary: Vocabulary, fingerprint: str | None) -> None:
         sections, scalars = unpack(buffer, fingerprint)

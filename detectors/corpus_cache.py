@@ -15,6 +15,7 @@ rebuilt and replaced, never read.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import mmap
 import os
@@ -66,7 +67,7 @@ def load_or_build(kind: type[I], directory: Path, stamp: str, build: Callable[[s
         handle, temporary = tempfile.mkstemp(prefix=_PREFIX, suffix=".tmp", dir=directory)
         try:
             with os.fdopen(handle, "wb") as out:
-                out.write(built.to_bytes())
+                built.write(out)
             os.replace(temporary, path)
         except BaseException:
             os.unlink(temporary)
@@ -79,7 +80,12 @@ def load_or_build(kind: type[I], directory: Path, stamp: str, build: Callable[[s
                 stale.unlink()
             except OSError:
                 pass
-    return _mapped(kind, path, stamp) or built
+    # The file from now on (shared with every process that maps it); the built copy is let go
+    # first, or both would be resident at once while the mapped one is checked.  An index and
+    # its lazy views refer to each other: only the cycle collector frees it.
+    del built
+    gc.collect()
+    return _mapped(kind, path, stamp) or build(stamp)
 
 
 def _mapped(kind: type[I], path: Path, stamp: str) -> I | None:

@@ -142,6 +142,7 @@ class StringTable:
         prefix: str,
         *,
         filtered: bool = False,
+        consume: bool = False,
     ) -> dict[str, array | bytearray]:
         """The sections of a table holding ``entries`` (key -> values, or key -> one value), for ``pack``.
 
@@ -149,18 +150,17 @@ class StringTable:
         some key's CRC-32 >> ``FILTER_SHIFT`` falls), so that a caller with
         many keys, most absent, can drop nearly all of them with C-level
         ``map`` calls before probing the table (``NameIndex.candidates_by_reach``).
+        ``consume`` empties ``entries`` (a dict) once its keys and values are
+        copied, before the slot arrays are made: the corpus's quarter of a
+        million keys are then never held beside all of their table.
         """
         keys = sorted(entries)
-        size = _slots_for(len(keys))
-        mask = size - 1
-        hashes = array("I", bytes(4 * size))
-        slots = array("I", bytes(4 * size))
         key_offsets = array("I", [0])
         value_offsets = array("I", [0])
+        codes = array("I")
         blob = bytearray()
         values = array("I")
-        seen = bytearray(1 << (32 - FILTER_SHIFT)) if filtered else None
-        for number, key in enumerate(keys):
+        for key in keys:
             raw = key.encode()
             blob += raw
             key_offsets.append(len(blob))
@@ -170,7 +170,16 @@ class StringTable:
             else:
                 values.extend(held)
             value_offsets.append(len(values))
-            code = crc32(raw)
+            codes.append(crc32(raw))
+        if consume:
+            entries.clear()  # type: ignore[attr-defined]
+        del keys
+        size = _slots_for(len(codes))
+        mask = size - 1
+        hashes = array("I", bytes(4 * size))
+        slots = array("I", bytes(4 * size))
+        seen = bytearray(1 << (32 - FILTER_SHIFT)) if filtered else None
+        for number, code in enumerate(codes):
             if seen is not None:
                 seen[code >> FILTER_SHIFT] = 1
             code |= 1

@@ -27,6 +27,7 @@ from detectors import (
     run_name_detectors,
 )
 from detectors.names import InvalidName, canonical
+from mirror.memory import limit_malloc_arenas
 from mirror.screening.policy import PolicyConfig, decide
 
 __all__ = ["add_parsers", "check_names", "main", "run"]
@@ -165,6 +166,9 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO
     0: every name allowed; 1: at least one name would be quarantined or
     denied; 2: bad input (an invalid name or an unreadable --popular-file).
     """
+    # Big blocks mapped on their own, as in the server: the corpus a first run builds is freed
+    # table by table, and blocks glibc had kept in its heap stayed resident (100 MiB peak, 92 with).
+    limit_malloc_arenas()
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
