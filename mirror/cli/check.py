@@ -167,7 +167,8 @@ def run(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO
     denied; 2: bad input (an invalid name or an unreadable --popular-file).
     """
     # Big blocks mapped on their own, as in the server: the corpus a first run builds is freed
-    # table by table, and blocks glibc had kept in its heap stayed resident (100 MiB peak, 92 with).
+    # table by table, and blocks glibc had kept in its heap stayed resident (a first run: about
+    # 100 MiB at its peak without, 93-95 with).
     limit_malloc_arenas()
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
