@@ -104,6 +104,7 @@ class InternalSources:
     _source_names: tuple[float, frozenset[str]] = (0.0, frozenset())
     _names_index: tuple[frozenset[str], InternalNames] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _source_lock: threading.Lock = field(default_factory=threading.Lock)
 
     # -- names ---------------------------------------------------------------
 
@@ -132,9 +133,13 @@ class InternalSources:
         at, names = self._source_names
         if at and self.monotonic() - at < CACHE_SECONDS:
             return names
-        names = self._read_source_names()
-        self._source_names = (self.monotonic(), names)
-        return names
+        with self._source_lock:  # clients arriving together read the sources once, not once each
+            at, names = self._source_names
+            if at and self.monotonic() - at < CACHE_SECONDS:
+                return names
+            names = self._read_source_names()
+            self._source_names = (self.monotonic(), names)
+            return names
 
     def _read_source_names(self) -> frozenset[str]:
         self.scan_directory()

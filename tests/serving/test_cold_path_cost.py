@@ -111,7 +111,9 @@ def test_clients_waiting_on_a_first_screening_take_its_page_as_built(mirror, ind
     assert results == [200] * 8
     assert sum(1 for r in index_server.requests if r.path.startswith("/simple/quiet-otter/")) == 1
     print(f"\neight clients on one first screening: {dict(counts)}")
-    # Measured: 28 SELECTs for all eight.  A waiting client that screened and built again
-    # (unpacking the stored upstream page to do so) made it 77.
+    # Measured: 28 SELECTs for all eight (SQLite), 28-36 (PostgreSQL: how many clients miss the
+    # standing's cache depends on when they arrive).  A waiting client that screened and built
+    # again (unpacking the stored upstream page to do so) made it 77; each reading the internal
+    # sources' names for itself, up to 41.
     assert counts["SELECT"] <= 40
     assert counts["INSERT"] <= 6  # as one client alone
