@@ -73,7 +73,6 @@ def pack(sections: dict[str, bytes | bytearray | array], fingerprint: str, scala
         with memoryview(data) as view, view.cast("B") as raw:
             out += raw
             out += b"\x00" * (-len(raw) % _ALIGN)
-        del data
     return out
 
 

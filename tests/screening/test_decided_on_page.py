@@ -79,4 +79,3 @@ def test_when_the_late_project_json_fails_the_decision_stands_and_the_next_audit
     held_back.clear()
     audit(mirror)
     assert snapshot(mirror, "still-heron").get("roles") == {"heron-maint": "Owner"}
-
