@@ -51,26 +51,50 @@ class ServerProcess:
     def __init__(self, config: Path, log: Path, *, port: int | None = None, env: dict[str, str] | None = None) -> None:
         self.config = config
         self.log = log
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.simple_url = self.url + "simple/"
+        self.fixed_port = port is not None
+        self._listen_on(port or free_port())
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
+    def _listen_on(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.simple_url = self.url + "simple/"
+
     def start(self, timeout: float = 60) -> "ServerProcess":
+        """Start and wait until *this* process answers on its port.
+
+        ``free_port`` lets the port go before the server binds it, so another
+        test's server (pytest-xdist runs several) may take it first; a ready
+        answer then comes from the wrong mirror.  Only uvicorn's "running on"
+        line, printed after its own bind, proves the port ours; a lost port
+        is retried on a fresh one.
+        """
+        for _ in range(3):
+            if self._start_once(timeout):
+                return self
+            self._listen_on(free_port())
+        raise RuntimeError(f"server could not bind a port:\n{self.output()}")
+
+    def _start_once(self, timeout: float) -> bool:
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "mirror.cli", "serve", "--config", str(self.config), "--port", str(self.port)],
                 cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        bound = f"running on {self.url.rstrip('/')} "
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            since = self.log.read_bytes()[offset:].decode(errors="replace")
             if self.process.poll() is not None:
+                if "address already in use" in since and not self.fixed_port:
+                    return False
                 raise RuntimeError(f"server exited with {self.process.returncode}:\n{self.output()}")
             try:
-                if requests.get(self.url + "readyz", timeout=2).status_code == 200:
-                    return self
+                if bound in since and requests.get(self.url + "readyz", timeout=2).status_code == 200:
+                    return True
             except requests.RequestException:
                 pass
             time.sleep(0.1)
