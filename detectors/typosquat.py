@@ -58,11 +58,12 @@ other half):
 * *Slips on a curated ML project* (``ml_slip``): two slips on a name of
   eight letters or more, a look-alike character, words or halves turned
   round into no word of their own, or a cut after a whole word
-  ('opencv-pyth') - what a typing hand or a hazy memory makes of the
-  names attackers aim at most.  Over the env package list's 886,323
-  public names these, the generic words and the popularity floor below
-  flag 53 more than before (42 of them an ML name plus a generic word,
-  such as 'langchain-utils'); none of 693 real ML look-alikes.
+  ('opencv-pyth') or to no word at all ('torchaud') - what a typing hand
+  or a hazy memory makes of the names attackers aim at most.  Over the
+  env package list's 886,323 public names these, the generic words and
+  the popularity floor below flag 59 more than before (42 of them an ML
+  name plus a generic word, such as 'langchain-utils'; 6 a cut to no
+  word, such as 'torchvis'); none of 693 real ML look-alikes.
 * *Relations the labelled set barely has* - separators moved, halves of a
   glued name swapped ('flowtensor'), version digits moved, a generic word
   added - carry weights set by hand (``HAND_SET_WEIGHTS``) and held fixed
@@ -270,19 +271,24 @@ def _typo_level(edits: tuple[str, ...]) -> str:
 _MIN_TWO_SLIPS = 8
 
 
-def _made_by_slips(relation: Relation, target_forms: NameForms, cut_after_a_word: bool, word: float) -> bool:
+def _made_by_slips(
+    relation: Relation, target_forms: NameForms, cut_after_a_word: bool, word: float, cut_word: float
+) -> bool:
     """Whether ``relation`` is what a typing hand or a hazy memory makes of a name rather than a new name.
 
     Two slips count on a target of ``_MIN_TWO_SLIPS`` letters or more only:
     they leave six of its letters in place, while a shorter name has honest
     neighbours two letters away by the dozen ('olla' beside 'ollama');
-    words or halves turned round only when the result is no word projects
-    describe themselves with ('graphlang' is); a name cut short only when
-    it keeps a whole word first ('opencv-pyth': 'tensor' names a word of
-    its own).  Look-alike characters leave the very name a reader knows.
+    words or halves turned round, and a name cut short inside its first
+    word, only when the result is no word projects describe themselves
+    with ('graphlang' and 'tensor' are, 'ultralyt' is not; for a cut,
+    ``cut_word`` is the vocabulary's own count, as the core of a protected
+    name like 'pytensor' is still a word); a cut after a whole word
+    ('opencv-pyth') always.  Look-alike characters leave the very name a
+    reader knows.
     """
     if relation.kind == "truncated":
-        return cut_after_a_word
+        return cut_after_a_word or cut_word == 0.0
     if relation.kind in ("rotation", "reorder"):
         return word == 0.0
     if relation.kind == "lookalike":
@@ -420,7 +426,8 @@ def _relation_features(
         found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
     if (generic or (py_affix is not None and py_affix[3] == "added")) and on_ml:
         found["ml_decoration"] = 1.0
-    if on_ml and _made_by_slips(relation, target_forms, "-" in cand.canonical, word):
+    cut_word = index.vocabulary.weight(cand.compact) if relation.kind == "truncated" else 0.0
+    if on_ml and _made_by_slips(relation, target_forms, "-" in cand.canonical, word, cut_word):
         found["ml_slip"] = 1.0
     if relation.kind in _STRONG_KINDS and relation.length <= 6:
         found["strong_short"] = 1.0
