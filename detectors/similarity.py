@@ -396,6 +396,8 @@ def _changed_letter(cand: str, target: str, i: int, target_words: Boundaries, st
     if fold_lookalikes(new) == fold_lookalikes(old):
         return Edit("lookalike", f"one look-alike character ('{new}' for '{old}')", where)
     if new.isdigit() and old.isdigit():
+        if _inside_a_word(target, i, target_words):
+            return Edit("digit", f"a digit inside the name changed ('{new}' for '{old}')", "inner")
         return Edit("digit", f"a version digit changed ('{new}' for '{old}')", "end")
     if new in _VOWELS and old in _VOWELS:
         return Edit("vowel", f"one vowel changed ('{new}' for '{old}')", where)
@@ -438,6 +440,18 @@ TYPO_RANK = {
 
 def _has_digit(text: str) -> bool:
     return any(c.isdigit() for c in text)
+
+
+def _inside_a_word(target: str, i: int, target_words: Boundaries) -> bool:
+    """Whether the digit at ``target[i]`` is part of a word ('tf2onnx', 'h5py'), not a version.
+
+    A version ends a name or a word ('boto3', 'jax-cuda12-plugin'), or
+    follows the Python it targets ('py2neo'); a digit with letters of its
+    own word straight after it is part of what the name says, and a
+    different one says nothing.
+    """
+    return (i + 1 < len(target) and target[i + 1].isalpha() and i + 1 not in target_words[1]
+            and not target[:i].endswith(("py", "python")))
 
 
 def two_edits(cand: str, target: str) -> tuple[Edit, Edit] | None:

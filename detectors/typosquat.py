@@ -19,7 +19,9 @@ other half):
 * *What kind of edit*: swapped, doubled or dropped letters inside a word are
   slips of the hand and almost never how honest projects are named, while a
   version digit, a plural 's', a new separate word or an extra first letter
-  ('cchardet', 'aresponses') is how real families of projects are named.
+  ('cchardet', 'aresponses') is how real families of projects are named;
+  a digit inside a word ('tf2onnx', 'h5py') is no version, and changed it
+  weighs as a moved one does.
   Each single edit of an explanation counts, and so does its shape: only
   slips, or something else, in a short or a long target.
 * *How long the target is*: every short name has dozens of honest neighbours

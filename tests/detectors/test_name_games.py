@@ -46,6 +46,31 @@ def test_new_relations(candidate: str, target: str, expected: str | None) -> Non
     assert kind(candidate, target) == expected
 
 
+@pytest.mark.parametrize(
+    ("candidate", "target", "where"),
+    [
+        # A digit with letters of its own word after it is part of what the name says.
+        ("h7py", "h5py", "inner"),
+        ("tf5onnx", "tf2onnx", "inner"),
+        # A version ends a name or a word, or follows the Python it targets.
+        ("pyqt6", "pyqt5", "end"),
+        ("jax-cuda13-plugin", "jax-cuda12-plugin", "end"),
+        ("py3neo", "py2neo", "end"),
+    ],
+)
+def test_a_changed_digit_inside_a_word_is_no_version(candidate: str, target: str, where: str) -> None:
+    relation = relate(NameForms.of(candidate), NameForms.of(target))
+    assert relation is not None and relation.kind == "digit" and relation.where == where
+
+
+def test_a_changed_digit_inside_a_word_is_reported_and_a_new_version_word_is_not(bundled: PopularCorpus) -> None:
+    for name, target in (("h7py", "h5py"), ("s7transfer", "s3transfer")):
+        top = _top(name, bundled)
+        assert top is not None and top.target.meant == target and top.score >= CONFIG.threshold, name
+    top = _top("jax-cuda14-plugin", bundled)
+    assert top is None or top.score < CONFIG.threshold
+
+
 def test_a_cut_at_a_word_boundary_is_a_family_name_not_a_truncation() -> None:
     assert kind("google-auth", "google-auth-oauthlib") != "truncated"
     assert kind("transforme-lib", "transformers") != "truncated"
