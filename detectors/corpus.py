@@ -64,6 +64,10 @@ __all__ = ["NameIndex", "PopularCorpus", "Project", "load_aliases", "load_ml_pro
 # begin ('charset-normal' for 'charset-normalizer'): short ones begin too many.
 _MIN_TRUNCATED = 6
 _MAX_LONGER = 8
+# Curated ML names this long are looked up by their letters in any order too
+# ('pnadsa' for 'pandas'): two swaps that change both ends of a name leave
+# the two-edit buckets, which are kept by a name's first or last letters.
+_MIN_ANAGRAM = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,7 @@ def _build(
     keys: dict[str, int | list[int]] = {}
     words: set[str] = set()
     protected: set[str] = set()
+    anagrams: dict[str, list[int]] = {}
     compacts: list[str] = []
     eligible_names: list[tuple[str, int]] = []
     # Counted in C (``Counter.update``): building the corpus is start-up time of every uncached load.
@@ -209,6 +214,8 @@ def _build(
                 else:
                     keys[key] = [held, ident]
         protected.update((forms.compact, forms.core, forms.squeezed))
+        if project.kind == "ml" and len(forms.compact) >= _MIN_ANAGRAM:
+            anagrams.setdefault(_letters(forms.compact), []).append(ident)
         compacts.append(forms.compact)
         eligible = len(forms.compact) >= two_edit_min_length and (
             project.downloads is None or project.downloads >= two_edit_min_downloads
@@ -251,6 +258,7 @@ def _build(
         # spelt like one is imitating it, whatever its word frequency says.
         "protected": dict.fromkeys(protected, ()),
         "words": dict.fromkeys(words, ()),
+        "anagrams": anagrams,
         # How many protected names contain each letter triple: the typosquat
         # score asks whether an edit made letters no project name has.
         "trigrams": {triple: (count,) for triple, count in counts.items()},
@@ -260,6 +268,11 @@ def _build(
         sections.update(StringTable.build(entries, prefix, filtered=prefix == "keys", consume=True))
     scalars = {"kinds": kinds, "crowded_ends": sorted(crowded)}
     return sections, scalars
+
+
+def _letters(flat: str) -> str:
+    """The letters of a compact name in sorted order: equal for names that are anagrams."""
+    return "".join(sorted(flat))
 
 
 def _texts(prefix: str, items: list[str]) -> dict[str, bytes | array]:
@@ -343,6 +356,7 @@ class NameIndex:
         self._by_folded = StringTable(sections, "by_folded")
         self._keys = StringTable(sections, "keys")
         self._protected_forms = StringTable(sections, "protected")
+        self._anagrams = StringTable(sections, "anagrams")
         self.words = StringTable(sections, "words")
         trigram_table = StringTable(sections, "trigrams")
         self._crowded_ends = frozenset(scalars["crowded_ends"])
@@ -456,6 +470,10 @@ class NameIndex:
             further.update(self._longer_names(compact))
         if "-" in forms.canonical:
             further.update(self._curated_under_combo_word(forms.canonical))
+        if len(compact) >= _MIN_ANAGRAM:
+            number = self._anagrams.find(_letters(compact))
+            if number >= 0:
+                further.update(self._anagrams.run(number))
         return near, further - near
 
     def _curated_under_combo_word(self, name: str) -> list[int]:

@@ -269,18 +269,20 @@ def _typo_level(edits: tuple[str, ...]) -> str:
     return "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
 
 
-# Two slips on a curated ML name count from this many letters (``_made_by_slips``).
+# Two slips on a curated ML name count from this many letters, two swapped pairs from the second (``_made_by_slips``).
 _MIN_TWO_SLIPS = 8
+_MIN_TWO_SWAPS = 5
 
 
 def _made_by_slips(
-    relation: Relation, target_forms: NameForms, cut_after_a_word: bool, word: float, cut_word: float
+    relation: Relation, cand: NameForms, target_forms: NameForms, cut_after_a_word: bool, word: float, cut_word: float
 ) -> bool:
     """Whether ``relation`` is what a typing hand or a hazy memory makes of a name rather than a new name.
 
     Two slips count on a target of ``_MIN_TWO_SLIPS`` letters or more only:
     they leave six of its letters in place, while a shorter name has honest
-    neighbours two letters away by the dozen ('olla' beside 'ollama');
+    neighbours two letters away by the dozen ('olla' beside 'ollama') -
+    except two swapped pairs (``_two_swapped_pairs``);
     words or halves turned round, and a name cut short inside its first
     word, only when the result is no word projects describe themselves
     with ('graphlang' and 'tensor' are, 'ultralyt' is not; for a cut,
@@ -295,9 +297,25 @@ def _made_by_slips(
         return word == 0.0
     if relation.kind == "lookalike":
         return True
-    if relation.distance < 2 or len(target_forms.compact) < _MIN_TWO_SLIPS:
+    if relation.distance < 2:
         return False
+    if len(target_forms.compact) < _MIN_TWO_SLIPS:
+        return len(target_forms.compact) >= _MIN_TWO_SWAPS and _two_swapped_pairs(cand.compact, target_forms.compact)
     return bool(relation.edits) and all(edit in _ML_SLIPS for edit in relation.edits)
+
+
+def _two_swapped_pairs(cand: str, target: str) -> bool:
+    """Whether ``cand`` is ``target`` with two pairs of neighbouring letters swapped ('ekars' for 'keras').
+
+    Such a name keeps every letter where a reader looks for it, and over the
+    public names none is two swaps from a curated ML name; a letter moved two
+    places ('wndab' for 'wandb') is, as a word of its own, several times.
+    """
+    if len(cand) != len(target) or sorted(cand) != sorted(target):
+        return False
+    changed = [i for i, (a, b) in enumerate(zip(cand, target)) if a != b]
+    return (len(changed) == 4 and changed[1] == changed[0] + 1 and changed[3] == changed[2] + 1
+            and cand[changed[0]] == target[changed[1]] and cand[changed[2]] == target[changed[3]])
 
 
 def _is_short(target_forms: NameForms) -> bool:
@@ -429,7 +447,7 @@ def _relation_features(
     if (generic or (py_affix is not None and py_affix[3] == "added")) and on_ml:
         found["ml_decoration"] = 1.0
     cut_word = index.vocabulary.weight(cand.compact) if relation.kind == "truncated" else 0.0
-    if on_ml and _made_by_slips(relation, target_forms, "-" in cand.canonical, word, cut_word):
+    if on_ml and _made_by_slips(relation, cand, target_forms, "-" in cand.canonical, word, cut_word):
         found["ml_slip"] = 1.0
     if relation.kind in _STRONG_KINDS and relation.length <= 6:
         found["strong_short"] = 1.0

@@ -202,6 +202,16 @@ def test_ml_slips_keep_their_limits(bundled: PopularCorpus) -> None:
         assert cut and "ml_slip" in cut[0].features and cut[0].score >= CONFIG.threshold, name
 
 
+def test_two_swapped_pairs_on_a_short_curated_ml_name_are_found_and_reported(bundled: PopularCorpus) -> None:
+    # Both ends changed: only the look-up by letters finds the name ('ek...rs' for 'keras').
+    for name, target in (("ekars", "keras"), ("lagnhcain", "langchain")):
+        top = _top(name, bundled)
+        assert top is not None and top.target.meant == target and top.score >= CONFIG.threshold, name
+        assert top.relation.edits == ("transposition", "transposition") and "ml_slip" in top.features
+    # Not on a popular name outside the curated list: two swaps of one make words ('tarts' of 'attrs').
+    assert all(m.target.meant != "attrs" or m.score < CONFIG.threshold for m in find_matches("tarts", bundled, CONFIG))
+
+
 def test_generic_words_beyond_the_stripped_suffixes_count_on_curated_ml_names_only(bundled: PopularCorpus) -> None:
     # 'numpy' is popular, not curated: a word added to it is how honest families are named.
     assert all(m.target.meant != "numpy" for m in find_matches("numpy-toolkit", bundled, CONFIG))
