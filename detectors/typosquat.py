@@ -58,7 +58,7 @@ other half):
   of ``names.COMBO_WORDS`` at either end ('diffusers-utils', found by
   looking the name up without it).
 * *Slips on a curated ML project* (``ml_slip``): two slips on a name of
-  eight letters or more, a look-alike character, words or halves turned
+  eight letters or more, two swapped pairs on one of five, a look-alike character, words or halves turned
   round into no word of their own, or a cut after a whole word
   ('opencv-pyth') or to no word at all ('torchaud') - what a typing hand
   or a hazy memory makes of the names attackers aim at most.  Over the
