@@ -65,8 +65,8 @@ __all__ = ["NameIndex", "PopularCorpus", "Project", "load_aliases", "load_ml_pro
 _MIN_TRUNCATED = 6
 _MAX_LONGER = 8
 # Curated ML names this long are looked up by their letters in any order too
-# ('pnadsa' for 'pandas'): two swaps that change both ends of a name leave
-# the two-edit buckets, which are kept by a name's first or last letters.
+# ('ekars' for 'keras'): two swaps that change both ends of a name leave the
+# two-edit buckets, which are kept by a name's first or last letters.
 _MIN_ANAGRAM = 5
 
 

@@ -58,14 +58,15 @@ other half):
   of ``names.COMBO_WORDS`` at either end ('diffusers-utils', found by
   looking the name up without it).
 * *Slips on a curated ML project* (``ml_slip``): two slips on a name of
-  eight letters or more, two swapped pairs on one of five, a look-alike character, words or halves turned
-  round into no word of their own, or a cut after a whole word
-  ('opencv-pyth') or to no word at all ('torchaud') - what a typing hand
-  or a hazy memory makes of the names attackers aim at most.  Over the
-  env package list's 886,323 public names these, the generic words and
-  the popularity floor below flag 59 more than before (42 of them an ML
-  name plus a generic word, such as 'langchain-utils'; 6 a cut to no
-  word, such as 'torchvis'); none of 693 real ML look-alikes.
+  eight letters or more, two swapped pairs on one of five ('ekars'), a
+  look-alike character, words or halves turned round into no word of
+  their own, or a cut after a whole word ('opencv-pyth') or to no word at
+  all ('torchaud') - what a typing hand or a hazy memory makes of the
+  names attackers aim at most.  Over the env package list's 886,323
+  public names these, the generic words and the popularity floor below
+  flag 59 more than before (42 of them an ML name plus a generic word,
+  such as 'langchain-utils'; 6 a cut to no word, such as 'torchvis'; no
+  two swapped pairs); none of 693 real ML look-alikes.
 * *Relations the labelled set barely has* - separators moved, halves of a
   glued name swapped ('flowtensor'), version digits moved, a generic word
   added - carry weights set by hand (``HAND_SET_WEIGHTS``) and held fixed
@@ -269,7 +270,7 @@ def _typo_level(edits: tuple[str, ...]) -> str:
     return "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
 
 
-# Two slips on a curated ML name count from this many letters, two swapped pairs from the second (``_made_by_slips``).
+# Two slips on a curated ML name count from this many letters, two swapped pairs from ``_MIN_TWO_SWAPS``.
 _MIN_TWO_SLIPS = 8
 _MIN_TWO_SWAPS = 5
 
@@ -285,7 +286,7 @@ def _made_by_slips(
     except two swapped pairs (``_two_swapped_pairs``);
     words or halves turned round, and a name cut short inside its first
     word, only when the result is no word projects describe themselves
-    with ('graphlang' and 'tensor' are, 'ultralyt' is not; for a cut,
+    with ('graphlang' and 'tensor' are, 'torchaud' is not; for a cut,
     ``cut_word`` is the vocabulary's own count, as the core of a protected
     name like 'pytensor' is still a word); a cut after a whole word
     ('opencv-pyth') always.  Look-alike characters leave the very name a
