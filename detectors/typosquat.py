@@ -275,9 +275,7 @@ _MIN_TWO_SLIPS = 8
 _MIN_TWO_SWAPS = 5
 
 
-def _made_by_slips(
-    relation: Relation, cand: NameForms, target_forms: NameForms, cut_after_a_word: bool, word: float, cut_word: float
-) -> bool:
+def _made_by_slips(relation: Relation, cand: NameForms, target_forms: NameForms, word: float, index: NameIndex) -> bool:
     """Whether ``relation`` is what a typing hand or a hazy memory makes of a name rather than a new name.
 
     Two slips count on a target of ``_MIN_TWO_SLIPS`` letters or more only:
@@ -286,14 +284,14 @@ def _made_by_slips(
     except two swapped pairs (``_two_swapped_pairs``);
     words or halves turned round, and a name cut short inside its first
     word, only when the result is no word projects describe themselves
-    with ('graphlang' and 'tensor' are, 'torchaud' is not; for a cut,
-    ``cut_word`` is the vocabulary's own count, as the core of a protected
-    name like 'pytensor' is still a word); a cut after a whole word
+    with ('graphlang' and 'tensor' are, 'torchaud' is not; for a cut the
+    vocabulary's own count, not ``word``, as the core of a protected name
+    like 'pytensor' is still a word); a cut after a whole word
     ('opencv-pyth') always.  Look-alike characters leave the very name a
     reader knows.
     """
     if relation.kind == "truncated":
-        return cut_after_a_word or cut_word == 0.0
+        return "-" in cand.canonical or index.vocabulary.weight(cand.compact) == 0.0
     if relation.kind in ("rotation", "reorder"):
         return word == 0.0
     if relation.kind == "lookalike":
@@ -312,11 +310,13 @@ def _two_swapped_pairs(cand: str, target: str) -> bool:
     public names none is two swaps from a curated ML name; a letter moved two
     places ('wndab' for 'wandb') is, as a word of its own, several times.
     """
-    if len(cand) != len(target) or sorted(cand) != sorted(target):
+    if len(cand) != len(target):
         return False
     changed = [i for i, (a, b) in enumerate(zip(cand, target)) if a != b]
-    return (len(changed) == 4 and changed[1] == changed[0] + 1 and changed[3] == changed[2] + 1
-            and cand[changed[0]] == target[changed[1]] and cand[changed[2]] == target[changed[3]])
+    if len(changed) != 4:
+        return False
+    i, j, k, m = changed
+    return j == i + 1 and m == k + 1 and (cand[i], cand[j], cand[k], cand[m]) == (target[j], target[i], target[m], target[k])
 
 
 def _is_short(target_forms: NameForms) -> bool:
@@ -447,8 +447,7 @@ def _relation_features(
         found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
     if (generic or (py_affix is not None and py_affix[3] == "added")) and on_ml:
         found["ml_decoration"] = 1.0
-    cut_word = index.vocabulary.weight(cand.compact) if relation.kind == "truncated" else 0.0
-    if on_ml and _made_by_slips(relation, cand, target_forms, "-" in cand.canonical, word, cut_word):
+    if on_ml and _made_by_slips(relation, cand, target_forms, word, index):
         found["ml_slip"] = 1.0
     if relation.kind in _STRONG_KINDS and relation.length <= 6:
         found["strong_short"] = 1.0

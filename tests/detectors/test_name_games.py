@@ -208,6 +208,8 @@ def test_two_swapped_pairs_on_a_short_curated_ml_name_are_found_and_reported(bun
         top = _top(name, bundled)
         assert top is not None and top.target.meant == target and top.score >= CONFIG.threshold, name
         assert top.relation.edits == ("transposition", "transposition") and "ml_slip" in top.features
+    # A letter moved three places changes four letters too, but swaps no pairs ('eraks').
+    assert all("ml_slip" not in m.features for m in find_matches("eraks", bundled, CONFIG) if m.target.meant == "keras")
     # Not on a popular name outside the curated list: two swaps of one make words ('tarts' of 'attrs').
     assert all(m.target.meant != "attrs" or m.score < CONFIG.threshold for m in find_matches("tarts", bundled, CONFIG))
 
