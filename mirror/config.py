@@ -219,13 +219,17 @@ class ContentSettings(Section):
     """Content screening: every release's files are looked at before they are served."""
 
     enabled: bool = True
-    # Background scans of releases in their cooldown, at once.
+    # Background scans at once: of releases in their cooldown, and as many of files clients chose.
     workers: int = Field(2, ge=1, le=64)
     # Which files of a release in its cooldown are fetched and scanned in the background:
     # "one" (its sdist, else a pure wheel, else one wheel: early warning for a reviewer at the
     # cost of one download) or "all" (every wheel: a numpy release is ~30 downloads).  Either
     # way, every file is scanned before its first byte-complete serve.
     held_release_files: Literal["one", "all"] = "one"
+    # Those background scans start only after this many seconds in which no client waited for
+    # a scan, chose a file (prefetch) or had a page built: a release in its cooldown is served
+    # to nobody yet, so its download and scan never compete with an install that is running.
+    held_scan_quiet: float = Field(10.0, ge=0, le=86_400)
     # A client that reads a file's core metadata (PEP 658) has chosen that file: it is fetched
     # and scanned in the background at once, so the download that follows finds it scanned.
     # At most this many such scans wait or run at a time (more are not queued); 0: never.

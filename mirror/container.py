@@ -217,6 +217,7 @@ def build_content(
         config=scan_config(content),
         workers=content.workers,
         held_release_files=content.held_release_files,
+        held_scan_quiet=content.held_scan_quiet,
         prefetch_queue=content.prefetch_queue,
         rules=rules,
         scans=scans,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -149,9 +150,14 @@ class ContentScreening:
         held_release_files: str = "one",
         prefetch_queue: int = 16,
         scans: Scans | None = None,
+        held_scan_quiet: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.sessions = sessions
         self.held_release_files = held_release_files  # [content] held_release_files: "one" or "all"
+        # [content] held_scan_quiet: seconds with no client work before a held release's scan starts.
+        self.held_scan_quiet = held_scan_quiet
+        self.monotonic = monotonic
         self.prefetch_queue = prefetch_queue  # [content] prefetch_queue: chosen files scanned ahead
         self._prefetching: set[str] = set()  # sha256 of those queued or running
         self.clock = clock
@@ -163,6 +169,8 @@ class ContentScreening:
         self.rules = rules or default_rules()  # its version now; compiled on the first scan
         self.scans = scans or InProcessScans(self.rules)  # where a scan runs: worker processes or here
         self._background = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="content-scan")
+        # Scans ahead of a client's download: apart from the held ones, which may wait a long while.
+        self._ahead = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="content-ahead")
         # The provenance document is fetched while the file is: both wait on the upstream.
         self._beside = ThreadPoolExecutor(max_workers=4 + workers, thread_name_prefix="content-provenance")
         self._queued: set[tuple[str, str]] = set()
@@ -172,9 +180,15 @@ class ContentScreening:
         # (they share the interpreter, and a held release can wait, a client cannot).
         self._waiting_clients = 0
         self._no_client_waits = threading.Condition(self._lock)
+        self._client_seen = monotonic()  # the last time a client waited, chose a file or had a page built
+        self._closed = False
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._no_client_waits.notify_all()
         self._background.shutdown(wait=False, cancel_futures=True)
+        self._ahead.shutdown(wait=False, cancel_futures=True)
         self._beside.shutdown(wait=False, cancel_futures=True)
         self.scans.close()
 
@@ -201,8 +215,10 @@ class ContentScreening:
     def queue_held(self, project: str, now: datetime) -> None:
         """Queue the files of ``project``'s releases in their cooldown that today's rules have not seen.
 
-        Called after a page build, which is when new releases appear.
+        Called after a page build, which is when new releases appear (and
+        a client is at work: the scans wait for it to finish).
         """
+        self.client_seen()
         with self.sessions() as session:
             held = {
                 r.version
@@ -239,6 +255,7 @@ class ContentScreening:
         afterwards, so the scans run while it resolves.  Bounded by
         ``prefetch_queue``; True when the file was queued.
         """
+        self.client_seen()
         with self._lock:
             if len(self._prefetching) >= self.prefetch_queue or item.sha256 in self._prefetching:
                 return False
@@ -247,7 +264,7 @@ class ContentScreening:
             with self._lock:
                 self._prefetching.discard(item.sha256)
             return False
-        self._background.submit(self._prefetch_quietly, item)
+        self._ahead.submit(self._prefetch_quietly, item)
         return True
 
     def _prefetch_quietly(self, item: FileToScan) -> None:
@@ -276,6 +293,8 @@ class ContentScreening:
     def _screen_quietly(self, key: tuple[str, str], files: list[FileToScan]) -> None:
         try:
             for item in files:
+                if not self._wait_for_quiet():
+                    return
                 self.ensure_screened(item, background=True)
         except Exception:  # noqa: BLE001 - a background job must log, not die silently
             log.exception("content screening of %s %s failed; its files are scanned when first asked for", *key)
@@ -300,14 +319,31 @@ class ContentScreening:
             with self._client_waiting():
                 return self._scan(item, pause=None)
 
+    def client_seen(self) -> None:
+        """A client is at work now: held releases' scans wait ``held_scan_quiet`` seconds more."""
+        with self._lock:
+            self._client_seen = self.monotonic()
+
+    def _wait_for_quiet(self) -> bool:
+        """Until no client was seen for ``held_scan_quiet`` seconds; False when closed meanwhile."""
+        with self._lock:
+            while not self._closed:
+                left = self._client_seen + self.held_scan_quiet - self.monotonic()
+                if left <= 0:
+                    return True
+                self._no_client_waits.wait(left)
+            return False
+
     @contextlib.contextmanager
     def _client_waiting(self) -> Iterator[None]:
         with self._lock:
+            self._client_seen = self.monotonic()
             self._waiting_clients += 1
         try:
             yield
         finally:
             with self._lock:
+                self._client_seen = self.monotonic()
                 self._waiting_clients -= 1
                 if not self._waiting_clients:
                     self._no_client_waits.notify_all()

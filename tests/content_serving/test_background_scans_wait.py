@@ -98,3 +98,45 @@ def test_one_representative_file_of_a_held_release_is_scanned_in_the_background(
     assert representative(wheels).filename == "numpy-3.0-cp311-cp311-win_amd64.whl"
     assert representative(wheels + [item("numpy-3.0-py3-none-any.whl")]).filename == "numpy-3.0-py3-none-any.whl"
     assert representative(wheels + [item("numpy-3.0-py3-none-any.whl"), item("numpy-3.0.tar.gz")]).filename == "numpy-3.0.tar.gz"
+
+
+def test_a_held_release_is_scanned_only_after_a_quiet_spell_without_clients(tmp_path, database_url):
+    """[content] held_scan_quiet: the scan waits while clients keep the mirror busy, then runs.
+
+    The clock is the screening's own (a counter the test moves), so nothing
+    here depends on how fast the machine is.
+    """
+    engine = make_engine(database_url)
+    Base.metadata.create_all(engine)
+    held_item, held_path = _item(tmp_path, "held", 2)
+    chosen_item, chosen_path = _item(tmp_path, "chosen", 1)
+    paths = {held_item.sha256: held_path, chosen_item.sha256: chosen_path}
+    now = [1000.0]
+    screening = ContentScreening(
+        sessions=make_session_factory(engine), clock=lambda: datetime.now(timezone.utc),
+        blob_path=lambda item: paths[item.sha256], provenance=lambda item: Provenance(None, False),
+        action_for=lambda finding: "allow", notify=lambda *args: None,
+        held_scan_quiet=60.0, monotonic=lambda: now[0],
+    )
+    waits: list[float] = []
+    wait = screening._no_client_waits.wait
+
+    def noted_wait(timeout: float | None = None) -> bool:
+        waits.append(timeout or 0.0)
+        return wait(min(timeout or 0.01, 0.01))  # the test's clock, not the real one, says when
+
+    screening._no_client_waits.wait = noted_wait  # type: ignore[method-assign]
+    try:
+        screening.screen_later([held_item])
+        _until(lambda: waits, "the held scan to wait for a quiet spell")
+        screening.ensure_screened(chosen_item)  # a client's scan meanwhile: the spell starts again
+        now[0] += 59.0  # 59 s after that client
+        seen = len(waits)
+        _until(lambda: len(waits) > seen + 3, "the held scan to look at the clock again")
+        assert screening.scan_of(held_item.sha256) is None
+        assert 0 < waits[-1] <= 1.0  # one second of quiet still missing
+        now[0] += 1.0
+        _until(lambda: screening.scan_of(held_item.sha256) is not None, "the held scan after the quiet spell")
+    finally:
+        screening.close()
+        engine.dispose()

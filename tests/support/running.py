@@ -91,7 +91,8 @@ def mirror_settings(
         "audit": {"interval_hours": 0, "vulnerability_service": "none"},
         # No scans ahead of downloads unless a test asks: a test that reads a file's metadata
         # would otherwise race a background download of the file.
-        "content": {"prefetch_queue": 0},
+        # Held releases are scanned at once, not after a quiet spell ([content] held_scan_quiet).
+        "content": {"prefetch_queue": 0, "held_scan_quiet": 0.0},
         # Nor screenings ahead of a request: a test that reads metadata would race them.
         "server": {"screen_ahead": 0},
     }
