@@ -319,6 +319,10 @@ class ContentScreening:
             with self._client_waiting():
                 return self._scan(item, pause=None)
 
+    def warm_up(self) -> None:
+        """A never-seen project is being screened: its files come next, so the scan workers start now."""
+        self.scans.start()
+
     def client_seen(self) -> None:
         """A client is at work now: held releases' scans wait ``held_scan_quiet`` seconds more."""
         with self._lock:

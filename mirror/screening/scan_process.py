@@ -145,6 +145,15 @@ class ScanProcess:
             raise RuntimeError(f"content scan of {artifact.filename} failed in {self.name}: {job.answer['error']}")
         return outcome_of(job.answer["report"])
 
+    def start(self) -> None:
+        """Start the worker now if none runs (it pays its imports before a client's scan, not during it)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._started()
+            if not self._jobs:
+                self._idle.arm()
+
     def close(self) -> None:
         with self._lock:
             self._closed = True
@@ -285,6 +294,10 @@ class ScanProcesses:
         worker = min(self.workers, key=lambda w: w.load)
         return worker.scan(artifact, previous, config, background=pause is not None)
 
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
     def pids(self) -> list[int]:
         return [pid for w in self.workers if (pid := w.pid) is not None]
 
@@ -303,6 +316,9 @@ class InProcessScans:
              pause: Callable[[], None] | None) -> ScanOutcome:
         report = scan_release([artifact], previous, config, rules=self.rules, pause=pause)
         return ScanOutcome(report.to_dict(), list(report.findings), report.complete)
+
+    def start(self) -> None:
+        return None
 
     def pids(self) -> list[int]:
         return []

@@ -192,6 +192,8 @@ class ProjectService:
         self._allowed_at[project] = self.monotonic()
 
     def _screen_first(self, project: str, request: Mapping[str, Any]) -> ServedPage:
+        if self.content is not None:
+            self.content.warm_up()
         page = self._from_upstream(project, lambda: self.builder.first(project, request))
         self._after_build(project, page)
         return page

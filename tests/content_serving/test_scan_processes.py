@@ -204,6 +204,21 @@ def test_an_idle_worker_exits_and_the_next_scan_starts_another(tmp_path):
         worker.close()
 
 
+def test_a_worker_started_ahead_of_its_first_scan_runs_it_and_still_exits_when_idle(tmp_path):
+    """``start``: a never-seen project is being screened, so the worker pays its imports before a client waits."""
+    worker = _worker(idle_seconds=0.5)
+    try:
+        assert worker.pid is None
+        worker.start()
+        started = worker.pid
+        assert started is not None
+        assert worker.scan(_artifact(tmp_path), None, ScanConfig(), background=False).complete
+        assert worker.pid == started  # the same process took the scan
+        _until(lambda: worker.pid is None, "the worker started ahead to exit when idle")
+    finally:
+        worker.close()
+
+
 def test_a_worker_gets_no_secrets_from_the_servers_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("INDEXGUARD_ADMIN_TOKEN", "not-for-the-worker")
     monkeypatch.setenv("INDEXGUARD_DATABASE_URL", "postgresql://user:password@db/mirror")
