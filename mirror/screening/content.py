@@ -7,8 +7,9 @@ last release the mirror approved), stores the result per file and rule
 set, and records the policy's decision.  Two ways in:
 
 * ``screen_later``: a new release held by the cooldown is fetched into the
-  store (never served while held) and scanned in the background, so
-  clients never wait for it;
+  store (never served while held) and scanned in the background once no
+  client has been at work for ``held_scan_quiet`` seconds, so clients never
+  wait for it and an install that is running never shares the machine with it;
 * ``ensure_screened``: a file asked for with no scan under today's rules
   (its release was allowed at once, or the rules changed) is scanned before
   its last byte is released.
@@ -180,7 +181,7 @@ class ContentScreening:
         # (they share the interpreter, and a held release can wait, a client cannot).
         self._waiting_clients = 0
         self._no_client_waits = threading.Condition(self._lock)
-        self._client_seen = monotonic()  # the last time a client waited, chose a file or had a page built
+        self._last_client = monotonic()  # the last time a client waited, chose a file or had a page built
         self._closed = False
 
     def close(self) -> None:
@@ -326,13 +327,13 @@ class ContentScreening:
     def client_seen(self) -> None:
         """A client is at work now: held releases' scans wait ``held_scan_quiet`` seconds more."""
         with self._lock:
-            self._client_seen = self.monotonic()
+            self._last_client = self.monotonic()
 
     def _wait_for_quiet(self) -> bool:
         """Until no client was seen for ``held_scan_quiet`` seconds; False when closed meanwhile."""
         with self._lock:
             while not self._closed:
-                left = self._client_seen + self.held_scan_quiet - self.monotonic()
+                left = self._last_client + self.held_scan_quiet - self.monotonic()
                 if left <= 0:
                     return True
                 self._no_client_waits.wait(left)
@@ -341,13 +342,13 @@ class ContentScreening:
     @contextlib.contextmanager
     def _client_waiting(self) -> Iterator[None]:
         with self._lock:
-            self._client_seen = self.monotonic()
+            self._last_client = self.monotonic()
             self._waiting_clients += 1
         try:
             yield
         finally:
             with self._lock:
-                self._client_seen = self.monotonic()
+                self._last_client = self.monotonic()
                 self._waiting_clients -= 1
                 if not self._waiting_clients:
                     self._no_client_waits.notify_all()
