@@ -350,6 +350,7 @@ class _Worker:
             self.rules = RuleSet(message["rules"])
             if self.rules.version != message["version"]:
                 raise SystemExit("scan worker: the rules changed under the server")
+            self.rules.rules  # noqa: B018 - compiled now: a worker starts ahead of its first scan (``start``)
             return
         background = bool(message["background"])
         if not background:
