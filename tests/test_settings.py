@@ -55,6 +55,7 @@ def test_example_config_documents_exactly_the_defaults(monkeypatch: pytest.Monke
         ("[server]\nport = 70000\n", "server.port"),
         ("[server]\nprot = 80\n", "server.prot"),
         ("[upstream]\ntimeout = -1\n", "upstream.timeout"),
+        ("[content]\nheld_scan_quiet = -1\n", "content.held_scan_quiet"),
         ("[upstream]\nurl = 'ftp://example.invalid/'\n", "upstream.url"),
         ("[nonsense]\nx = 1\n", "nonsense"),
         ("[database]\nurl = 'not a url'\n", "database.url"),
