@@ -108,6 +108,7 @@ class Services:
             blob_path=self._stored_blob,
             derive_metadata_from=derive_metadata_from(settings),
             max_metadata_bytes=settings.upstream.max_metadata_bytes,
+            wait_for_stores=self.projects.wait_for_stores,
         )
 
     def close(self) -> None:

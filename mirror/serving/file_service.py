@@ -84,8 +84,11 @@ class FileService:
         blob_path: Callable[[FileToScan], Path],
         derive_metadata_from: int | None,
         max_metadata_bytes: int,
+        wait_for_stores: Callable[[], bool] = lambda: False,
     ) -> None:
         self.sessions = sessions
+        # A page may reach a client before its pins are committed (``PageProcess``): a miss waits for them.
+        self.wait_for_stores = wait_for_stores
         self.store = store
         self.blob_path = blob_path  # the verified file, fetched into the store if needed
         # [upstream] derive_metadata(_min_bytes) / max_metadata_bytes: core metadata read out of
@@ -173,6 +176,14 @@ class FileService:
         return self.target(sha256, filename)
 
     def _target(self, sha256: str, filename: str) -> FileTarget:
+        try:
+            return self._target_now(sha256, filename)
+        except NotFound:
+            if not self.wait_for_stores():
+                raise
+        return self._target_now(sha256, filename)
+
+    def _target_now(self, sha256: str, filename: str) -> FileTarget:
         is_metadata = filename.endswith(METADATA_SUFFIX)
         is_provenance = filename.endswith(PROVENANCE_SUFFIX)
         dist_name = filename.removesuffix(METADATA_SUFFIX).removesuffix(PROVENANCE_SUFFIX)

@@ -13,12 +13,12 @@ when upstream has no such project.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from mirror.memory import release_free_memory
 from mirror.screening.screen import Screening
-from mirror.serving.pages import PageService, ServedPage
+from mirror.serving.pages import Answer, PageService, ServedPage
 
 
 class Builder(Protocol):
@@ -29,6 +29,10 @@ class Builder(Protocol):
     def current(self, project: str) -> ServedPage | None: ...
 
     def rebuild(self, project: str) -> None: ...
+
+    def after_store(self, project: str, then: Callable[[], None]) -> None: ...
+
+    def wait_for_stores(self) -> bool: ...
 
     def start(self) -> None: ...
 
@@ -44,12 +48,13 @@ class PageBuilder:
         self.pages = pages
         self.screening = screening
 
-    def first(self, project: str, request: Mapping[str, Any]) -> ServedPage | None:
+    def first(self, project: str, request: Mapping[str, Any], answer: Answer | None = None) -> ServedPage | None:
         """The cold path of a never-seen project: fetch its upstream page and JSON together, screen, then build.
 
         Screening comes before the first build, so the first page served
         already applies the decision and the release holds.  ``request``
-        describes the client, for the record of the screening.
+        describes the client, for the record of the screening.  ``answer``
+        gets the page before its pins are committed (``PageService.store_fetched``).
         """
         page: ServedPage | None = None
         with self.pages.single_flight(project):
@@ -62,7 +67,7 @@ class PageBuilder:
                     project_json.cancel()
                     return None
                 self.screening.screen(project, fetched.page, request, project_json)
-                page = self.pages.store_fetched(project, fetched)
+                page = self.pages.store_fetched(project, fetched, answer=answer)
             else:  # stored with no decision standing (cleared, or provisional and due): screen it, build again
                 self.screening.screen(project, stored, request)
                 self.pages.rebuild(project)
@@ -76,6 +81,14 @@ class PageBuilder:
     def rebuild(self, project: str) -> None:
         """Build the stored page again from its stored upstream copy (a decision changed what it may list)."""
         self.pages.rebuild(project)
+
+    def after_store(self, project: str, then: Callable[[], None]) -> None:
+        """Run ``then`` once ``project``'s page is committed: here that is always already."""
+        then()
+
+    def wait_for_stores(self) -> bool:
+        """Wait for pages answered before their commit: here there are none."""
+        return False
 
     def start(self) -> None:
         pass

@@ -5,7 +5,11 @@ pin, render) makes tens of MiB of small objects for a moment.  Freed, they
 leave the server's heap fragmented, and a server that built the 43 pages of
 an ML stack stayed about 50 MiB bigger for good.  The worker does that work
 on its own copy of the services (same settings, same database and store);
-the server gets back the stored page's bytes and keeps nothing else.  The
+the server gets back the stored page's bytes and keeps nothing else.
+A never-seen project's page comes back as soon as it is rendered; its pins
+are written and committed after (they cost as long as a client takes to
+read a big page), and the file look-ups that find nothing meanwhile wait
+for that commit (``wait_for_stores``).  The
 worker also takes the parsing off the server's interpreter lock, so warm
 requests do not wait behind a cold page.
 
@@ -31,7 +35,7 @@ import pickle
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -42,7 +46,7 @@ from mirror.container import Services
 from mirror.frames import IdleTimer, frame, kill, read_frame, send_frame
 from mirror.memory import settle_after_start
 from mirror.serving.page_builder import PageBuilder
-from mirror.serving.pages import PageUnavailable, ServedPage
+from mirror.serving.pages import Answer, PageUnavailable, ServedPage
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +64,15 @@ class _Call:
     proc: subprocess.Popen[bytes] | None = None  # the worker it was sent to
 
 
+@dataclass
+class _Store:
+    """A page answered before its commit: the worker is still writing its pins."""
+
+    project: str
+    proc: subprocess.Popen[bytes] | None
+    then: list[Callable[[], None]] = field(default_factory=list)  # run once committed (``after_store``)
+
+
 class PageProcess:
     """The ``Builder`` methods (``mirror.serving.page_builder``), answered by the worker process."""
 
@@ -74,6 +87,8 @@ class PageProcess:
         self._write = threading.Lock()  # one frame at a time into the worker's pipe
         self._proc: subprocess.Popen[bytes] | None = None
         self._calls: dict[int, _Call] = {}
+        self._stores: dict[int, _Store] = {}  # call id -> a page answered, not yet committed
+        self._committed = threading.Condition(self._lock)
         self._ready: dict[subprocess.Popen[bytes], threading.Event] = {}  # set once the worker's services are up
         self._ids = itertools.count(1)
         self._idle = IdleTimer(idle_seconds, self._stop_if_idle)
@@ -99,6 +114,29 @@ class PageProcess:
 
     def rebuild(self, project: str) -> None:
         self._call({"op": "rebuild", "project": project})
+
+    def after_store(self, project: str, then: Callable[[], None]) -> None:
+        """Run ``then`` once ``project``'s page is committed: now, or on a thread when the commit comes."""
+        with self._lock:
+            store = next((s for s in self._stores.values() if s.project == project), None)
+            if store is not None:
+                store.then.append(then)
+                return
+        then()
+
+    def wait_for_stores(self) -> bool:
+        """Wait until the pages answered before their commit so far are committed; False if there were none.
+
+        A file look-up that finds nothing asks this before it says 404: the
+        client may have read a page whose pins are still being written.
+        Bounded by the build timeout (a worker that dies ends the wait too).
+        """
+        with self._lock:
+            waiting = set(self._stores)
+            if not waiting:
+                return False
+            self._committed.wait_for(lambda: not waiting & self._stores.keys(), timeout=self.timeout)
+            return True
 
     def close(self) -> None:
         with self._lock:
@@ -147,7 +185,7 @@ class PageProcess:
 
     def _stop_if_idle(self) -> None:
         with self._lock:
-            if self._calls or self._closed:
+            if self._calls or self._stores or self._closed:
                 return
             proc, self._proc = self._proc, None
         _stop(proc)
@@ -176,10 +214,15 @@ class PageProcess:
                 if call_id == 0:  # the worker's services are up
                     self._ready[proc].set()
                     continue
+                outcome = _outcome(payload)
                 with self._lock:
                     call = self._calls.get(call_id)
+                    if call is not None and outcome.pop("pending"):
+                        self._stores[call_id] = _Store(call.message["project"], proc)
                 if call is not None:
-                    self._end(call, **_outcome(payload))
+                    self._end(call, **outcome)
+                else:
+                    self._stored(call_id, outcome)
         except (OSError, ValueError, KeyError, TypeError):
             log.exception("page process: a broken answer; killing the worker")
         kill(proc)
@@ -188,9 +231,36 @@ class PageProcess:
                 self._proc = None
             self._ready.pop(proc).set()
             left = [c for c in self._calls.values() if c.proc is proc]
+            for call_id in [i for i, s in self._stores.items() if s.proc is proc]:
+                log.error("page process: ended before it committed the page of %s", self._stores.pop(call_id).project)
+            self._committed.notify_all()
         status = proc.wait()
         for call in left:
             self._end(call, failure=f"the page process ended (status {status}) before it answered")
+
+
+    def _stored(self, call_id: int, outcome: dict[str, Any]) -> None:
+        """The worker's last word on a page it answered early: committed, or failed after all."""
+        with self._lock:
+            store = self._stores.pop(call_id, None)
+            self._committed.notify_all()
+            if not self._calls and not self._stores:
+                self._idle.arm()
+        if store is None:
+            return
+        problem = outcome["failure"] or outcome["error"]
+        if problem:  # the page in the client's hands lists files the mirror has not pinned: they 404
+            log.error("page process: the page of %s was served, but storing it failed: %s", store.project, problem)
+            return
+        for then in store.then:
+            threading.Thread(target=_quietly, args=(then,), name="after page store", daemon=True).start()
+
+
+def _quietly(work: Callable[[], None]) -> None:
+    try:
+        work()
+    except Exception:  # noqa: BLE001 - follow-up work of a served page: logged, the page stands
+        log.exception("page process: work after a page's commit failed")
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -208,8 +278,11 @@ def _stop(proc: subprocess.Popen[bytes] | None) -> None:
 # -- answers: a JSON header, then the page's bytes -------------------------------
 
 
-def encode_answer(*, page: ServedPage | None = None, failure: str | None = None, error: str | None = None) -> bytes:
-    header: dict[str, Any] = {"failure": failure, "error": error, "page": None}
+def encode_answer(
+    *, page: ServedPage | None = None, failure: str | None = None, error: str | None = None, pending: bool = False
+) -> bytes:
+    """An answer frame's payload; ``pending``: the page is not committed yet, a last frame will say when."""
+    header: dict[str, Any] = {"failure": failure, "error": error, "page": None, "pending": pending}
     body = b""
     if page is not None:
         header["page"] = {"project": page.project, "etag": page.etag, "checked_at": page.checked_at.isoformat(),
@@ -232,7 +305,7 @@ def _outcome(payload: bytes) -> dict[str, Any]:
         page = ServedPage(project=str(described["project"]), json_gz=bytes(body[:json_end]),
                           html_gz=bytes(body[json_end:]), etag=str(described["etag"]),
                           checked_at=datetime.fromisoformat(described["checked_at"]), stale=bool(described["stale"]))
-    return {"page": page, "failure": header["failure"], "error": header["error"]}
+    return {"page": page, "failure": header["failure"], "error": header["error"], "pending": bool(header["pending"])}
 
 
 # -- the worker's side ------------------------------------------------------------
@@ -252,11 +325,18 @@ def _serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
     outgoing.write(frame(0, b""))  # ready: the parent's clocks start now
     outgoing.flush()
 
+    def send(call_id: int, answer: bytes) -> None:
+        with write:
+            outgoing.write(frame(call_id, answer))
+            outgoing.flush()
+
     def run(call_id: int, message: dict[str, Any]) -> None:
         project = message["project"]
+        early = Answer(lambda page: send(call_id, encode_answer(page=page, pending=True)))
         try:
             if message["op"] == "first":
-                answer = encode_answer(page=builder.first(project, message["request"]))
+                page = builder.first(project, message["request"], early)
+                answer = encode_answer() if early.sent else encode_answer(page=page)  # after an early one: committed
             elif message["op"] == "current":
                 answer = encode_answer(page=builder.current(project))
             else:  # rebuild: a decision was taken in the server; this process's copies are old
@@ -269,9 +349,7 @@ def _serve(incoming: IO[bytes], outgoing: IO[bytes]) -> None:
         except Exception as exc:  # noqa: BLE001 - reported to the server, which answers 500
             log.exception("page process: %s of %s failed", message["op"], project)
             answer = encode_answer(error=f"{type(exc).__name__}: {exc}")
-        with write:
-            outgoing.write(frame(call_id, answer))
-            outgoing.flush()
+        send(call_id, answer)
 
     with ThreadPoolExecutor(max_workers=settings.server.upstream_workers, thread_name_prefix="page") as pool:
         while (got := read_frame(incoming)) is not None:

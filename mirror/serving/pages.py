@@ -63,6 +63,23 @@ class ServedPage:
 NO_HTML = b""
 
 
+class Answer:
+    """Where a never-seen project's page goes once rendered, ahead of its commit (``store_fetched``).
+
+    One-shot: a transaction retried after a conflict renders again, but the
+    client already has its page.
+    """
+
+    def __init__(self, send: Callable[[ServedPage], None]) -> None:
+        self._send = send
+        self.sent = False
+
+    def send(self, page: ServedPage) -> None:
+        if not self.sent:
+            self.sent = True
+            self._send(page)
+
+
 class PageUnavailable(Exception):
     """No stored page and upstream could not give one."""
 
@@ -200,9 +217,15 @@ class PageService:
             return None
         return result
 
-    def store_fetched(self, project: str, fetched: Fetched) -> ServedPage:
-        """Store and build a page fetched from upstream (by ``fetch_new``, or by the re-audit)."""
-        page = self._save_fetched(project, fetched, self.clock())
+    def store_fetched(self, project: str, fetched: Fetched, *, answer: Answer | None = None) -> ServedPage:
+        """Store and build a page fetched from upstream (by ``fetch_new``, or by the re-audit).
+
+        ``answer``, when given, gets a never-seen project's page as soon as it
+        is rendered, before its pins are written and committed: a big page's
+        pins cost as long as a client takes to read it.  Whoever serves the
+        page then must make file look-ups wait for the commit.
+        """
+        page = self._save_fetched(project, fetched, self.clock(), answer)
         self.cache.put(project, self.monotonic(), page)
         return page
 
@@ -400,7 +423,7 @@ class PageService:
         assert isinstance(result, Fetched)
         return self._save_fetched(project, result, now)
 
-    def _save_fetched(self, project: str, result: Fetched, now: datetime) -> ServedPage:
+    def _save_fetched(self, project: str, result: Fetched, now: datetime, answer: Answer | None = None) -> ServedPage:
         if result.page.skipped:
             log.info(
                 "upstream page for %s: skipped %d unusable entries (first: %s)",
@@ -410,7 +433,7 @@ class PageService:
             try:
                 with self._writing() as session:
                     row = session.get(Page, project)
-                    return self._store(session, project, result.page, result.etag, now, row, sent=result)
+                    return self._store(session, project, result.page, result.etag, now, row, sent=result, answer=answer)
             except IntegrityError:
                 # Another worker stored the same page or pins first; retry on top of it.
                 if attempt == 2:
@@ -427,8 +450,14 @@ class PageService:
         row: Page | None,
         *,
         sent: Fetched | None = None,
+        answer: Answer | None = None,
     ) -> ServedPage:
-        """Build, pin and store ``upstream_page``: fetched just now (``sent``), or read from ``row`` (a rebuild)."""
+        """Build, pin and store ``upstream_page``: fetched just now (``sent``), or read from ``row`` (a rebuild).
+
+        ``answer`` gets the page before the pins are written when the
+        project has none yet (see ``store_fetched``); at most once, so a
+        retried transaction does not answer again.
+        """
         now = self.clock()
         pins = _load_pins(session, project)
         built = build_page(
@@ -437,13 +466,15 @@ class PageService:
             files_base=files_base_for(self.public_url),
             derive_metadata_from=self.derive_metadata_from,
         )
+        bodies = render_bodies(built.page, now)
+        if answer is not None and not pins:
+            answer.send(bodies)
         if built.new_pins:  # one executemany: a big project lists tens of thousands of files
             session.execute(insert(PinnedFile.__table__), [_pin_values(project, pin, now) for pin in built.new_pins])
         for changed in built.changed:
             _block_changed(session, project, changed.filename, changed.listed_sha256)
         if built.removed or built.relisted:
             self._follow_removals(session, project, built.removed, built.relisted, now)
-        bodies = render_bodies(built.page)
         if row is None:
             row = Page(project=project)
             session.add(row)

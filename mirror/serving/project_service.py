@@ -74,6 +74,10 @@ class ProjectService:
     def close(self) -> None:
         self.builder.close()
 
+    def wait_for_stores(self) -> bool:
+        """Wait for pages served before their pins were committed; False if none were (``Builder``)."""
+        return self.builder.wait_for_stores()
+
     def standing(self, project: str) -> Standing:
         """What the gate needs to know of ``project`` now."""
         return Standing(
@@ -213,7 +217,7 @@ class ProjectService:
         if self.builder.remote:  # this process saw none of it: its copies of the decision and page are old
             self.screening.forget(project)
             self.pages.remember(project, page)
-        self._look_inside_new_releases(project)
+        self.builder.after_store(project, lambda: self._look_inside_new_releases(project))
 
     def _look_inside_new_releases(self, project: str) -> None:
         """New releases appear when a page is built: queue their content scans now."""

@@ -12,13 +12,17 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from mirror.container import Services
 from mirror.errors import NotFound, Unavailable
 from mirror.serving.page_process import PageProcess, _outcome, encode_answer
+from mirror.serving.file_service import FileTarget
 from mirror.serving.pages import ServedPage
 from tests.support.publish import publish
 from tests.support.running import mirror_settings
@@ -157,6 +161,79 @@ def test_an_answer_carries_the_page_bytes_and_nothing_to_unpickle() -> None:
     page = ServedPage("otter", b"\x1f\x8bjson", b"html", "e" * 32, datetime(2026, 1, 2, tzinfo=timezone.utc), True)
     assert _outcome(encode_answer(page=page))["page"] == page
     assert _outcome(encode_answer(failure="upstream is down")) == {"page": None, "failure": "upstream is down",
-                                                                   "error": None}
+                                                                   "error": None, "pending": False}
+    assert _outcome(encode_answer(page=page, pending=True))["pending"] is True
     with pytest.raises(ValueError, match="do not match"):
         _outcome(encode_answer(page=page)[:-1])
+
+
+@contextmanager
+def pins_held(database_url: str) -> Iterator[None]:
+    """Hold off every write to the pinned files (reads pass) until the block ends: a slow commit, on demand.
+
+    PostgreSQL only: SQLite locks the whole file, and the page's releases
+    are written before its answer.
+    """
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            conn.execute(text("LOCK TABLE files IN SHARE MODE"))
+            yield
+    finally:
+        engine.dispose()
+
+
+def in_thread(work) -> tuple[threading.Thread, list]:
+    got: list = []
+
+    def run() -> None:
+        try:
+            got.append(work())
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            got.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, got
+
+
+def test_a_new_page_is_answered_before_its_pins_are_committed_and_file_look_ups_wait_for_them(
+    make_services, index_server, tmp_path, database_url
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs a lock on one table (PostgreSQL)")
+    registered = publish(index_server, tmp_path, "eager-otter")
+    services, builder = make_services()
+    builder.start()
+    after: list[str] = []
+    with pins_held(database_url):
+        page = services.projects.page("eager-otter", REQUEST)  # would hang here if the answer waited for the pins
+        assert listed(page) == {registered[0].filename: registered[0].sha256}
+        builder.after_store("eager-otter", lambda: after.append("committed"))
+        look_up, found = in_thread(lambda: services.files.target(registered[0].sha256, registered[0].filename))
+        look_up.join(1.0)
+        assert look_up.is_alive() and not found and not after  # waiting for the commit, not a 404
+    look_up.join(30)
+    assert isinstance(found[0], FileTarget) and found[0].sha256 == registered[0].sha256
+    assert wait_until(lambda: after == ["committed"])
+    assert builder.wait_for_stores() is False  # nothing left pending
+    with pytest.raises(NotFound):  # a file no page lists is a 404 at once
+        services.files.target("0" * 64, "eager_otter-9.0-py3-none-any.whl")
+
+
+def test_a_worker_that_dies_before_its_commit_ends_the_wait_and_the_files_are_not_served(
+    make_services, index_server, tmp_path, database_url
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs a lock on one table (PostgreSQL)")
+    registered = publish(index_server, tmp_path, "fragile-otter")
+    services, builder = make_services()
+    builder.start()
+    worker = builder.pid
+    with pins_held(database_url):
+        services.projects.page("fragile-otter", REQUEST)
+        look_up, found = in_thread(lambda: services.files.target(registered[0].sha256, registered[0].filename))
+        os.kill(worker, signal.SIGKILL)
+        look_up.join(30)
+        assert not look_up.is_alive() and isinstance(found[0], NotFound)  # never served unpinned
+    assert builder.wait_for_stores() is False
