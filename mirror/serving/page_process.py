@@ -5,13 +5,14 @@ pin, render) makes tens of MiB of small objects for a moment.  Freed, they
 leave the server's heap fragmented, and a server that built the 43 pages of
 an ML stack stayed about 50 MiB bigger for good.  The worker does that work
 on its own copy of the services (same settings, same database and store);
-the server gets back the stored page's bytes and keeps nothing else.
-A never-seen project's page comes back as soon as it is rendered; its pins
-are written and committed after (they cost as long as a client takes to
-read a big page), and the file look-ups that find nothing meanwhile wait
-for that commit (``wait_for_stores``).  The
+the server gets back the stored page's bytes and keeps nothing else.  The
 worker also takes the parsing off the server's interpreter lock, so warm
 requests do not wait behind a cold page.
+
+A never-seen project's page comes back as soon as it is rendered; its pins
+are written and committed after (they cost about as long as a client takes
+to read a big page), and the file look-ups that find nothing meanwhile wait
+for that commit (``wait_for_stores``).
 
 The worker starts with the server (``start``), runs several builds at once
 on threads, and exits after ``idle_seconds`` without one, so its memory goes
@@ -237,7 +238,6 @@ class PageProcess:
         status = proc.wait()
         for call in left:
             self._end(call, failure=f"the page process ended (status {status}) before it answered")
-
 
     def _stored(self, call_id: int, outcome: dict[str, Any]) -> None:
         """The worker's last word on a page it answered early: committed, or failed after all."""
