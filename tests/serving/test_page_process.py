@@ -23,7 +23,7 @@ from mirror.container import Services
 from mirror.errors import NotFound, Unavailable
 from mirror.serving.page_process import PageProcess, _outcome, encode_answer
 from mirror.serving.file_service import FileTarget
-from mirror.serving.pages import ServedPage
+from mirror.serving.pages import Answer, ServedPage
 from tests.support.publish import publish
 from tests.support.running import mirror_settings
 from tests.support.waiting import wait_until
@@ -237,3 +237,26 @@ def test_a_worker_that_dies_before_its_commit_ends_the_wait_and_the_files_are_no
         look_up.join(30)
         assert not look_up.is_alive() and isinstance(found[0], NotFound)  # never served unpinned
     assert builder.wait_for_stores() is False
+
+
+def test_only_a_first_store_answers_early_and_only_once(make_services, index_server, tmp_path) -> None:
+    publish(index_server, tmp_path, "prompt-otter")
+    services, _ = make_services()
+    sent: list[ServedPage] = []
+    fetched = services.pages.fetch_new("prompt-otter")
+    stored = services.pages.store_fetched("prompt-otter", fetched, answer=Answer(sent.append))
+    assert sent == [stored]  # the very page committed after it: bytes, ETag, time of the check
+    assert services.pages.fresh("prompt-otter") == stored
+
+    publish(index_server, tmp_path, "prompt-otter", "1.1")
+    again: list[ServedPage] = []
+    newer = services.pages.store_fetched("prompt-otter", services.pages.fetch_new("prompt-otter"),
+                                         answer=Answer(again.append))
+    assert len(listed(newer)) == 2
+    assert again == []  # pins already stood: the answer waits for the commit as before
+
+    once: list[ServedPage] = []
+    answer = Answer(once.append)
+    answer.send(stored)
+    answer.send(newer)  # a transaction retried after a conflict renders again
+    assert once == [stored]
