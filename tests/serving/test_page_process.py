@@ -70,7 +70,7 @@ def test_a_first_page_is_screened_and_built_in_the_page_process(make_services, i
 
     page = services.projects.page("quiet-otter", REQUEST)
 
-    assert listed(page) == {registered[0].filename: registered[0].sha256}
+    assert listed(page) == {wheel.filename: wheel.sha256}
     assert builder.pid == worker  # one worker for every build
     row = services.screening.project_row("quiet-otter")
     assert row is not None and row.state == "allowed"  # decided and stored by the worker, read here
@@ -197,24 +197,35 @@ def in_thread(work) -> tuple[threading.Thread, list]:
     return thread, got
 
 
-def test_a_new_page_is_answered_before_its_pins_are_committed_and_file_look_ups_wait_for_them(
-    make_services, index_server, tmp_path, database_url
-) -> None:
+@pytest.fixture
+def on_postgresql(make_services, index_server, tmp_path, database_url):
+    """``start(name)``: a published project and a started page process, on PostgreSQL (see ``pins_held``)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("needs a lock on one table (PostgreSQL)")
-    registered = publish(index_server, tmp_path, "eager-otter")
-    services, builder = make_services()
-    builder.start()
+
+    def start(name: str):
+        registered = publish(index_server, tmp_path, name)
+        services, builder = make_services()
+        builder.start()
+        return registered[0], services, builder
+
+    return start
+
+
+def test_a_new_page_is_answered_before_its_pins_are_committed_and_file_look_ups_wait_for_them(
+    on_postgresql, database_url
+) -> None:
+    wheel, services, builder = on_postgresql("eager-otter")
     after: list[str] = []
     with pins_held(database_url):
         page = services.projects.page("eager-otter", REQUEST)  # would hang here if the answer waited for the pins
-        assert listed(page) == {registered[0].filename: registered[0].sha256}
+        assert listed(page) == {wheel.filename: wheel.sha256}
         builder.after_store("eager-otter", lambda: after.append("committed"))
-        look_up, found = in_thread(lambda: services.files.target(registered[0].sha256, registered[0].filename))
+        look_up, found = in_thread(lambda: services.files.target(wheel.sha256, wheel.filename))
         look_up.join(1.0)
         assert look_up.is_alive() and not found and not after  # waiting for the commit, not a 404
     look_up.join(30)
-    assert isinstance(found[0], FileTarget) and found[0].sha256 == registered[0].sha256
+    assert isinstance(found[0], FileTarget) and found[0].sha256 == wheel.sha256
     assert wait_until(lambda: after == ["committed"])
     assert builder.wait_for_stores() is False  # nothing left pending
     with pytest.raises(NotFound):  # a file no page lists is a 404 at once
@@ -222,17 +233,13 @@ def test_a_new_page_is_answered_before_its_pins_are_committed_and_file_look_ups_
 
 
 def test_a_worker_that_dies_before_its_commit_ends_the_wait_and_the_files_are_not_served(
-    make_services, index_server, tmp_path, database_url
+    on_postgresql, database_url
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("needs a lock on one table (PostgreSQL)")
-    registered = publish(index_server, tmp_path, "fragile-otter")
-    services, builder = make_services()
-    builder.start()
+    wheel, services, builder = on_postgresql("fragile-otter")
     worker = builder.pid
     with pins_held(database_url):
         services.projects.page("fragile-otter", REQUEST)
-        look_up, found = in_thread(lambda: services.files.target(registered[0].sha256, registered[0].filename))
+        look_up, found = in_thread(lambda: services.files.target(wheel.sha256, wheel.filename))
         os.kill(worker, signal.SIGKILL)
         look_up.join(30)
         assert not look_up.is_alive() and isinstance(found[0], NotFound)  # never served unpinned
