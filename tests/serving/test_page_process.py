@@ -70,7 +70,7 @@ def test_a_first_page_is_screened_and_built_in_the_page_process(make_services, i
 
     page = services.projects.page("quiet-otter", REQUEST)
 
-    assert listed(page) == {wheel.filename: wheel.sha256}
+    assert listed(page) == {registered[0].filename: registered[0].sha256}
     assert builder.pid == worker  # one worker for every build
     row = services.screening.project_row("quiet-otter")
     assert row is not None and row.state == "allowed"  # decided and stored by the worker, read here
