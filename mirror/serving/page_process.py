@@ -70,7 +70,7 @@ class _Store:
     """A page answered before its commit: the worker is still writing its pins."""
 
     project: str
-    proc: subprocess.Popen[bytes] | None
+    proc: subprocess.Popen[bytes]
     then: list[Callable[[], None]] = field(default_factory=list)  # run once committed (``after_store``)
 
 
