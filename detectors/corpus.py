@@ -68,6 +68,10 @@ _MAX_LONGER = 8
 # ('ekars' for 'keras'): two swaps that change both ends of a name leave the
 # two-edit buckets, which are kept by a name's first or last letters.
 _MIN_ANAGRAM = 5
+# ML names this long are looked up three typos away too ('tenzerflo' for
+# 'tensorflow'), among those that begin with the same letter: a hazy memory
+# of a long name keeps its first letter and its length.
+MIN_THREE_SLIPS = 9
 
 
 @dataclass(frozen=True, slots=True)
@@ -470,11 +474,33 @@ class NameIndex:
             further.update(self._longer_names(compact))
         if "-" in forms.canonical:
             further.update(self._curated_under_combo_word(forms.canonical))
+        if len(compact) >= MIN_THREE_SLIPS - 3:
+            further.update(self._ml_three_slips_away(compact))
         if len(compact) >= _MIN_ANAGRAM:
             number = self._anagrams.find(_letters(compact))
             if number >= 0:
                 further.update(self._anagrams.run(number))
         return near, further - near
+
+    def _ml_three_slips_away(self, compact: str) -> list[int]:
+        """Ids of ML names of ``MIN_THREE_SLIPS`` letters or more, with ``compact``'s first letter, 3 edits from it."""
+        group = self._long_ml_by_head.get(compact[0])
+        if group is None:
+            return []
+        names, ids = group
+        found = process.extract(compact, names, scorer=OSA.distance, score_cutoff=3, limit=None)
+        return [ids[at] for _, distance, at in found if distance == 3]
+
+    @functools.cached_property
+    def _long_ml_by_head(self) -> dict[str, tuple[list[str], list[int]]]:
+        # Worked out on first use from the stored tables, so a mapped corpus needs no new section.
+        groups: dict[str, tuple[list[str], list[int]]] = {}
+        for flat, ident in zip(self._sorted_flat, self._sorted_ids):
+            if len(flat) >= MIN_THREE_SLIPS and self.kind(ident) == "ml":
+                names, ids = groups.setdefault(flat[0], ([], []))
+                names.append(flat)
+                ids.append(ident)
+        return groups
 
     def _curated_under_combo_word(self, name: str) -> list[int]:
         """Ids of curated (ML) names that ``name`` is with a generic word added ('diffusers-utils')."""
@@ -728,10 +754,16 @@ def _data_lines(text: str) -> Iterator[str]:
 
 
 def load_ml_projects(text: str | None = None) -> list[str]:
-    """Names from the curated ML list (one per line, '#' comments); bundled list by default."""
+    """Names from an ML list (one per line, '#' comments); by default the bundled curated and tagged lists.
+
+    The tagged list (``data/ml_tagged.txt``) holds the popular projects whose
+    own summary says they are ML, AI or data science; the curated one
+    (``data/ml_projects.txt``) those protected before they are popular.
+    """
     if text is None:
-        text = resources.files("detectors").joinpath("data/ml_projects.txt").read_text(encoding="utf-8")
-    return list(_data_lines(text))
+        data = resources.files("detectors").joinpath("data")
+        text = "\n".join((data / file).read_text(encoding="utf-8") for file in ("ml_projects.txt", "ml_tagged.txt"))
+    return list(dict.fromkeys(_data_lines(text)))
 
 
 def load_aliases(text: str | None = None) -> list[tuple[str, str]]:

@@ -16,6 +16,7 @@ from packaging.utils import InvalidName, canonicalize_name
 
 __all__ = [
     "COMBO_WORDS",
+    "EDITION_WORDS",
     "InvalidName",
     "canonical",
     "combo_word",
@@ -42,10 +43,22 @@ _SUFFIX_WORDS = frozenset(
 # that name no function of their own ('-mcp', '-server', '-parser' do).  A
 # curated ML name with one of them on either end is a combosquat
 # ('diffusers-utils'); on other names they are how families are named.
+# Then the words that claim an edition, release or blessing of a product
+# ('-official', '-pro', '-secure', '-patched'): on a project that ships no
+# such edition under that name they claim one.  Hardware builds ('-gpu',
+# '-cpu', '-cuda') and nightly ones are how vendors name their own, and are
+# left out.
+EDITION_WORDS = frozenset(
+    {"official", "pro", "plus", "lite", "light", "fast", "faster", "next", "beta", "alpha", "preview",
+     "latest", "stable", "secure", "safe", "fix", "fixed", "patch", "patched", "update", "updated", "new",
+     "extra", "extras", "ext", "extension", "plugin", "pkg", "prebuilt", "binary", "bin", "full", "hq", "premium",
+     "enterprise", "free", "accelerated", "optimized", "turbo", "community", "helpers",
+     "toolbox", "addon", "addons", "pypi"}
+)
 COMBO_WORDS = frozenset(
     {"lib", "sdk", "client", "api", "dev", "cli", "core", "utils", "util", "tools", "tool", "toolkit", "kit",
      "ai", "package", "engine", "framework", "common", "wrapper", "helper", "library", "base", "lite", "plus"}
-)
+) | EDITION_WORDS
 _GLUED_PREFIXES = ("python3", "python", "py3", "py")
 _GLUED_SUFFIXES = ("python3", "python", "py3", "py")
 _VERSION_WORD = re.compile(r"v?\d+")

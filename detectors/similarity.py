@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from rapidfuzz import process
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import OSA, Levenshtein
 
 from detectors.names import (
     canonical,
@@ -708,6 +708,32 @@ def two_edits_apart(cand: NameForms, target: NameForms) -> bool:
         return True
     has_affix = cand.core != cand.compact or target.core != target.compact
     return has_affix and _distance(cand.core, target.core, score_cutoff=2) == 2
+
+
+def relate_by_three_slips(cand: NameForms, target: NameForms, min_length: int) -> Relation | None:
+    """Three typos in a target of ``min_length`` letters or more that keep its first letter ('tenzerflo').
+
+    What a hazy memory makes of a long name; a shorter one has honest
+    neighbours three letters away by the hundred.  The typos must be
+    scattered over at least ``_MIN_SLIP_SPREAD`` letters of the target: three
+    changed in a row replace a word ('langchain-luma' beside
+    'langchain-ibm', 'torchoptics' beside 'torchmetrics') rather than slip.
+    """
+    flat, aimed = cand.compact, target.compact
+    if len(aimed) < min_length or flat[:1] != aimed[:1] or _distance(flat, aimed, score_cutoff=3) != 3:
+        return None
+    where = [op.src_pos for op in Levenshtein.editops(aimed, flat)]
+    if max(where) - min(where) < _MIN_SLIP_SPREAD - 1:
+        return None
+    words, aimed_words = cand.canonical.split("-"), target.canonical.split("-")
+    if len(words) == len(aimed_words) > 1 and any(
+        _distance(w, t, score_cutoff=2) > 2 for w, t in zip(words, aimed_words)
+    ):
+        return None  # a word of the target replaced by another ('spatial-maker' beside 'spatial-image')
+    return Relation("three-edits", "three typos", 3, len(aimed), "inner")
+
+
+_MIN_SLIP_SPREAD = 5
 
 
 def relate_by_two_edits(cand: NameForms, target: NameForms) -> Relation | None:

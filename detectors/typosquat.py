@@ -67,6 +67,14 @@ other half):
   flag 59 more than before (42 of them an ML name plus a generic word,
   such as 'langchain-utils'; 6 a cut to no word, such as 'torchvis'; no
   two swapped pairs); none of 693 real ML look-alikes.
+* *ML names* are the curated list and the popular projects whose own
+  summary says ML, AI or data science (``data/ml_tagged.txt``).  On them a
+  word claiming an edition ('-official', '-secure'; ``names.EDITION_WORDS``)
+  is no word of the candidate's own, a version added to or dropped from
+  the end weighs as a decoration ('torch2'), and three typos scattered
+  over a name of ``MIN_THREE_SLIPS`` letters or more that keep its first
+  letter ('tenzerflo') are weighed, unless a protected name lies within two
+  edits (the nearest explanation wins).
 * *Relations the labelled set barely has* - separators moved, halves of a
   glued name swapped ('flowtensor'), version digits moved, a generic word
   added - carry weights set by hand (``HAND_SET_WEIGHTS``) and held fixed
@@ -96,14 +104,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 
-from detectors.corpus import NameIndex, Project, trigrams
+from detectors.corpus import MIN_THREE_SLIPS, NameIndex, Project, trigrams
 from detectors.facts import Finding, ProjectFacts, Severity
-from detectors.names import COMBO_WORDS, tokens
+from detectors.names import COMBO_WORDS, EDITION_WORDS, tokens
 from detectors.similarity import (
     TYPO_RANK,
     NameForms,
     Relation,
     cut_short,
+    relate_by_three_slips,
     relate_by_two_edits,
     relate_closely,
     two_edits_apart,
@@ -144,6 +153,7 @@ HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
         "kind:separator:inner": 4.0,
         "kind:rotation:inner": 3.0,
         "kind:digit-moved:inner": 3.0,
+        "kind:three-edits:inner": 1.5,
         "generic_affix:long": 2.5,
         "generic_affix:short": 1.5,
         "ml_decoration": 4.0,
@@ -187,6 +197,11 @@ _ML_SLIPS = _SLIPS | {"plural"}
 # Edits that make a new name on purpose rather than by a slip.
 _DELIBERATE = frozenset({"version", "plural", "compound", "digit"})
 _TWO_EDIT_RELATIONS = ("two-edits", "affix-two-edits")
+# A version number added to or dropped from the end of an ML name ('torch2',
+# 'llama-index3') claims a release its project never published under that
+# name; a digit changed inside one is weighed as before, since vendors name
+# builds for new CUDA versions so ('jax-cuda13-plugin').
+_VERSIONED = frozenset({"version"})
 
 
 @dataclass(frozen=True)
@@ -406,6 +421,10 @@ def _pair_features(
         found["alias"] = 1.0
     target_words = target_forms.canonical.split("-")
     changed = [w for w in seen.own_words if w not in target_words]
+    if target.kind == "ml":
+        # On an ML name an edition word ('-secure', '-pro') is the combosquat's claim, not a word of its own
+        # ('-core' or '-cli' are how vendors name their own parts, and keep their honesty).
+        changed = [w for w in changed if w not in EDITION_WORDS]
     # 'safe-tensors' is made of words projects use only because it spells 'safetensors', and
     # 'sentence-transform' because it cuts 'transformers' short: a candidate that is the target
     # with its separators moved, or with one of its words cut, earns no honesty from its words.
@@ -445,7 +464,7 @@ def _relation_features(
     generic = relation.kind == "affix" and generic_words.search(relation.words) is not None
     if generic:
         found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
-    if (generic or (py_affix is not None and py_affix[3] == "added")) and on_ml:
+    if on_ml and (generic or (py_affix is not None and py_affix[3] == "added") or relation.kind in _VERSIONED):
         found["ml_decoration"] = 1.0
     if on_ml and _made_by_slips(relation, cand, target_forms, word, index):
         found["ml_slip"] = 1.0
@@ -508,6 +527,7 @@ def find_matches(
     floor = math.log(minimum / (1.0 - minimum)) if 0.0 < minimum < 1.0 else -math.inf
     seen = _Seen(cand, index, len(near) - (own_ident in near))
     matches: list[Match] = []
+    nearer = False  # whether some protected name is within two edits, whatever it scores
     for ident in idents:
         target, target_forms = index.entry(ident)
         if cand.canonical in (target.name, target.meant) or (cand.canonical, target.meant) in config.allowlist:
@@ -515,10 +535,18 @@ def find_matches(
         if own is not None and _at_least_as_popular(own, target):
             continue
         relation = relate_closely(cand, target_forms)
-        if relation is None:
-            # Explaining two edits is the one costly step: only where it could score.
-            if not two_edits_apart(cand, target_forms):
+        within_two = relation is not None or two_edits_apart(cand, target_forms)
+        nearer = nearer or within_two
+        if not within_two:
+            if nearer or index.kind(ident) != "ml":
                 continue
+            relation = relate_by_three_slips(cand, target_forms, MIN_THREE_SLIPS)
+            if relation is None:
+                continue
+            found = _pair_features(seen, target, ident, target_forms, index, config)
+            found.update(_letter_features(seen, target_forms))
+        elif relation is None:
+            # Explaining two edits is the one costly step: only where it could score.
             found = _pair_features(seen, target, ident, target_forms, index, config)
             found.update(_letter_features(seen, target_forms))  # a two-edit relation has distance 2
             if _two_edit_ceiling(_logit(found, config), ident, target_forms, index, config, seen.word) < floor:
@@ -534,6 +562,9 @@ def find_matches(
         value = 1.0 / (1.0 + math.exp(-_logit(found, config)))
         if value >= minimum:
             matches.append(Match(target, relation, value, found))
+    if nearer:
+        # The nearest explanation wins: three typos from one name are no evidence beside fewer from another.
+        matches = [m for m in matches if m.relation.kind != "three-edits"]
     matches.sort(key=lambda m: (-m.score, -(m.target.downloads or 0), m.target.name))
     return matches
 

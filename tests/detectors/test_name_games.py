@@ -214,9 +214,9 @@ def test_two_swapped_pairs_on_a_short_curated_ml_name_are_found_and_reported(bun
     assert all(m.target.meant != "attrs" or m.score < CONFIG.threshold for m in find_matches("tarts", bundled, CONFIG))
 
 
-def test_generic_words_beyond_the_stripped_suffixes_count_on_curated_ml_names_only(bundled: PopularCorpus) -> None:
-    # 'numpy' is popular, not curated: a word added to it is how honest families are named.
-    assert all(m.target.meant != "numpy" for m in find_matches("numpy-toolkit", bundled, CONFIG))
+def test_generic_words_beyond_the_stripped_suffixes_count_on_ml_names_only(bundled: PopularCorpus) -> None:
+    # 'requests' is popular, not ML: a word added to it is how honest families are named.
+    assert all(m.target.meant != "requests" for m in find_matches("requests-toolkit", bundled, CONFIG))
     top = _top("xgboost-framework", bundled)
     assert top is not None and top.relation.words == "suffix 'framework' added"
     assert top.features.get("ml_decoration") == 1.0
@@ -259,3 +259,49 @@ def test_cut_short_keeps_most_of_the_word() -> None:
     assert not cut_short("safe", "safetensors")  # 4 of 11 letters: a word of its own
     assert not cut_short("transformers", "transformers")
     assert not cut_short("transformed", "transformers")
+
+
+def test_three_scattered_typos_in_a_long_ml_name_are_found_and_weighed() -> None:
+    # A hazy memory of a long name: first letter kept, three slips spread over it.
+    corpus = PopularCorpus.from_rows(
+        [("quillformers", 50_000_000), ("quill-vision", 40_000_000), ("other", 10)], extra=["quillformers", "quill-vision"]
+    )
+    found = [m for m in find_matches("qilformrs", corpus, CONFIG) if m.target.meant == "quillformers"]
+    assert found and found[0].relation.kind == "three-edits" and found[0].relation.words == "three typos"
+    assert found[0].score >= CONFIG.threshold
+    # Not on a name outside the ML lists, nor with another first letter.
+    plain = PopularCorpus.from_rows([("quillformers", 50_000_000)])
+    assert all(m.relation.kind != "three-edits" for m in find_matches("qilformrs", plain, CONFIG))
+    assert not [m for m in find_matches("pilformrs", corpus, CONFIG) if m.target.meant == "quillformers"]
+    # Three letters changed in a row, or a whole word replaced, is another name, not three slips.
+    assert not [m for m in find_matches("quillfoxyzrs", corpus, CONFIG) if m.relation.kind == "three-edits"]
+    assert not [m for m in find_matches("quill-vasiqy", corpus, CONFIG) if m.relation.kind == "three-edits"]
+
+
+def test_three_typos_are_no_evidence_beside_a_nearer_protected_name() -> None:
+    corpus = PopularCorpus.from_rows(
+        [("quillformers", 50_000_000), ("qilformer", 20_000_000)], extra=["quillformers"]
+    )
+    found = find_matches("qilformrs", corpus, CONFIG)  # one edit from 'qilformer', three from 'quillformers'
+    assert found and all(m.relation.kind != "three-edits" for m in found)
+
+
+def test_an_edition_word_on_an_ml_name_is_a_combosquat_and_no_word_of_its_own(bundled: PopularCorpus) -> None:
+    top = _top("tokenizers-official", bundled)
+    assert top is not None and top.target.meant == "tokenizers" and top.score >= CONFIG.threshold
+    assert "known_word" not in top.features and top.features.get("ml_decoration") == 1.0
+    # A vendor's own part ('-core', '-cli') keeps the honesty of its word.
+    parts = [m for m in find_matches("tokenizers-cli", bundled, CONFIG) if m.target.meant == "tokenizers"]
+    assert all("known_word" in m.features for m in parts)
+
+
+def test_a_version_on_the_end_of_an_ml_name_weighs_as_a_decoration(bundled: PopularCorpus) -> None:
+    [ml] = [m for m in find_matches("diffusers7", bundled, CONFIG) if m.target.meant == "diffusers"]
+    assert ml.relation.kind == "version" and ml.features.get("ml_decoration") == 1.0
+    [plain] = [m for m in find_matches("colorama7", bundled, CONFIG) if m.target.meant == "colorama"]
+    assert "ml_decoration" not in plain.features
+
+
+def test_popular_projects_whose_summary_says_ml_are_protected_as_ml(bundled: PopularCorpus) -> None:
+    assert bundled.kind(bundled.ident("kornia")) == "ml"  # tagged by its summary, not curated
+    assert bundled.kind(bundled.ident("requests")) == "popular"
