@@ -37,7 +37,8 @@ ML_SUMMARY = re.compile(
     r"|\bgpu\b|\bcuda\b|transformers?\b|embeddings?|data ?science|dataframes?|computer vision|\bnlp\b"
     r"|natural language|reinforcement learning|gradient boost|vector (database|store|search)|hugging ?face"
     r"|pytorch|tensorflow|\bjax\b|\bkeras\b|\bonnx\b|scikit|numpy|\bml\b|\bmlops\b|openai|\bgpt\b|diffusion"
-    r"|speech recognition|image processing|scientific|numerical|\barrays?\b|statistic|plotting|visuali[sz]ation|\bai\b",
+    r"|speech recognition|image processing|imaging|opencv|scientific|numerical|\barrays?\b|hdf5|statistic"
+    r"|plotting|\bplots?\b|visuali[sz]ation|jupyter|ipython|pydata|hyperparameter|computer algebra|llvm|\bai\b",
     re.IGNORECASE,
 )
 HEADER = """\

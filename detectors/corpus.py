@@ -41,10 +41,11 @@ import io
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, BinaryIO, Self
 from itertools import compress
 from zlib import crc32
@@ -52,13 +53,13 @@ from zlib import crc32
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from detectors.names import COMBO_WORDS, canonical, combo_word, tokens
+from detectors.names import COMBO_WORDS, EDITION_WORDS, canonical, combo_word, tokens
 from detectors.packed import FILTER_SHIFT as _FILTER_SHIFT
 from detectors.packed import StringTable, pack, unpack
-from detectors.similarity import NameForms
+from detectors.similarity import NameForms, decorated_short_aliases
 from detectors.vocabulary import Vocabulary
 
-__all__ = ["NameIndex", "PopularCorpus", "Project", "load_aliases", "load_ml_projects", "trigrams"]
+__all__ = ["NameIndex", "PopularCorpus", "Project", "load_aliases", "load_ml_projects", "short_aliases", "trigrams"]
 
 # Names shorter than this are not searched for longer protected names they
 # begin ('charset-normal' for 'charset-normalizer'): short ones begin too many.
@@ -474,6 +475,7 @@ class NameIndex:
             further.update(self._longer_names(compact))
         if "-" in forms.canonical:
             further.update(self._curated_under_combo_word(forms.canonical))
+        further.update(self._under_short_alias(forms.canonical))
         if len(compact) >= MIN_THREE_SLIPS - 3:
             further.update(self._ml_three_slips_away(compact))
         if len(compact) >= _MIN_ANAGRAM:
@@ -502,6 +504,15 @@ class NameIndex:
                 ids.append(ident)
         return groups
 
+    def _under_short_alias(self, name: str) -> list[int]:
+        """Ids of ML projects that ``name`` decorates a short alias of ('cv2-python' for 'opencv-python')."""
+        found = []
+        for _, meant, _ in decorated_short_aliases(name, short_aliases()):
+            ident = self._by_name.first(meant)
+            if ident >= 0 and self.is_ml(ident):
+                found.append(ident)
+        return found
+
     def _curated_under_combo_word(self, name: str) -> list[int]:
         """Ids of curated (ML) names that ``name`` is with a generic word added ('diffusers-utils')."""
         found: list[int] = []
@@ -509,11 +520,13 @@ class NameIndex:
         head, _, last = name.rpartition("-")
         if first not in COMBO_WORDS and last not in COMBO_WORDS:
             return found  # most names: neither end is a generic word
-        for stem in (rest, head):
+        for stem, word in ((rest, first), (head, last)):
             if combo_word(name, stem) is None:
                 continue
             ident = self._by_name.first(stem)
-            if ident >= 0 and self.kind(ident) == "ml":
+            # A name an ML project is known by ('sklearn') takes edition words only: 'sklearn-utils'
+            # is how other people name their helpers for it.
+            if ident >= 0 and (self.kind(ident) == "ml" or (word in EDITION_WORDS and self.is_ml(ident))):
                 found.append(ident)
         return found
 
@@ -589,6 +602,14 @@ class NameIndex:
     def kind(self, ident: int) -> str:
         """The ``Project.kind`` of a protected name's ``ident``, without making its ``Project``."""
         return self._kinds[self._kind_codes[ident]]
+
+    def is_ml(self, ident: int) -> bool:
+        """Whether a protected name is an ML project's, or a name one is known by ('sklearn')."""
+        kind = self.kind(ident)
+        if kind == "alias":
+            meant = self.projects[ident].alias_of
+            return meant is not None and self.kind(self.ident(meant)) == "ml"
+        return kind == "ml"
 
     def lookup(self, name: str) -> int:
         """``ident`` of a canonical name, or -1 when it is not protected (no exception on the common miss)."""
@@ -770,13 +791,24 @@ def load_aliases(text: str | None = None) -> list[tuple[str, str]]:
     """(alias, project) pairs from the 'alias project' format; the bundled list by default."""
     if text is None:
         text = resources.files("detectors").joinpath("data/aliases.txt").read_text(encoding="utf-8")
+    return _pairs(text, "aliases")
+
+
+def _pairs(text: str, what: str) -> list[tuple[str, str]]:
     pairs = []
     for number, line in enumerate(_data_lines(text), start=1):
         fields = line.split()
         if len(fields) != 2:
-            raise ValueError(f"aliases entry {number}: expected 'alias project', got {line!r}")
+            raise ValueError(f"{what} entry {number}: expected 'alias project', got {line!r}")
         pairs.append((fields[0], fields[1]))
     return pairs
+
+
+@functools.cache
+def short_aliases() -> Mapping[str, str]:
+    """The bundled short aliases (``data/short_aliases.txt``): alias -> project, both canonical."""
+    text = resources.files("detectors").joinpath("data/short_aliases.txt").read_text(encoding="utf-8")
+    return MappingProxyType({canonical(alias): canonical(meant) for alias, meant in _pairs(text, "short aliases")})
 
 
 @functools.cache

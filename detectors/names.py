@@ -45,15 +45,14 @@ _SUFFIX_WORDS = frozenset(
 # ('diffusers-utils'); on other names they are how families are named.
 # Then the words that claim an edition, release or blessing of a product
 # ('-official', '-pro', '-secure', '-patched'): on a project that ships no
-# such edition under that name they claim one.  Hardware builds ('-gpu',
-# '-cpu', '-cuda') and nightly ones are how vendors name their own, and are
-# left out.
+# such edition under that name they claim one.  Left out: hardware and
+# nightly builds ('-gpu', '-nightly'), how vendors name their own, and
+# add-ons and speed-ups ('-extras', '-helpers', '-toolbox', '-fast'), how
+# other people name theirs ('sympy-addons', 'nbstripout-fast').
 EDITION_WORDS = frozenset(
-    {"official", "pro", "plus", "lite", "light", "fast", "faster", "next", "beta", "alpha", "preview",
-     "latest", "stable", "secure", "safe", "fix", "fixed", "patch", "patched", "update", "updated", "new",
-     "extra", "extras", "ext", "extension", "plugin", "pkg", "prebuilt", "binary", "bin", "full", "hq", "premium",
-     "enterprise", "free", "accelerated", "optimized", "turbo", "community", "helpers",
-     "toolbox", "addon", "addons", "pypi"}
+    {"official", "pro", "plus", "lite", "light", "next", "beta", "alpha", "preview", "latest", "stable", "secure",
+     "safe", "fix", "fixed", "patch", "patched", "update", "updated", "new", "pkg", "prebuilt", "binary", "bin",
+     "full", "hq", "premium", "enterprise", "free", "accelerated", "optimized", "turbo", "community", "pypi"}
 )
 COMBO_WORDS = frozenset(
     {"lib", "sdk", "client", "api", "dev", "cli", "core", "utils", "util", "tools", "tool", "toolkit", "kit",

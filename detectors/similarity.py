@@ -16,6 +16,8 @@ words), because the second happens constantly between honest projects.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -23,6 +25,7 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA, Levenshtein
 
 from detectors.names import (
+    EDITION_WORDS,
     canonical,
     combo_word,
     compact,
@@ -725,6 +728,8 @@ def relate_by_three_slips(cand: NameForms, target: NameForms, min_length: int) -
     where = [op.src_pos for op in Levenshtein.editops(aimed, flat)]
     if max(where) - min(where) < _MIN_SLIP_SPREAD - 1:
         return None
+    if sum((Counter(flat) - Counter(aimed)).values()) > _MAX_NEW_LETTERS:
+        return None  # letters the target lacks spell another word ('langshark' beside 'langchain')
     words, aimed_words = cand.canonical.split("-"), target.canonical.split("-")
     if len(words) == len(aimed_words) > 1 and any(
         _distance(w, t, score_cutoff=2) > 2 for w, t in zip(words, aimed_words)
@@ -734,6 +739,53 @@ def relate_by_three_slips(cand: NameForms, target: NameForms, min_length: int) -
 
 
 _MIN_SLIP_SPREAD = 5
+_MAX_NEW_LETTERS = 1
+
+
+def decorated_short_aliases(name: str, aliases: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """(alias, project, how) for each of ``aliases`` (alias -> project) that canonical ``name`` decorates.
+
+    'cv2-python' is 'cv2' with "suffix 'python' added"; a decoration is a
+    py/python word, glued or not, or a word of ``names.EDITION_WORDS`` at
+    either end.  Most names decorate none: their ends are no such word.
+    """
+    found = []
+    for stem, how in _undecorated(name):
+        meant = aliases.get(stem)
+        if meant is not None:
+            found.append((stem, meant, how))
+    return found
+
+
+def _undecorated(name: str) -> list[tuple[str, str]]:
+    first, _, rest = name.partition("-")
+    head, _, last = name.rpartition("-")
+    stems = []
+    if rest and first in _DECORATING:
+        stems.append((rest, f"prefix '{first}' added"))
+    if head and last in _DECORATING:
+        stems.append((head, f"suffix '{last}' added"))
+    if "-" not in name:
+        for word in _GLUED_DECORATIONS:
+            if name.startswith(word) and len(name) > len(word):
+                stems.append((name[len(word):], f"prefix '{word}' added"))
+            if name.endswith(word) and len(name) > len(word):
+                stems.append((name[: -len(word)], f"suffix '{word}' added"))
+    return stems
+
+
+_GLUED_DECORATIONS = ("python3", "python", "py3", "py")
+# Words that decorate a short alias: '-utils' or '-tools' on one ('tf-utils', 'pd-tools') are how
+# other people name their helpers for the project, so only the py family and edition words count.
+_DECORATING = frozenset(_GLUED_DECORATIONS) | EDITION_WORDS
+
+
+def relate_to_short_alias(cand: NameForms, target: NameForms, aliases: Mapping[str, str]) -> Relation | None:
+    """A decorated short alias of ``target`` ('cv2-python' for 'opencv-python'; ``aliases``: alias -> project)."""
+    for alias, meant, how in decorated_short_aliases(cand.canonical, aliases):
+        if meant == target.canonical:
+            return Relation("short-alias", f"{how} to '{alias}', a name it is known by,", 0, len(alias))
+    return None
 
 
 def relate_by_two_edits(cand: NameForms, target: NameForms) -> Relation | None:

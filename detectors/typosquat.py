@@ -73,8 +73,10 @@ other half):
   is no word of the candidate's own, a version added to or dropped from
   the end weighs as a decoration ('torch2'), and three typos scattered
   over a name of ``MIN_THREE_SLIPS`` letters or more that keep its first
-  letter ('tenzerflo') are weighed, unless a protected name lies within two
-  edits (the nearest explanation wins).
+  letter ('sttremlt') are weighed, unless a protected name lies within two
+  edits (the nearest explanation wins).  A short import name or
+  abbreviation (``data/short_aliases.txt``: 'cv2', 'np') is protected only
+  when decorated ('cv2-python'): near misses of it are as often honest.
 * *Relations the labelled set barely has* - separators moved, halves of a
   glued name swapped ('flowtensor'), version digits moved, a generic word
   added - carry weights set by hand (``HAND_SET_WEIGHTS``) and held fixed
@@ -104,7 +106,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 
-from detectors.corpus import MIN_THREE_SLIPS, NameIndex, Project, trigrams
+from detectors.corpus import MIN_THREE_SLIPS, NameIndex, Project, short_aliases, trigrams
 from detectors.facts import Finding, ProjectFacts, Severity
 from detectors.names import COMBO_WORDS, EDITION_WORDS, tokens
 from detectors.similarity import (
@@ -113,6 +115,7 @@ from detectors.similarity import (
     Relation,
     cut_short,
     relate_by_three_slips,
+    relate_to_short_alias,
     relate_by_two_edits,
     relate_closely,
     two_edits_apart,
@@ -154,6 +157,7 @@ HAND_SET_WEIGHTS: Mapping[str, float] = MappingProxyType(
         "kind:rotation:inner": 3.0,
         "kind:digit-moved:inner": 3.0,
         "kind:three-edits:inner": 1.5,
+        "kind:short-alias:inner": 5.0,
         "generic_affix:long": 2.5,
         "generic_affix:short": 1.5,
         "ml_decoration": 4.0,
@@ -459,7 +463,7 @@ def _relation_features(
         # Adding the decoration imitates the popular name; dropping it
         # ('pandoc' beside 'pypandoc') names the thing the binding wraps.
         found["py_affix" if py_affix[3] == "added" else "py_affix:dropped"] = 1.0
-    on_ml = index.kind(ident) == "ml"
+    on_ml = index.is_ml(ident)
     generic_words = _ML_GENERIC_AFFIX if on_ml else _GENERIC_AFFIX
     generic = relation.kind == "affix" and generic_words.search(relation.words) is not None
     if generic:
@@ -534,11 +538,11 @@ def find_matches(
             continue
         if own is not None and _at_least_as_popular(own, target):
             continue
-        relation = relate_closely(cand, target_forms)
+        relation = relate_closely(cand, target_forms) or relate_to_short_alias(cand, target_forms, short_aliases())
         within_two = relation is not None or two_edits_apart(cand, target_forms)
         nearer = nearer or within_two
         if not within_two:
-            if nearer or index.kind(ident) != "ml":
+            if nearer or not index.is_ml(ident):
                 continue
             relation = relate_by_three_slips(cand, target_forms, MIN_THREE_SLIPS)
             if relation is None:
@@ -559,6 +563,8 @@ def find_matches(
             if relation.distance:
                 found.update(_letter_features(seen, target_forms))
         found.update(_relation_features(cand, target_forms, ident, relation, index, seen.word))
+        if relation.kind == "short-alias":
+            found.pop("known_word", None)  # the alias is the target's own name, not a word of the candidate's
         value = 1.0 / (1.0 + math.exp(-_logit(found, config)))
         if value >= minimum:
             matches.append(Match(target, relation, value, found))
@@ -590,7 +596,7 @@ def _two_edit_ceiling(
     by_length = config._length_weights
     best += max(by_length[min(max(flat, 4), 12)], by_length[min(max(core, 4), 12)])
     best += max(config.weights.get("broken_word", 0.0) * (index.word_weights[ident] - word), 0.0)
-    if index.kind(ident) == "ml":
+    if index.is_ml(ident):
         best += max(config.weights.get("ml_slip", 0.0), 0.0)
     return best + _CEILING_SLACK
 

@@ -276,6 +276,8 @@ def test_three_scattered_typos_in_a_long_ml_name_are_found_and_weighed() -> None
     # Three letters changed in a row, or a whole word replaced, is another name, not three slips.
     assert not [m for m in find_matches("quillfoxyzrs", corpus, CONFIG) if m.relation.kind == "three-edits"]
     assert not [m for m in find_matches("quill-vasiqy", corpus, CONFIG) if m.relation.kind == "three-edits"]
+    # Nor are typos that bring two letters the name lacks: they spell another word ('langshark').
+    assert not [m for m in find_matches("qillfarmerz", corpus, CONFIG) if m.relation.kind == "three-edits"]
 
 
 def test_three_typos_are_no_evidence_beside_a_nearer_protected_name() -> None:
@@ -305,3 +307,20 @@ def test_a_version_on_the_end_of_an_ml_name_weighs_as_a_decoration(bundled: Popu
 def test_popular_projects_whose_summary_says_ml_are_protected_as_ml(bundled: PopularCorpus) -> None:
     assert bundled.kind(bundled.ident("kornia")) == "ml"  # tagged by its summary, not curated
     assert bundled.kind(bundled.ident("requests")) == "popular"
+
+
+def test_a_decorated_short_alias_imitates_its_project(bundled: PopularCorpus) -> None:
+    # 'cv2' is how opencv-python is imported: 'cv2-python' claims it.
+    top = _top("cv2-python", bundled)
+    assert top is not None and top.target.meant == "opencv-python" and top.relation.kind == "short-alias"
+    assert top.score >= CONFIG.threshold and "known_word" not in top.features
+    assert _top("pynp", bundled) is not None and _top("pynp", bundled).target.meant == "numpy"
+    # Too short for near misses, and a word that names something of its own is no decoration.
+    for name in ("cv3", "cv2-geometry", "np"):
+        assert all(m.target.meant not in ("opencv-python", "numpy") for m in find_matches(name, bundled, CONFIG)), name
+
+
+def test_a_name_an_ml_project_is_known_by_is_protected_as_ml(bundled: PopularCorpus) -> None:
+    top = _top("sklearn-official", bundled)  # 'sklearn' is scikit-learn's import name
+    assert top is not None and top.target.meant == "scikit-learn" and top.features.get("ml_decoration") == 1.0
+    assert top.score >= CONFIG.threshold
