@@ -289,18 +289,24 @@ def _typo_level(edits: tuple[str, ...]) -> str:
     return "likely" if typo >= 10 else "possible" if typo >= 7 else "unlikely"
 
 
-# Two slips on a curated ML name count from this many letters, two swapped pairs from ``_MIN_TWO_SWAPS``.
+# Two slips on an ML name count from this many letters (from ``_MIN_TWO_SLIPS_KEPT_LENGTH`` when they
+# leave it no shorter), two swapped pairs from ``_MIN_TWO_SWAPS``.
 _MIN_TWO_SLIPS = 8
+_MIN_TWO_SLIPS_KEPT_LENGTH = 6
 _MIN_TWO_SWAPS = 5
 
 
 def _made_by_slips(relation: Relation, cand: NameForms, target_forms: NameForms, word: float, index: NameIndex) -> bool:
     """Whether ``relation`` is what a typing hand or a hazy memory makes of a name rather than a new name.
 
-    Two slips count on a target of ``_MIN_TWO_SLIPS`` letters or more only:
-    they leave six of its letters in place, while a shorter name has honest
-    neighbours two letters away by the dozen ('olla' beside 'ollama') -
-    except two swapped pairs (``_two_swapped_pairs``);
+    Two slips count on a target of ``_MIN_TWO_SLIPS`` letters or more: they
+    leave six of its letters in place, while a shorter name has honest
+    neighbours two letters away by the dozen ('olla' beside 'ollama').  On
+    one of six or seven letters they count when they leave the name no
+    shorter ('mfloww'): the honest neighbours are the shorter words that
+    dropped letters make; on five, a letter moved two places is a word of
+    its own too often ('wndab').  Two swapped pairs always count
+    (``_two_swapped_pairs``);
     words or halves turned round, and a name cut short inside its first
     word, only when the result is no word projects describe themselves
     with ('graphlang' and 'tensor' are, 'torchaud' is not; for a cut the
@@ -317,9 +323,11 @@ def _made_by_slips(relation: Relation, cand: NameForms, target_forms: NameForms,
         return True
     if relation.distance < 2:
         return False
-    if len(target_forms.compact) < _MIN_TWO_SLIPS:
-        return len(target_forms.compact) >= _MIN_TWO_SWAPS and _two_swapped_pairs(cand.compact, target_forms.compact)
-    return bool(relation.edits) and all(edit in _ML_SLIPS for edit in relation.edits)
+    slips = bool(relation.edits) and all(edit in _ML_SLIPS for edit in relation.edits)
+    size = len(target_forms.compact)
+    if slips and (size >= _MIN_TWO_SLIPS or _MIN_TWO_SLIPS_KEPT_LENGTH <= size <= len(cand.compact)):
+        return True
+    return size >= _MIN_TWO_SWAPS and _two_swapped_pairs(cand.compact, target_forms.compact)
 
 
 def _two_swapped_pairs(cand: str, target: str) -> bool:

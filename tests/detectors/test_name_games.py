@@ -324,3 +324,11 @@ def test_a_name_an_ml_project_is_known_by_is_protected_as_ml(bundled: PopularCor
     top = _top("sklearn-official", bundled)  # 'sklearn' is scikit-learn's import name
     assert top is not None and top.target.meant == "scikit-learn" and top.features.get("ml_decoration") == 1.0
     assert top.score >= CONFIG.threshold
+
+
+def test_two_slips_on_a_short_ml_name_count_when_they_leave_it_no_shorter() -> None:
+    corpus = PopularCorpus.from_rows([("quilta", 50_000_000), ("other", 10)], extra=["quilta"])
+    longer = [m for m in find_matches("qulitaa", corpus, CONFIG) if m.target.meant == "quilta"]  # two slips, 7 letters
+    assert longer and "ml_slip" in longer[0].features
+    shorter = [m for m in find_matches("quil", corpus, CONFIG) if m.target.meant == "quilta"]  # two letters dropped
+    assert all("ml_slip" not in m.features for m in shorter)
