@@ -476,7 +476,12 @@ def _relation_features(
     generic = relation.kind == "affix" and generic_words.search(relation.words) is not None
     if generic:
         found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
-    if on_ml and (generic or (py_affix is not None and py_affix[3] == "added") or relation.kind in _VERSIONED):
+    if on_ml and (
+        generic
+        or (py_affix is not None and py_affix[3] == "added")
+        or relation.kind in _VERSIONED
+        or (relation.kind == "digit" and _number_resized(cand.compact, target_forms.compact))
+    ):
         found["ml_decoration"] = 1.0
     if on_ml and _made_by_slips(relation, cand, target_forms, word, index):
         found["ml_slip"] = 1.0
@@ -504,6 +509,19 @@ def _relation_features(
         if broken > 0:
             found["broken_word"] = broken
     return found
+
+
+def _number_resized(cand: str, target: str) -> bool:
+    """Whether a number of ``target`` gained or lost digits in ``cand`` ('cu12' as 'cu121' or 'cu1').
+
+    A vendor names a build for the next CUDA or major version with a number
+    of the same size ('jax-cuda13-plugin'); one resized names no release.
+    """
+    mine, theirs = _NUMBER.findall(cand), _NUMBER.findall(target)
+    return len(mine) == len(theirs) and any(len(a) != len(b) for a, b in zip(mine, theirs))
+
+
+_NUMBER = re.compile(r"\d+")
 
 
 def _logit(found: Mapping[str, float], config: TyposquatConfig) -> float:

@@ -332,3 +332,13 @@ def test_two_slips_on_a_short_ml_name_count_when_they_leave_it_no_shorter() -> N
     assert longer and "ml_slip" in longer[0].features
     shorter = [m for m in find_matches("quil", corpus, CONFIG) if m.target.meant == "quilta"]  # two letters dropped
     assert all("ml_slip" not in m.features for m in shorter)
+
+
+def test_a_version_number_resized_in_an_ml_name_weighs_as_a_decoration() -> None:
+    corpus = PopularCorpus.from_rows([("quill-cu12", 50_000_000), ("other", 10)], extra=["quill-cu12"])
+    for name in ("quill-cu121", "quill-cu1"):
+        [match] = [m for m in find_matches(name, corpus, CONFIG) if m.target.meant == "quill-cu12"]
+        assert match.relation.kind == "digit" and match.features.get("ml_decoration") == 1.0, name
+    # The next version, the same size, is how a vendor names its own new build ('jax-cuda13-plugin').
+    [bump] = [m for m in find_matches("quill-cu13", corpus, CONFIG) if m.target.meant == "quill-cu12"]
+    assert "ml_decoration" not in bump.features
