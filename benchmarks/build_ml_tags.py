@@ -34,11 +34,12 @@ MIN_DOWNLOADS = 1_000_000
 # What an ML, AI, data-science or scientific-computing project says of itself in one line.
 ML_SUMMARY = re.compile(
     r"machine[ -]learning|deep[ -]learning|neural|\btensors?\b|\bllms?\b|language models?|artificial intelligence"
-    r"|\bgpu\b|\bcuda\b|transformers?\b|embeddings?|data ?science|dataframes?|computer vision|\bnlp\b"
-    r"|natural language|reinforcement learning|gradient boost|vector (database|store|search)|hugging ?face"
-    r"|pytorch|tensorflow|\bjax\b|\bkeras\b|\bonnx\b|scikit|numpy|\bml\b|\bmlops\b|openai|\bgpt\b|diffusion"
-    r"|speech recognition|image processing|imaging|opencv|scientific|numerical|\barrays?\b|hdf5|statistic"
-    r"|plotting|\bplots?\b|visuali[sz]ation|jupyter|ipython|pydata|hyperparameter|computer algebra|llvm|\bai\b",
+    r"|\bgpu\b|\bcuda\b|\btransformers\b|transformer models?|embeddings?|data ?science|dataframes?"
+    r"|computer vision|\bnlp\b|natural language|reinforcement learning|gradient boost"
+    r"|vector (database|store|search)|hugging ?face|pytorch|tensorflow|\bjax\b|\bkeras\b|\bonnx\b|scikit"
+    r"|\bnumpy\b|\bml\b|\bmlops\b|openai|\bgpt\b|diffusion|speech recognition|image processing|imaging|opencv"
+    r"|scientific|numerical|array computing|\bn-d\b|hdf5|statistic|plotting|\bplots?\b|visuali[sz]ation"
+    r"|jupyter|ipython|pydata|hyperparameter|computer algebra|\bai\b",
     re.IGNORECASE,
 )
 HEADER = """\
