@@ -201,11 +201,6 @@ _ML_SLIPS = _SLIPS | {"plural"}
 # Edits that make a new name on purpose rather than by a slip.
 _DELIBERATE = frozenset({"version", "plural", "compound", "digit"})
 _TWO_EDIT_RELATIONS = ("two-edits", "affix-two-edits")
-# A version number added to or dropped from the end of an ML name ('torch2',
-# 'llama-index3') claims a release its project never published under that
-# name; a digit changed inside one is weighed as before, since vendors name
-# builds for new CUDA versions so ('jax-cuda13-plugin').
-_VERSIONED = frozenset({"version"})
 
 
 @dataclass(frozen=True)
@@ -433,7 +428,7 @@ def _pair_features(
         found["alias"] = 1.0
     target_words = target_forms.canonical.split("-")
     changed = [w for w in seen.own_words if w not in target_words]
-    if target.kind == "ml":
+    if index.is_ml(ident):
         # On an ML name an edition word ('-secure', '-pro') is the combosquat's claim, not a word of its own
         # ('-core' or '-cli' are how vendors name their own parts, and keep their honesty).
         changed = [w for w in changed if w not in EDITION_WORDS]
@@ -476,10 +471,12 @@ def _relation_features(
     generic = relation.kind == "affix" and generic_words.search(relation.words) is not None
     if generic:
         found["generic_affix:" + ("short" if _is_short(target_forms) else "long")] = 1.0
+    # A version added to or dropped from the end of an ML name ('torch2'), or a number of it resized
+    # ('cu121' for 'cu12'), claims a release its project never published under that name.
     if on_ml and (
         generic
         or (py_affix is not None and py_affix[3] == "added")
-        or relation.kind in _VERSIONED
+        or relation.kind == "version"
         or (relation.kind == "digit" and _number_resized(cand.compact, target_forms.compact))
     ):
         found["ml_decoration"] = 1.0
