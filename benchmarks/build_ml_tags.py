@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from packaging.utils import InvalidName, canonicalize_name
@@ -51,7 +52,7 @@ HEADER = """\
 """
 
 
-def tagged(popular: list[str], rows: csv.DictReader) -> list[str]:
+def tagged(popular: list[str], rows: Iterable[Mapping[str, str]]) -> list[str]:
     """The names of ``popular`` (canonical, most downloaded first) whose summary in ``rows`` matches ``ML_SUMMARY``."""
     wanted = set(popular)
     matching: set[str] = set()

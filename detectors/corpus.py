@@ -505,13 +505,9 @@ class NameIndex:
         return groups
 
     def _under_short_alias(self, name: str) -> list[int]:
-        """Ids of ML projects that ``name`` decorates a short alias of ('cv2-python' for 'opencv-python')."""
-        found = []
-        for _, meant, _ in decorated_short_aliases(name, short_aliases()):
-            ident = self._by_name.first(meant)
-            if ident >= 0 and self.is_ml(ident):
-                found.append(ident)
-        return found
+        """Ids of projects that ``name`` decorates a short alias of ('cv2-python' for 'opencv-python')."""
+        found = (self._by_name.first(meant) for _, meant, _ in decorated_short_aliases(name, short_aliases()))
+        return [ident for ident in found if ident >= 0]
 
     def _curated_under_combo_word(self, name: str) -> list[int]:
         """Ids of curated (ML) names that ``name`` is with a generic word added ('diffusers-utils')."""

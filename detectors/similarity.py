@@ -780,12 +780,9 @@ _GLUED_DECORATIONS = ("python3", "python", "py3", "py")
 _DECORATING = frozenset(_GLUED_DECORATIONS) | EDITION_WORDS
 
 
-def relate_to_short_alias(cand: NameForms, target: NameForms, aliases: Mapping[str, str]) -> Relation | None:
-    """A decorated short alias of ``target`` ('cv2-python' for 'opencv-python'; ``aliases``: alias -> project)."""
-    for alias, meant, how in decorated_short_aliases(cand.canonical, aliases):
-        if meant == target.canonical:
-            return Relation("short-alias", f"{how} to '{alias}', a name it is known by,", 0, len(alias))
-    return None
+def short_alias_relation(alias: str, how: str) -> Relation:
+    """The relation of a name that decorates a short alias of its target (``decorated_short_aliases``)."""
+    return Relation("short-alias", f"{how} to '{alias}', a name it is known by,", 0, len(alias))
 
 
 def relate_by_two_edits(cand: NameForms, target: NameForms) -> Relation | None:

@@ -114,10 +114,11 @@ from detectors.similarity import (
     NameForms,
     Relation,
     cut_short,
+    decorated_short_aliases,
     relate_by_three_slips,
-    relate_to_short_alias,
     relate_by_two_edits,
     relate_closely,
+    short_alias_relation,
     two_edits_apart,
 )
 
@@ -555,13 +556,18 @@ def find_matches(
     seen = _Seen(cand, index, len(near) - (own_ident in near))
     matches: list[Match] = []
     nearer = False  # whether some protected name is within two edits, whatever it scores
+    # Short aliases the name decorates, by the project they stand for: worked out once, usually none.
+    aliased = {meant: (alias, how) for alias, meant, how in decorated_short_aliases(cand.canonical, short_aliases())}
     for ident in idents:
         target, target_forms = index.entry(ident)
         if cand.canonical in (target.name, target.meant) or (cand.canonical, target.meant) in config.allowlist:
             continue
         if own is not None and _at_least_as_popular(own, target):
             continue
-        relation = relate_closely(cand, target_forms) or relate_to_short_alias(cand, target_forms, short_aliases())
+        relation = relate_closely(cand, target_forms)
+        if relation is None and target_forms.canonical in aliased and index.is_ml(ident):
+            # Only an ML project's: elsewhere a two-letter name means too many things.
+            relation = short_alias_relation(*aliased[target_forms.canonical])
         within_two = relation is not None or two_edits_apart(cand, target_forms)
         nearer = nearer or within_two
         if not within_two:

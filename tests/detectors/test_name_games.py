@@ -318,6 +318,11 @@ def test_a_decorated_short_alias_imitates_its_project(bundled: PopularCorpus) ->
     # Too short for near misses, and a word that names something of its own is no decoration.
     for name in ("cv3", "cv2-geometry", "np"):
         assert all(m.target.meant not in ("opencv-python", "numpy") for m in find_matches(name, bundled, CONFIG)), name
+    # Only on ML projects: where the corpus does not mark numpy as one, 'pynp' claims nothing.
+    plain = PopularCorpus.from_rows([("numpy", 100_000_000), ("other", 10)])
+    assert all(m.relation.kind != "short-alias" for m in find_matches("pynp", plain, CONFIG))
+    ml = PopularCorpus.from_rows([("numpy", 100_000_000), ("other", 10)], extra=["numpy"])
+    assert [m.relation.kind for m in find_matches("pynp", ml, CONFIG)] == ["short-alias"]
 
 
 def test_a_name_an_ml_project_is_known_by_is_protected_as_ml(bundled: PopularCorpus) -> None:
